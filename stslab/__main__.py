@@ -1,0 +1,5 @@
+import sys
+
+from stslab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,76 @@
+"""The ``stslab`` command line.
+
+Every bad argument is one line on stderr naming the argument, exit status 2. The token
+commands are a stable, scriptable contract.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from sts.errors import StsError
+from stslab.cli.errors import ArgumentError
+from stslab.cli.token import app as token_app
+
+app = typer.Typer(
+    name="stslab",
+    help="Certification test-lab harness for STS prepayment meters (IEC 62055-41/-51).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.add_typer(token_app, name="token")
+
+
+def _family(name: str) -> tuple[type[BaseException], ...]:
+    """Click's exception class ``name`` as click itself and as Typer's own copy define it."""
+    found = {getattr(click.exceptions, name)}
+    for cls in typer.BadParameter.__mro__ + typer.Abort.__mro__ + typer.Exit.__mro__:
+        if cls.__name__ == name:
+            found.add(cls)
+    return tuple(found)
+
+
+_USAGE = _family("UsageError")
+_CLICK = _family("ClickException")
+_ABORT = _family("Abort")
+_EXIT = _family("Exit")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``stslab`` console script."""
+    try:
+        result = app(args=argv, prog_name="stslab", standalone_mode=False)
+    except ArgumentError as exc:
+        print(f"stslab: error: {exc}", file=sys.stderr)
+        return 2
+    except StsError as exc:
+        print(f"stslab: error: {exc}", file=sys.stderr)
+        return 2
+    except _EXIT as exc:
+        return int(getattr(exc, "exit_code", 0))
+    except _ABORT:
+        print("stslab: aborted", file=sys.stderr)
+        return 130
+    except _USAGE as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            print(exc.format_message())  # type: ignore[attr-defined]
+            return 2
+        print(f"stslab: error: {_one_line(exc.format_message())}", file=sys.stderr)  # type: ignore[attr-defined]
+        return 2
+    except _CLICK as exc:
+        print(f"stslab: error: {_one_line(exc.format_message())}", file=sys.stderr)  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 1))
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
