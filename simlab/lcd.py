@@ -236,7 +236,7 @@ def _as_shape(value: object) -> tuple[Polygon, ...]:
 def _as_quad(value: object) -> Polygon:
     poly = _as_polygon(value, "glass", min_points=4)
     if len(poly) != 4:
-        raise ValueError("glass: expected 4 corners [top-left, top-right, bottom-right, bottom-left]")
+        raise ValueError("glass: expected 4 corners, top-left first and clockwise")
     return poly
 
 
@@ -340,7 +340,8 @@ class SegmentLayout(BaseModel):
             for poly in shape:
                 for x, y in poly:
                     if not (0 <= x <= width and 0 <= y <= height):
-                        raise _At(loc, f"point ({x:g}, {y:g}) lies outside the {width}x{height} image")
+                        where = f"point ({x:g}, {y:g})"
+                        raise _At(loc, f"{where} lies outside the {width}x{height} image")
 
         label = np.zeros((height, width), np.int32)
         top, left, mask = _fill((self.glass,), width, height)
@@ -348,7 +349,7 @@ class SegmentLayout(BaseModel):
             raise _At(("glass",), "covers no pixel")
         label[top : top + mask.shape[0], left : left + mask.shape[1]][mask] = 1
         ids = self.segment_ids
-        for k, ((loc, shape), sid) in enumerate(zip(located[1:], ids, strict=True)):
+        for k, (loc, shape) in enumerate(located[1:]):
             top, left, mask = _fill(shape, width, height)
             region = label[top : top + mask.shape[0], left : left + mask.shape[1]]
             under = region[mask]
@@ -407,7 +408,9 @@ class SegmentLayout(BaseModel):
                 "name": self.name,
                 "size": self.size,
                 "glass": move(self.glass),
-                "digits": [{seg: shape(getattr(c, seg)) for seg in CELL_SEGMENTS} for c in self.digits],
+                "digits": [
+                    {seg: shape(getattr(c, seg)) for seg in CELL_SEGMENTS} for c in self.digits
+                ],
                 "annunciators": {n: shape(s) for n, s in self.annunciators.items()},
             }
         )
@@ -465,13 +468,15 @@ class SegmentLayout(BaseModel):
         if not entry.is_file():
             known = sorted(p.name[:-5] for p in folder.iterdir() if p.name.startswith("lcd_"))
             raise LayoutError(f"no built-in LCD layout {name!r} (known: {', '.join(known)})")
-        return cls.parse_yaml(entry.read_text(encoding="utf-8"), source=f"simlab/profiles/{name}.yaml")
+        text = entry.read_text(encoding="utf-8")
+        return cls.parse_yaml(text, source=f"simlab/profiles/{name}.yaml")
 
     def to_yaml(self, header: str = "") -> str:
         """The layout as YAML that :meth:`parse_yaml` reads back to an equal layout."""
 
         def shape(s: tuple[Polygon, ...]) -> Any:
-            return _Flow(_Flow(p) for p in s[0]) if len(s) == 1 else [_Flow(_Flow(p) for p in poly) for poly in s]
+            polygons = [_Flow(_Flow(p) for p in poly) for poly in s]
+            return polygons[0] if len(polygons) == 1 else polygons
 
         doc = {
             "name": self.name,
@@ -611,10 +616,26 @@ _ICONS: dict[str, tuple[float, list[list[Point]]]] = {
     "relay_open": (
         1.2,
         [
-            [(0.05, 0.25), (0.5, 0.25), (0.5, 0.4), (0.22, 0.4), (0.22, 0.6), (0.5, 0.6),
-             (0.5, 0.75), (0.05, 0.75)],
-            [(1.15, 0.25), (0.7, 0.25), (0.7, 0.4), (0.98, 0.4), (0.98, 0.6), (0.7, 0.6),
-             (0.7, 0.75), (1.15, 0.75)],
+            [
+                (0.05, 0.25),
+                (0.5, 0.25),
+                (0.5, 0.4),
+                (0.22, 0.4),
+                (0.22, 0.6),
+                (0.5, 0.6),
+                (0.5, 0.75),
+                (0.05, 0.75),
+            ],
+            [
+                (1.15, 0.25),
+                (0.7, 0.25),
+                (0.7, 0.4),
+                (0.98, 0.4),
+                (0.98, 0.6),
+                (0.7, 0.6),
+                (0.7, 0.75),
+                (1.15, 0.75),
+            ],
             _stroke(0.52, 0.02, 0.64, 0.17),
             _stroke(0.56, 0.83, 0.68, 0.98),
         ],
@@ -669,8 +690,20 @@ _ICONS: dict[str, tuple[float, list[list[Point]]]] = {
         1.0,
         [
             _rect(0.18, 0.46, 0.82, 0.94),
-            [(0.28, 0.46), (0.28, 0.2), (0.38, 0.06), (0.62, 0.06), (0.72, 0.2), (0.72, 0.46),
-             (0.6, 0.46), (0.6, 0.25), (0.55, 0.19), (0.45, 0.19), (0.4, 0.25), (0.4, 0.46)],
+            [
+                (0.28, 0.46),
+                (0.28, 0.2),
+                (0.38, 0.06),
+                (0.62, 0.06),
+                (0.72, 0.2),
+                (0.72, 0.46),
+                (0.6, 0.46),
+                (0.6, 0.25),
+                (0.55, 0.19),
+                (0.45, 0.19),
+                (0.4, 0.25),
+                (0.4, 0.46),
+            ],
         ],
     ),
 }
@@ -701,10 +734,13 @@ def _line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int:
                 if key.value == str(part):
                     nxt, line = value, key.start_mark.line + 1
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                nxt = node.value[part]
-                line = nxt.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            nxt = node.value[part]
+            line = nxt.start_mark.line + 1
         if nxt is None:
             break
         node = nxt

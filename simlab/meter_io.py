@@ -89,9 +89,11 @@ class WriteResult:
         return cls(WriteStatus.ERROR, text)
 
     def __post_init__(self) -> None:
-        if self.status is WriteStatus.ERROR:
-            if not self.text or set(self.text) & _DATA_SET_FORBIDDEN or not self.text.isascii():
-                raise ValueError(f"error text {self.text!r} is empty or not a data set value")
+        text = self.text
+        if self.status is WriteStatus.ERROR and (
+            not text or set(text) & _DATA_SET_FORBIDDEN or not text.isascii()
+        ):
+            raise ValueError(f"error text {self.text!r} is empty or not a data set value")
 
 
 class MeterOpticalPort(Protocol):

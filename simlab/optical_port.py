@@ -62,6 +62,7 @@ MODE_C_BAUD = {"0": 300, "1": 600, "2": 1200, "3": 2400, "4": 4800, "5": 9600, "
 _MAX_SIGN_ON = 40  # "/?" + 32-character address + "!\r\n", with margin
 _MAX_FRAME = 512
 _DATA_SET = re.compile(r"([^()]+)\(([^()]*)\)")
+_PASSWORD = re.compile(r"\(([^()]*)\)")
 _IDENT = re.compile(r"[A-Za-z]{3}[0-6][\x21-\x7e](?:[\x20-\x7e]{0,15})")
 
 
@@ -152,7 +153,7 @@ class OpticalPort:
 
     @property
     def state(self) -> str:
-        """"sign-on", "await-ack" or "programming" (as of the last byte received)."""
+        """ "sign-on", "await-ack" or "programming" (as of the last byte received)."""
         return self._state.value
 
     def close(self) -> None:
@@ -169,9 +170,11 @@ class OpticalPort:
     # -- receiving (reader thread) ----------------------------------------------------------
 
     def _on_bytes(self, data: bytes) -> None:
-        if self._state is _State.PROGRAMMING and self._expired(self._session_timeout_s):
-            self._to_sign_on()
-        elif self._state is _State.AWAIT_ACK and self._expired(self._char_timeout_s):
+        session_timeout_s = {
+            _State.PROGRAMMING: self._session_timeout_s,
+            _State.AWAIT_ACK: self._char_timeout_s,
+        }.get(self._state)
+        if session_timeout_s is not None and self._expired(session_timeout_s):
             self._to_sign_on()
         elif self._buf and self._expired(self._char_timeout_s):
             self._buf.clear()  # a message left half-sent is dropped
@@ -278,12 +281,12 @@ class OpticalPort:
         if command not in ("P1", "W1", "R1"):
             self._send_error(PortError.UNSUPPORTED)
             return
-        match = _DATA_SET.fullmatch(rest[1:].decode("ascii", errors="replace"))
-        if rest[:1] != bytes([STX]) or (match is None and command != "P1"):
+        if rest[:1] != bytes([STX]):
             self._send_error(PortError.MALFORMED)
             return
+        text = rest[1:].decode("ascii", errors="replace")
         if command == "P1":
-            password = re.fullmatch(r"\(([^()]*)\)", rest[1:].decode("ascii", errors="replace"))
+            password = _PASSWORD.fullmatch(text)
             if password is None:
                 self._send_error(PortError.MALFORMED)
             elif self._meter.check_password(password.group(1)):
@@ -293,7 +296,10 @@ class OpticalPort:
                 self._password = None
                 self._send_error(PortError.PASSWORD)
             return
-        assert match is not None
+        match = _DATA_SET.fullmatch(text)
+        if match is None:
+            self._send_error(PortError.MALFORMED)
+            return
         address, value = match.group(1), match.group(2)
         if command == "R1":
             line = _find(self._meter.readout(), address)
@@ -314,11 +320,12 @@ class OpticalPort:
 
     def _send_block(self, payload: str, command: str | None = None) -> None:
         """``<STX>payload<ETX><BCC>``, or ``<SOH>command<STX>payload<ETX><BCC>``."""
-        body = (command or "").encode("ascii") + bytes([STX]) + payload.encode("ascii")
-        body += bytes([ETX])
-        start = bytes([SOH]) + body if command else body
-        check = bcc(body[1:] if not command else body)
-        self._send(start + bytes([check]))
+        data = payload.encode("ascii") + bytes([ETX])
+        if command is None:
+            self._send(bytes([STX]) + data + bytes([bcc(data)]))
+        else:
+            body = command.encode("ascii") + bytes([STX]) + data
+            self._send(bytes([SOH]) + body + bytes([bcc(body)]))
 
     def _send_error(self, text: str) -> None:
         self._send_block(f"({text})")

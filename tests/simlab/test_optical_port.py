@@ -1,0 +1,436 @@
+"""IEC 62056-21 mode C optical port over a real pty with pyserial, in front of a fake meter."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import serial
+
+from simlab.clock import SimClock
+from simlab.faults import TransportFaults
+from simlab.meter_io import DataLine, WriteResult
+from simlab.optical_port import (
+    ACK,
+    ETX,
+    NAK,
+    SOH,
+    STX,
+    OpticalPort,
+    bcc,
+    identification_baud,
+)
+
+TIMEOUT = 0.3
+PASSWORD = "00000000"
+TOKEN_REGISTER = "C.51.0"
+TOKEN = "12345678901234567890"
+
+
+class FakeMeter:
+    """A meter that keeps a few registers and takes tokens through one writable register."""
+
+    device_address = "12345678"
+
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+        self.writes: list[tuple[str, str, str | None]] = []
+
+    def identification(self) -> str:
+        return "SIM5STS-SIM-1"
+
+    def readout(self) -> list[DataLine]:
+        return [
+            DataLine("C.1.0", self.device_address),
+            DataLine("1.8.0", "0001234.5", "kWh"),
+            DataLine("C.50.1", "0000012.30", "kWh"),
+            DataLine("C.50.2", "CLOSED"),
+            DataLine("C.51.1", "1 Accept" if self.tokens else "0"),
+        ]
+
+    def check_password(self, password: str) -> bool:
+        return password == PASSWORD
+
+    def write_register(self, address: str, value: str, password: str | None) -> WriteResult:
+        self.writes.append((address, value, password))
+        if password != PASSWORD:
+            return WriteResult.error("ERR10")
+        if address != TOKEN_REGISTER:
+            return WriteResult.error("ERR11")
+        if value == "busy":
+            return WriteResult.nak()
+        self.tokens.append(value)
+        return WriteResult.ack()
+
+
+class Head:
+    """An optical head as a harness driver uses it: 7E1, 300 baud to sign on."""
+
+    def __init__(self, path: str, *, parity_in_bit7: bool = False) -> None:
+        self.parity_in_bit7 = parity_in_bit7
+        if parity_in_bit7:  # an 8N1 port that puts even parity in bit 7 itself
+            self.port = serial.serial_for_url(path, baudrate=300, timeout=TIMEOUT)
+        else:
+            self.port = serial.serial_for_url(
+                path, baudrate=300, bytesize=7, parity=serial.PARITY_EVEN, timeout=TIMEOUT
+            )
+
+    def send(self, data: bytes) -> None:
+        if self.parity_in_bit7:
+            data = bytes(b | (0x80 if bin(b).count("1") % 2 else 0) for b in data)
+        self.port.write(data)
+        self.port.flush()
+
+    def sign_on(self, address: str = "") -> bytes:
+        self.port.baudrate = 300
+        self.port.reset_input_buffer()
+        self.send(b"/?" + address.encode() + b"!\r\n")
+        return self.port.read_until(b"\r\n")
+
+    def option_select(self, baud_char: str, mode: str, *, switch: bool = True) -> None:
+        self.send(b"\x06" + b"0" + baud_char.encode() + mode.encode() + b"\r\n")
+        if switch:
+            self.port.baudrate = {"0": 300, "4": 4800, "5": 9600}[baud_char]
+
+    def block(self) -> tuple[bytes, int]:
+        """A message up to ETX, and its BCC byte (-1 when it did not arrive)."""
+        body = self.port.read_until(bytes([ETX]))
+        check = self.port.read(1)
+        return body, check[0] if check else -1
+
+    def frame(self, command: str, data: str | None) -> bytes:
+        body = command.encode() + (bytes([STX]) + data.encode() if data is not None else b"")
+        body += bytes([ETX])
+        return bytes([SOH]) + body + bytes([bcc(body)])
+
+    def programming(self) -> bytes:
+        assert self.sign_on() == b"/SIM5STS-SIM-1\r\n"
+        self.option_select("5", "1")
+        return self.block()[0]
+
+    def close(self) -> None:
+        self.port.close()
+
+
+@pytest.fixture
+def meter() -> FakeMeter:
+    return FakeMeter()
+
+
+@pytest.fixture
+def port(meter: FakeMeter) -> Iterator[OpticalPort]:
+    with OpticalPort(meter, SimClock(speed=10), min_real_timeout_s=0.0) as p:
+        yield p
+
+
+@pytest.fixture
+def head(port: OpticalPort) -> Iterator[Head]:
+    h = Head(port.path)
+    yield h
+    h.close()
+
+
+def test_sign_on_gets_the_identification(head: Head) -> None:
+    assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+
+
+def test_sign_on_with_the_meter_address(head: Head) -> None:
+    assert head.sign_on("87654321") == b""  # another meter's address: silence
+    assert head.sign_on("12345678") == b"/SIM5STS-SIM-1\r\n"
+
+
+def test_sign_on_at_the_wrong_speed_reads_garbage(head: Head) -> None:
+    head.port.baudrate = 9600
+    head.send(b"/?!\r\n")
+    reply = head.port.read_until(b"\r\n")
+    assert reply and set(reply) == {0}
+    assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+
+
+def _check_readout(head: Head) -> None:
+    stx = head.port.read(1)
+    assert stx == bytes([STX])
+    body, check = head.block()
+    assert check == bcc(body)
+    assert body == (
+        b"C.1.0(12345678)\r\n"
+        b"1.8.0(0001234.5*kWh)\r\n"
+        b"C.50.1(0000012.30*kWh)\r\n"
+        b"C.50.2(CLOSED)\r\n"
+        b"C.51.1(0)\r\n"
+        b"!\r\n\x03"
+    )
+
+
+def test_readout_after_the_baud_switch_with_a_good_bcc(head: Head, port: OpticalPort) -> None:
+    assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+    head.option_select("5", "0")
+    _check_readout(head)
+    assert port.state == "sign-on"
+    assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"  # back at 300 baud for the next session
+
+
+def test_readout_at_a_lower_speed_than_offered(head: Head) -> None:
+    head.sign_on()
+    head.option_select("4", "0")
+    _check_readout(head)
+
+
+def test_client_sending_parity_in_bit_7_is_understood(port: OpticalPort) -> None:
+    head = Head(port.path, parity_in_bit7=True)
+    try:
+        assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+        head.option_select("5", "0")
+        assert head.port.read(1) == bytes([STX])
+        body, check = head.block()
+        assert all(byte < 0x80 for byte in body)  # the meter sends plain 7-bit ASCII
+        assert check == bcc(body)
+    finally:
+        head.close()
+
+
+def test_client_that_does_not_switch_speed_reads_garbage(head: Head) -> None:
+    head.sign_on()
+    head.option_select("5", "0", switch=False)
+    head.port.timeout = 2.0
+    reply = head.port.read(20)
+    assert reply and set(reply) == {0}
+    head.port.timeout = TIMEOUT
+    assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+
+
+@pytest.mark.parametrize("ack", [b"\x0615\r\n", b"\x0606\r\n", b"\x0603\r\n", b"\x0605\r\r"])
+def test_unacceptable_option_select_returns_to_sign_on_silently(
+    head: Head, port: OpticalPort, ack: bytes
+) -> None:
+    head.sign_on()
+    head.send(ack)  # secondary protocol, a speed above the meter's, unknown mode, bad ending
+    assert head.port.read(10) == b""
+    assert port.state == "sign-on"
+    assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+
+
+def test_programming_session_writes_a_token(head: Head, meter: FakeMeter) -> None:
+    body = head.programming()
+    assert body == b"\x01P0\x02(12345678)\x03"
+    check = head.port.read(1)[0]
+    assert check == bcc(body[1:])
+    head.send(head.frame("P1", f"({PASSWORD})"))
+    assert head.port.read(1) == bytes([ACK])
+    head.send(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))
+    assert head.port.read(1) == bytes([ACK])
+    assert meter.tokens == [TOKEN]
+    assert meter.writes == [(TOKEN_REGISTER, TOKEN, PASSWORD)]
+    head.send(head.frame("R1", "C.51.1()"))
+    assert head.port.read(1) == bytes([STX])
+    reply, check = head.block()
+    assert reply == b"C.51.1(1 Accept)\x03"
+    assert check == bcc(reply)
+    head.send(head.frame("B0", None))
+    assert head.port.read(1) == b""
+    head.send(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))  # session over: ignored
+    assert head.port.read(1) == b""
+    assert meter.tokens == [TOKEN]
+    assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+
+
+def test_frame_with_a_bad_bcc_is_refused_with_nak(head: Head, meter: FakeMeter) -> None:
+    head.programming()
+    head.port.read(1)
+    frame = bytearray(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))
+    frame[-1] ^= 0x01
+    head.send(head.frame("P1", f"({PASSWORD})"))
+    assert head.port.read(1) == bytes([ACK])
+    head.send(bytes(frame))
+    assert head.port.read(1) == bytes([NAK])
+    assert meter.writes == []
+    head.send(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))  # the repeat goes through
+    assert head.port.read(1) == bytes([ACK])
+    assert meter.tokens == [TOKEN]
+
+
+def test_wrong_password_is_refused_and_writes_go_without_one(head: Head, meter: FakeMeter) -> None:
+    head.programming()
+    head.port.read(1)
+    head.send(head.frame("P1", "(11111111)"))
+    assert head.port.read(1) == bytes([STX])
+    body, check = head.block()
+    assert (body, check) == (b"(ERR03)\x03", bcc(b"(ERR03)\x03"))
+    head.send(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))
+    assert head.port.read(1) == bytes([STX])
+    assert head.block()[0] == b"(ERR10)\x03"  # the meter's own refusal
+    assert meter.writes == [(TOKEN_REGISTER, TOKEN, None)]
+    assert meter.tokens == []
+
+
+@pytest.mark.parametrize(
+    ("command", "data", "error"),
+    [
+        ("E2", "C.51.0(1)", b"(ERR01)"),
+        ("W5", "C.51.0(1)", b"(ERR01)"),
+        ("W1", "C.51.0", b"(ERR02)"),
+        ("W1", None, b"(ERR02)"),
+        ("P1", "password", b"(ERR02)"),
+        ("R1", "9.9.9()", b"(ERR04)"),
+        ("W1", "1.8.0(0)", b"(ERR11)"),
+    ],
+)
+def test_programming_errors(
+    head: Head, meter: FakeMeter, command: str, data: str | None, error: bytes
+) -> None:
+    head.programming()
+    head.port.read(1)
+    head.send(head.frame("P1", f"({PASSWORD})"))
+    assert head.port.read(1) == bytes([ACK])
+    head.send(head.frame(command, data))
+    assert head.port.read(1) == bytes([STX])
+    body, check = head.block()
+    assert body == error + b"\x03"
+    assert check == bcc(body)
+    assert meter.tokens == []
+
+
+def test_meter_nak_and_client_nak(head: Head) -> None:
+    head.programming()
+    head.port.read(1)
+    head.send(head.frame("P1", f"({PASSWORD})"))
+    assert head.port.read(1) == bytes([ACK])
+    head.send(head.frame("W1", f"{TOKEN_REGISTER}(busy)"))
+    assert head.port.read(1) == bytes([NAK])
+    head.send(head.frame("R1", "1.8.0()"))
+    first = head.port.read(100)
+    head.send(bytes([NAK]))  # "say that again"
+    assert (
+        head.port.read(100)
+        == first
+        == b"\x021.8.0(0001234.5*kWh)\x03" + bytes([bcc(b"1.8.0(0001234.5*kWh)\x03")])
+    )
+
+
+def test_no_ack_within_the_character_timeout_returns_to_sign_on(
+    head: Head, port: OpticalPort
+) -> None:
+    head.sign_on()
+    assert port.state == "await-ack"
+    time.sleep(0.3)  # 3 simulated seconds at speed 10: past the 1.5 s time-out
+    head.option_select("5", "0", switch=False)
+    assert head.port.read(10) == b""
+    assert port.state == "sign-on"
+    assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+
+
+def test_programming_session_times_out(meter: FakeMeter) -> None:
+    with OpticalPort(
+        meter, SimClock(speed=10), session_timeout_s=2.0, min_real_timeout_s=0.0
+    ) as port:
+        head = Head(port.path)
+        try:
+            head.programming()
+            head.port.read(1)
+            time.sleep(0.4)  # 4 simulated seconds of silence
+            head.send(head.frame("P1", f"({PASSWORD})"))
+            assert head.port.read(1) == b""
+            assert port.state == "sign-on"
+        finally:
+            head.close()
+
+
+def test_time_outs_wait_at_least_the_real_floor(meter: FakeMeter) -> None:
+    # At speed 1000 the 1.5 s time-out is 1.5 ms: a real-time client needs the floor.
+    with OpticalPort(meter, SimClock(speed=1000), min_real_timeout_s=5.0) as port:
+        head = Head(port.path)
+        try:
+            head.sign_on()
+            time.sleep(0.05)  # 50 simulated seconds, well under the real floor
+            head.option_select("5", "0")
+            assert head.port.read(1) == bytes([STX])
+        finally:
+            head.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "value"),
+    [("drop_rate", 1.0), ("garble_rate", 1.0), ("silent", True), ("delay_s", 0.9)],
+)
+def test_transport_fault_then_clear(meter: FakeMeter, fault: str, value: object) -> None:
+    with OpticalPort(meter, SimClock(), faults=TransportFaults(seed=5)) as port:
+        head = Head(port.path)
+        try:
+            setattr(port.faults, fault, value)
+            reply = head.sign_on()  # returns within the client's timeout
+            assert reply != b"/SIM5STS-SIM-1\r\n"
+            if fault == "delay_s":
+                assert reply == b""
+                head.port.timeout = 5.0
+                assert head.port.read_until(b"\r\n") == b"/SIM5STS-SIM-1\r\n"
+                head.port.timeout = TIMEOUT
+            port.faults.clear()
+            assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+            head.option_select("5", "0")
+            _check_readout(head)
+        finally:
+            head.close()
+
+
+def test_vanished_port_returns_behind_its_link(
+    meter: FakeMeter, tmp_path: os.PathLike[str]
+) -> None:
+    link = os.path.join(tmp_path, "optical")
+    with OpticalPort(meter, SimClock(), link=link) as port:
+        port.faults.vanished = True
+        deadline = time.monotonic() + 5
+        while os.path.lexists(link) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not os.path.lexists(link)
+        port.faults.clear()
+        while not os.path.lexists(link) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        head = Head(link)
+        try:
+            assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+        finally:
+            head.close()
+
+
+def test_fifty_ports_open_and_close_without_leaks(meter: FakeMeter) -> None:
+    fds = len(os.listdir("/proc/self/fd"))
+    threads = threading.active_count()
+    for index in range(50):
+        port = OpticalPort(meter, SimClock())
+        if index % 10 == 0:
+            head = Head(port.path)
+            assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+            head.close()
+        port.close()
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert threading.active_count() == threads
+
+
+@pytest.mark.parametrize(
+    ("ident", "baud"), [("SIM5STS-SIM", 9600), ("ABC0X", 300), ("LGZ6ZMD120", 19200)]
+)
+def test_identification_baud(ident: str, baud: int) -> None:
+    assert identification_baud(ident) == baud
+
+
+@pytest.mark.parametrize("ident", ["SIM5", "SI5ABC", "SIM9ABC", "SIM5A/B", "SIM5" + "X" * 17])
+def test_malformed_identification_is_refused(ident: str) -> None:
+    with pytest.raises(ValueError, match="identification"):
+        identification_baud(ident)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"address": "1.8(0)", "value": "1"},
+        {"address": "", "value": "1"},
+        {"address": "1.8.0", "value": "1*2"},
+        {"address": "1.8.0", "value": "1", "unit": "k!"},
+    ],
+)
+def test_data_line_refuses_framing_characters(kwargs: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        DataLine(**kwargs)
