@@ -16,6 +16,7 @@ chunk's CRC) or arrives short of its ``Content-Length``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import secrets
 import socket
@@ -167,10 +168,8 @@ class CameraServer:
         self.layout = layout
         self.seed = secrets.randbits(31) if seed is None else seed
         self.geometry = frame_geometry(layout, self.noise.skew, self.seed)
-        self.frame_layout = layout.warped(self.geometry)
-        self.frame_layout_yaml = self.frame_layout.to_yaml(
-            f"Segment map of {layout.name} as seen by this camera (frame pixels)."
-        )
+        # Without skew the camera sees the layout as designed.
+        self.frame_layout = layout.warped(self.geometry) if self.noise.skew else layout
         self.faults = faults if faults is not None else TransportFaults()
         self._state_source = state_source
         self._host, self._port = host, port
@@ -261,6 +260,13 @@ class CameraServer:
             frame=frame,
         )
         return png, frame
+
+    @functools.cached_property
+    def frame_layout_yaml(self) -> str:
+        """The ``GET /layout.yaml`` document: :attr:`frame_layout` as YAML."""
+        return self.frame_layout.to_yaml(
+            f"Segment map of {self.layout.name} as seen by this camera (frame pixels)."
+        )
 
     def status(self) -> dict[str, Any]:
         """The ``GET /`` document."""

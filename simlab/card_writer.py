@@ -47,7 +47,7 @@ import logging
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import Enum, IntEnum
 
 from simlab.faults import TransportFaults
 from simlab.meter_io import MeterCardReader
@@ -67,7 +67,15 @@ TRACK_CHARACTERS = {
 }
 _LEDS = {0x82: ("green", "yellow", "red"), 0x83: ("green",), 0x84: ("yellow",), 0x85: ("red",)}
 _MAX_TRACK_BYTES = 255
-_RESET = object()  # ESC a inside a command
+
+
+class _Reset(Enum):
+    """ESC a arrived inside a command."""
+
+    RESET = 0
+
+
+_RESET = _Reset.RESET
 
 
 class Status(IntEnum):
@@ -113,7 +121,9 @@ class CardProfile:
             raise ValueError(f"token_track {self.token_track} is not 1, 2 or 3")
         if len(self.field_separator) != 1:
             raise ValueError(f"field_separator {self.field_separator!r} is not one character")
-        problem = track_problem(self.token_track, self.tracks_for("0" * 20)[self.token_track])
+        problem = track_problem(self.token_track, self.field_separator) or track_problem(
+            self.token_track, self.prefix + "0" * 20 + self.suffix
+        )
         if problem:
             raise ValueError(f"card profile does not fit: {problem}")
 
@@ -122,6 +132,9 @@ class CardProfile:
         if len(token) != 20 or not (token.isascii() and token.isdigit()):
             raise ValueError(f"token {token!r} is not 20 digits")
         data = self.prefix + self.field_separator.join([token, *fields]) + self.suffix
+        problem = track_problem(self.token_track, data)
+        if problem:
+            raise ValueError(f"card data does not fit: {problem}")
         return {self.token_track: data}
 
     def token_from(self, tracks: Mapping[int, str]) -> str:
@@ -245,11 +258,11 @@ class CardWriter:
             if command == ord("w"):
                 block = yield from self._data_block()
                 if block is not _RESET:
-                    self._write(block)  # type: ignore[arg-type]
+                    self._write(block)
             else:
                 self._simple(command)
 
-    def _data_block(self) -> Generator[None, int, dict[int, str] | Status | object]:
+    def _data_block(self) -> Generator[None, int, dict[int, str] | Status | _Reset]:
         """Receive ``ESC s (ESC n data)* ? FS``: the tracks, a format error, or _RESET."""
         tracks: dict[int, bytearray] = {}
         current = 0
@@ -341,7 +354,7 @@ class CardWriter:
         self._endpoint.write(bytes([ESC]) + payload)
 
 
-def _skip_block(byte: int | None = None) -> Generator[None, int, Status | object]:
+def _skip_block(byte: int | None = None) -> Generator[None, int, Status | _Reset]:
     """Discard the rest of a malformed block, up to its FS; ESC a still resets."""
     previous = None
     while byte != FS:

@@ -43,6 +43,7 @@ from pydantic import (
     PositiveInt,
     PrivateAttr,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -311,20 +312,26 @@ class SegmentLayout(BaseModel):
     """Corners of the display glass: top-left, top-right, bottom-right, bottom-left."""
     digits: tuple[DigitCell, ...] = Field(min_length=1)
     """Digit cells, leftmost first (ids d1, d2, …)."""
-    annunciators: dict[str, Shape]
+    annunciators: Mapping[str, Shape]
+    """Icon name -> shape, read-only (ids ann.<name>)."""
 
     _raster: _Raster = PrivateAttr()
 
     @field_validator("annunciators")
     @classmethod
-    def _named_icons(cls, value: dict[str, tuple[Polygon, ...]]) -> dict[str, Any]:
+    def _named_icons(cls, value: Mapping[str, tuple[Polygon, ...]]) -> Mapping[str, Any]:
         for name in value:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
                 raise _At((name,), "annunciator names are lower_snake_case identifiers")
         missing = [n for n in REQUIRED_ANNUNCIATORS if n not in value]
         if missing:
             raise ValueError(f"missing required annunciator(s): {', '.join(missing)}")
-        return value
+        # Read-only, so a layout cannot drift from its precomputed raster.
+        return MappingProxyType(dict(value))
+
+    @field_serializer("annunciators")
+    def _dump_icons(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(value)
 
     @model_validator(mode="after")
     def _check_geometry(self) -> SegmentLayout:
@@ -810,7 +817,7 @@ def _luma(rgb: Sequence[float]) -> float:
 _GLASS_Y, _INK_Y = _luma(GLASS_RGB), _luma(INK_RGB)
 _GHOST_Y = _GLASS_Y + GHOST_ALPHA * (_INK_Y - _GLASS_Y)
 _BEZEL_Y = 22.0
-_COLOUR_LUT: tuple[list[int], list[int], list[int]] = tuple(  # type: ignore[assignment]
+_COLOUR_LUT: tuple[list[int], ...] = tuple(
     [
         round(min(255.0, max(0.0, i + (v - _INK_Y) / (_GLASS_Y - _INK_Y) * (g - i))))
         for v in range(256)
@@ -931,6 +938,8 @@ def render_with_geometry(
         raise ValueError(f"layout {layout.name!r} has no segment {', '.join(sorted(stray))}")
     if noise < 0 or blur < 0:
         raise ValueError(f"noise and blur must be >= 0, got noise={noise!r} blur={blur!r}")
+    if frame < 0:
+        raise ValueError(f"frame must be >= 0, got {frame!r}")
 
     levels = np.full(len(raster.ids) + 2, round(_GHOST_Y), np.uint8)
     levels[0], levels[1] = round(_BEZEL_Y), round(_GLASS_Y)

@@ -65,7 +65,19 @@ class WriteStatus(StrEnum):
 
     ACK = "ACK"  # written
     NAK = "NAK"  # not taken, repeat it
-    ERROR = "ERROR"  # refused; ``WriteResult.text`` says why, e.g. "ERR05"
+    ERROR = "ERROR"  # refused; ``WriteResult.text`` says why (a PortError)
+
+
+class PortError(StrEnum):
+    """Error texts on the optical port, sent as ``<STX>(ERRnn)<ETX><BCC>``; one table for
+    the port and the meter so a driver can tell them apart."""
+
+    UNSUPPORTED = "ERR01"  # command not supported (anything but P1, W1, R1, B0)
+    MALFORMED = "ERR02"  # data set is not address(value)
+    PASSWORD = "ERR03"  # password refused, or a write without an accepted password
+    UNKNOWN_REGISTER = "ERR04"  # R1 of an address the readout does not have
+    NOT_WRITABLE = "ERR05"  # W1 to a register that cannot be written
+    CARRIER_DISABLED = "ERR06"  # the meter takes no tokens through this port
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,11 @@ Programming mode (client frames ``<SOH>cmd<STX>data<ETX><BCC>``, meter replies):
   message; any other command -> ``(ERR01)``; a data set that is not ``address(value)`` ->
   ``(ERR02)``.
 
-Port-made error texts: ERR01 command not supported, ERR02 malformed data set, ERR03 password
-refused, ERR04 no such register. A wrong address in ``/?<address>!``, a V other than '0', a
-Z above the meter's or a Y other than '0'/'1' get no answer: the meter goes back to sign-on.
+Error texts come from one table, :class:`simlab.meter_io.PortError`: the port itself sends
+ERR01 (command not supported), ERR02 (malformed data set), ERR03 (password refused) and
+ERR04 (no such register); the meter's refusals of a write use the same table. A wrong
+address in ``/?<address>!``, a V other than '0', a Z above the meter's or a Y other than
+'0'/'1' get no answer: the meter goes back to sign-on.
 
 Time-outs, on the :class:`~simlab.clock.SimClock`: more than ``char_timeout_s`` (1.5 s)
 between characters of a message, or between the identification and the ACK, returns the
@@ -47,11 +49,11 @@ from __future__ import annotations
 import re
 import threading
 import time
-from enum import Enum, StrEnum
+from enum import Enum
 
 from simlab.clock import SimClock
 from simlab.faults import TransportFaults
-from simlab.meter_io import DataLine, MeterOpticalPort, WriteStatus
+from simlab.meter_io import DataLine, MeterOpticalPort, PortError, WriteStatus
 from simlab.pty import PtyEndpoint
 
 SOH, STX, ETX, ACK, NAK = 0x01, 0x02, 0x03, 0x06, 0x15
@@ -64,15 +66,6 @@ _MAX_FRAME = 512
 _DATA_SET = re.compile(r"([^()]+)\(([^()]*)\)")
 _PASSWORD = re.compile(r"\(([^()]*)\)")
 _IDENT = re.compile(r"[A-Za-z]{3}[0-6][\x21-\x7e](?:[\x20-\x7e]{0,15})")
-
-
-class PortError(StrEnum):
-    """Error texts the port itself sends as ``<STX>(ERRnn)<ETX><BCC>``."""
-
-    UNSUPPORTED = "ERR01"
-    MALFORMED = "ERR02"
-    PASSWORD = "ERR03"
-    UNKNOWN_REGISTER = "ERR04"
 
 
 class _State(Enum):

@@ -19,6 +19,16 @@ reports POLLHUP and reads fail with EIO; the endpoint then drops what the device
 one listens) and calls ``on_hangup`` once per disconnect, so a device releases whatever it
 holds (a keypad robot its actuators).
 
+Parity. A pty has neither parity nor character size: Linux forces the slave to CS8 without
+PARENB, and some kernels answer EINVAL to a ``tcsetattr`` that changes no flag or speed the
+pty keeps (c_cc does not count), which is what a 7E1 client asking for parity gets when its
+other settings are already in place. So that a 7E1 client can always open the port, the
+endpoint leaves the slave raw with CSTOPB set (no effect on a pty) whenever no client has
+it: opening with one stop bit then always changes something. Reconfiguring a 7E1 port
+without changing its speed (a new timeout, the same baud rate) can still fail there; a driver
+for a 7E1 device is best written 8N1 with even parity carried in bit 7 by the driver, which
+puts the same 10-bit frames on a real line and needs nothing from a pty.
+
 Vanish. ``faults.vanished`` closes the pty: the path disappears and an open client gets I/O
 errors. Clearing it opens a new pty on a different path; :attr:`link`, when given, is a
 symlink re-pointed to the new slave, the way udev's ``/dev/serial/by-id`` names survive a
@@ -191,12 +201,14 @@ class PtyEndpoint:
         if ev & (select.POLLHUP | select.POLLERR):
             # No client has the slave open: EIO territory. Wait instead of spinning.
             self._set_connected(False)
+            with contextlib.suppress(termios.error):
+                _await_client(master)
             self._stop.wait(_RETRY_S)
         else:
             self._set_connected(True)
 
     def _read_available(self, master: int) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 data = os.read(master, 4096)
             except BlockingIOError:
@@ -289,7 +301,7 @@ def _open_pty(avoid: str | None) -> tuple[int, str]:
         while True:
             master, slave = os.openpty()
             try:
-                tty.setraw(slave)
+                _await_client(slave)
                 path = os.ttyname(slave)
             finally:
                 os.close(slave)
@@ -300,6 +312,16 @@ def _open_pty(avoid: str | None) -> tuple[int, str]:
     finally:
         for fd in held:
             os.close(fd)
+
+
+def _await_client(fd: int) -> None:
+    """Raw mode plus CSTOPB, so that the next client's open changes a flag (see Parity)."""
+    if termios.tcgetattr(fd)[2] & termios.CSTOPB:
+        return
+    tty.setraw(fd)
+    attrs = termios.tcgetattr(fd)
+    attrs[2] |= termios.CSTOPB
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def _write_all(master: int, data: bytes) -> int:

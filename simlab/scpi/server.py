@@ -26,6 +26,7 @@ shares, the way real ones behave:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import re
 import select
@@ -39,6 +40,8 @@ from types import TracebackType
 from typing import Self
 
 from simlab.faults import TransportFaults
+
+log = logging.getLogger(__name__)
 
 SCPI_ERRORS: dict[int, str] = {
     0: "No error",
@@ -77,6 +80,7 @@ STB_MSS = 64
 
 ERROR_QUEUE_SIZE = 16
 MAX_LINE_BYTES = 65536
+_MAX_DETAIL = 80
 
 _MULTIPLIERS = {
     "EX": 1e18,
@@ -108,7 +112,9 @@ class ScpiError(Exception):
 
     def __init__(self, code: int, detail: str = "") -> None:
         self.code = code
-        # The detail travels inside a quoted string: keep it printable ASCII without quotes.
+        # The detail travels inside a quoted string: short, printable ASCII, no quotes.
+        if len(detail) > _MAX_DETAIL:
+            detail = detail[: _MAX_DETAIL - 3] + "..."
         self.detail = "".join(c if " " <= c <= "~" and c != '"' else "?" for c in detail)
         super().__init__(self.text)
 
@@ -472,8 +478,8 @@ class ScpiInstrument:
         self._server = ScpiTcpServer(
             self.execute, self.faults, host=host, port=port, overrun=self._input_overrun
         )
-        self.add(":SYSTem:ERRor[:NEXT]", query=lambda call: self._next_error(call))
-        self.add(":SYSTem:ERRor:COUNt", query=lambda call: self._error_count(call))
+        self.add(":SYSTem:ERRor[:NEXT]", query=self._next_error)
+        self.add(":SYSTem:ERRor:COUNt", query=self._error_count)
         self.add(":SYSTem:VERSion", query=lambda call: _no_params(call, "1999.0"))
 
     # ---- registration / execution --------------------------------------------------------
@@ -515,6 +521,11 @@ class ScpiInstrument:
                     self.status.push(error)
                     if -199 <= error.code <= -100:
                         break
+                    continue
+                except Exception:
+                    # A simulator bug must surface as an instrument error, not a dead link.
+                    log.exception("%s failed on %r", type(self).__name__, unit)
+                    self.status.push(ScpiError(-300, "internal error"))
                     continue
                 if reply is not None:
                     if isinstance(reply, str):
@@ -737,11 +748,15 @@ class ScpiTcpServer:
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"x")
         thread.join(self.JOIN_TIMEOUT_S)
+        if thread.is_alive():
+            log.warning("SCPI listener thread %s did not stop", thread.name)
         self._close_connections()
         with self._lock:
             workers = list(self._connections.values())
         for worker in workers:
             worker.join(self.JOIN_TIMEOUT_S)
+            if worker.is_alive():
+                log.warning("SCPI connection thread %s did not stop", worker.name)
         with self._lock:
             self._connections.clear()
         self._close_listener()
@@ -750,6 +765,7 @@ class ScpiTcpServer:
                 sock.close()
         self._wake_r = self._wake_w = None
         self._thread = None
+        self._port = 0
 
     def _bind(self, port: int) -> socket.socket:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -830,6 +846,9 @@ class ScpiTcpServer:
                     raw, buffer = buffer.split(b"\n", 1)
                     if discarding:
                         discarding = False
+                    elif len(raw) > MAX_LINE_BYTES:
+                        if self._overrun is not None:
+                            self._overrun()
                     elif not self._answer(conn, raw):
                         return
                 if len(buffer) > MAX_LINE_BYTES:

@@ -133,6 +133,21 @@ def test_shipped_layouts_are_different_models() -> None:
     assert icons_y > digit_y
 
 
+def test_shipped_layouts_match_their_documented_generator() -> None:
+    eight = SegmentLayout.seven_segment(8, size=(640, 240), slant=0.08, name="lcd-8digit")
+    six = SegmentLayout.seven_segment(
+        6,
+        size=(512, 224),
+        margin=20,
+        slant=0.0,
+        thickness=0.2,
+        digit_aspect=0.5,
+        annunciators_at="bottom",
+        name="lcd-6digit",
+    )
+    assert (eight, six) == (LAYOUT_8, LAYOUT_6)
+
+
 def test_yaml_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "model.yaml"
     path.write_text(LAYOUT_6.to_yaml("a header"), encoding="utf-8")
@@ -280,6 +295,8 @@ def test_render_refuses_bad_arguments() -> None:
         render(LAYOUT_8, set(), skew=0.01, seed=-1)
     with pytest.raises(ValueError, match="noise"):
         render(LAYOUT_8, set(), noise=-1)
+    with pytest.raises(ValueError, match="frame"):
+        render(LAYOUT_8, set(), noise=1, frame=-1)
 
 
 def _homography(src: Sequence[Sequence[float]], dst: Sequence[Sequence[float]]) -> np.ndarray:

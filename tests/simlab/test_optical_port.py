@@ -12,7 +12,7 @@ import serial
 
 from simlab.clock import SimClock
 from simlab.faults import TransportFaults
-from simlab.meter_io import DataLine, WriteResult
+from simlab.meter_io import DataLine, PortError, WriteResult
 from simlab.optical_port import (
     ACK,
     ETX,
@@ -24,7 +24,8 @@ from simlab.optical_port import (
     identification_baud,
 )
 
-TIMEOUT = 0.3
+TIMEOUT = 3.0  # what a reply may take: generous, it only runs out when a test fails
+QUIET = 0.3  # how long a test listens to be sure nothing (sensible) comes
 PASSWORD = "00000000"
 TOKEN_REGISTER = "C.51.0"
 TOKEN = "12345678901234567890"
@@ -57,9 +58,9 @@ class FakeMeter:
     def write_register(self, address: str, value: str, password: str | None) -> WriteResult:
         self.writes.append((address, value, password))
         if password != PASSWORD:
-            return WriteResult.error("ERR10")
+            return WriteResult.error(PortError.PASSWORD)
         if address != TOKEN_REGISTER:
-            return WriteResult.error("ERR11")
+            return WriteResult.error(PortError.NOT_WRITABLE)
         if value == "busy":
             return WriteResult.nak()
         self.tokens.append(value)
@@ -67,38 +68,59 @@ class FakeMeter:
 
 
 class Head:
-    """An optical head as a harness driver uses it: 7E1, 300 baud to sign on."""
+    """An optical head as a harness driver uses it, at 300 baud to sign on.
 
-    def __init__(self, path: str, *, parity_in_bit7: bool = False) -> None:
-        self.parity_in_bit7 = parity_in_bit7
-        if parity_in_bit7:  # an 8N1 port that puts even parity in bit 7 itself
-            self.port = serial.serial_for_url(path, baudrate=300, timeout=TIMEOUT)
-        else:
-            self.port = serial.serial_for_url(
-                path, baudrate=300, bytesize=7, parity=serial.PARITY_EVEN, timeout=TIMEOUT
-            )
+    By default the port is 8N1 and the head carries even parity in bit 7 itself (the same
+    frames as 7E1 on a real line); ``seven_e_one`` sets the port to 7E1 instead.
+    """
+
+    def __init__(self, path: str, *, seven_e_one: bool = False) -> None:
+        self.seven_e_one = seven_e_one
+        framing = {"bytesize": 7, "parity": serial.PARITY_EVEN} if seven_e_one else {}
+        # A short port timeout, never changed: a 7E1 port on a pty may refuse reconfiguring.
+        self.port = serial.serial_for_url(path, baudrate=300, timeout=0.05, **framing)
+        self.raw = bytearray()  # every byte as it arrived, parity bit included
 
     def send(self, data: bytes) -> None:
-        if self.parity_in_bit7:
+        if not self.seven_e_one:
             data = bytes(b | (0x80 if bin(b).count("1") % 2 else 0) for b in data)
         self.port.write(data)
         self.port.flush()
 
-    def sign_on(self, address: str = "") -> bytes:
-        self.port.baudrate = 300
+    def speed(self, baud: int) -> None:
+        if self.port.baudrate != baud:
+            self.port.baudrate = baud
+
+    def read(self, n: int, within: float = TIMEOUT) -> bytes:
+        data = bytearray()
+        deadline = time.monotonic() + within
+        while len(data) < n and time.monotonic() < deadline:
+            data += self.port.read(n - len(data))
+        self.raw += data
+        return bytes(b & 0x7F for b in data)
+
+    def read_until(self, terminator: bytes, within: float = TIMEOUT) -> bytes:
+        data = b""
+        deadline = time.monotonic() + within
+        while not data.endswith(terminator) and time.monotonic() < deadline:
+            data += self.read(1, within=deadline - time.monotonic())
+        return data
+
+    def sign_on(self, address: str = "", within: float = TIMEOUT) -> bytes:
+        self.speed(300)
         self.port.reset_input_buffer()
         self.send(b"/?" + address.encode() + b"!\r\n")
-        return self.port.read_until(b"\r\n")
+        return self.read_until(b"\r\n", within)
 
     def option_select(self, baud_char: str, mode: str, *, switch: bool = True) -> None:
         self.send(b"\x06" + b"0" + baud_char.encode() + mode.encode() + b"\r\n")
         if switch:
-            self.port.baudrate = {"0": 300, "4": 4800, "5": 9600}[baud_char]
+            self.speed({"0": 300, "4": 4800, "5": 9600}[baud_char])
 
     def block(self) -> tuple[bytes, int]:
         """A message up to ETX, and its BCC byte (-1 when it did not arrive)."""
-        body = self.port.read_until(bytes([ETX]))
-        check = self.port.read(1)
+        body = self.read_until(bytes([ETX]))
+        check = self.read(1)
         return body, check[0] if check else -1
 
     def frame(self, command: str, data: str | None) -> bytes:
@@ -106,10 +128,11 @@ class Head:
         body += bytes([ETX])
         return bytes([SOH]) + body + bytes([bcc(body)])
 
-    def programming(self) -> bytes:
+    def programming(self) -> tuple[bytes, int]:
+        """Sign on for programming mode: the meter's P0 message and its BCC."""
         assert self.sign_on() == b"/SIM5STS-SIM-1\r\n"
         self.option_select("5", "1")
-        return self.block()[0]
+        return self.block()
 
     def close(self) -> None:
         self.port.close()
@@ -138,20 +161,20 @@ def test_sign_on_gets_the_identification(head: Head) -> None:
 
 
 def test_sign_on_with_the_meter_address(head: Head) -> None:
-    assert head.sign_on("87654321") == b""  # another meter's address: silence
+    assert head.sign_on("87654321", within=QUIET) == b""  # another meter's address: silence
     assert head.sign_on("12345678") == b"/SIM5STS-SIM-1\r\n"
 
 
 def test_sign_on_at_the_wrong_speed_reads_garbage(head: Head) -> None:
-    head.port.baudrate = 9600
+    head.speed(9600)
     head.send(b"/?!\r\n")
-    reply = head.port.read_until(b"\r\n")
+    reply = head.read_until(b"\r\n", within=QUIET)
     assert reply and set(reply) == {0}
     assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
 
 
 def _check_readout(head: Head) -> None:
-    stx = head.port.read(1)
+    stx = head.read(1)
     assert stx == bytes([STX])
     body, check = head.block()
     assert check == bcc(body)
@@ -179,89 +202,94 @@ def test_readout_at_a_lower_speed_than_offered(head: Head) -> None:
     _check_readout(head)
 
 
-def test_client_sending_parity_in_bit_7_is_understood(port: OpticalPort) -> None:
-    head = Head(port.path, parity_in_bit7=True)
+def test_meter_sends_plain_seven_bit_ascii(head: Head) -> None:
+    head.sign_on()
+    head.option_select("5", "0")
+    _check_readout(head)
+    assert head.raw and all(byte < 0x80 for byte in head.raw)
+
+
+def test_client_with_its_port_set_to_7e1(port: OpticalPort) -> None:
+    head = Head(port.path, seven_e_one=True)
     try:
-        assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
-        head.option_select("5", "0")
-        assert head.port.read(1) == bytes([STX])
-        body, check = head.block()
-        assert all(byte < 0x80 for byte in body)  # the meter sends plain 7-bit ASCII
-        assert check == bcc(body)
+        for _ in range(2):
+            assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
+            head.option_select("5", "0")
+            _check_readout(head)
     finally:
         head.close()
+    again = Head(port.path, seven_e_one=True)  # a second 7E1 client can open the port
+    try:
+        assert again.sign_on() == b"/SIM5STS-SIM-1\r\n"
+    finally:
+        again.close()
 
 
 def test_client_that_does_not_switch_speed_reads_garbage(head: Head) -> None:
     head.sign_on()
     head.option_select("5", "0", switch=False)
-    head.port.timeout = 2.0
-    reply = head.port.read(20)
+    reply = head.read(20)
     assert reply and set(reply) == {0}
-    head.port.timeout = TIMEOUT
     assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
 
 
-@pytest.mark.parametrize("ack", [b"\x0615\r\n", b"\x0606\r\n", b"\x0603\r\n", b"\x0605\r\r"])
+@pytest.mark.parametrize("ack", [b"\x06150\r\n", b"\x06060\r\n", b"\x06052\r\n", b"\x06050\r\r"])
 def test_unacceptable_option_select_returns_to_sign_on_silently(
     head: Head, port: OpticalPort, ack: bytes
 ) -> None:
     head.sign_on()
     head.send(ack)  # secondary protocol, a speed above the meter's, unknown mode, bad ending
-    assert head.port.read(10) == b""
+    assert head.read(10, within=QUIET) == b""
     assert port.state == "sign-on"
     assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
 
 
 def test_programming_session_writes_a_token(head: Head, meter: FakeMeter) -> None:
-    body = head.programming()
+    body, check = head.programming()
     assert body == b"\x01P0\x02(12345678)\x03"
-    check = head.port.read(1)[0]
     assert check == bcc(body[1:])
     head.send(head.frame("P1", f"({PASSWORD})"))
-    assert head.port.read(1) == bytes([ACK])
+    assert head.read(1) == bytes([ACK])
     head.send(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))
-    assert head.port.read(1) == bytes([ACK])
+    assert head.read(1) == bytes([ACK])
     assert meter.tokens == [TOKEN]
     assert meter.writes == [(TOKEN_REGISTER, TOKEN, PASSWORD)]
     head.send(head.frame("R1", "C.51.1()"))
-    assert head.port.read(1) == bytes([STX])
+    assert head.read(1) == bytes([STX])
     reply, check = head.block()
     assert reply == b"C.51.1(1 Accept)\x03"
     assert check == bcc(reply)
     head.send(head.frame("B0", None))
-    assert head.port.read(1) == b""
+    assert head.read(1, within=QUIET) == b""
     head.send(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))  # session over: ignored
-    assert head.port.read(1) == b""
+    assert head.read(1, within=QUIET) == b""
     assert meter.tokens == [TOKEN]
     assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
 
 
 def test_frame_with_a_bad_bcc_is_refused_with_nak(head: Head, meter: FakeMeter) -> None:
     head.programming()
-    head.port.read(1)
     frame = bytearray(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))
     frame[-1] ^= 0x01
     head.send(head.frame("P1", f"({PASSWORD})"))
-    assert head.port.read(1) == bytes([ACK])
+    assert head.read(1) == bytes([ACK])
     head.send(bytes(frame))
-    assert head.port.read(1) == bytes([NAK])
+    assert head.read(1) == bytes([NAK])
     assert meter.writes == []
     head.send(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))  # the repeat goes through
-    assert head.port.read(1) == bytes([ACK])
+    assert head.read(1) == bytes([ACK])
     assert meter.tokens == [TOKEN]
 
 
 def test_wrong_password_is_refused_and_writes_go_without_one(head: Head, meter: FakeMeter) -> None:
     head.programming()
-    head.port.read(1)
     head.send(head.frame("P1", "(11111111)"))
-    assert head.port.read(1) == bytes([STX])
+    assert head.read(1) == bytes([STX])
     body, check = head.block()
     assert (body, check) == (b"(ERR03)\x03", bcc(b"(ERR03)\x03"))
     head.send(head.frame("W1", f"{TOKEN_REGISTER}({TOKEN})"))
-    assert head.port.read(1) == bytes([STX])
-    assert head.block()[0] == b"(ERR10)\x03"  # the meter's own refusal
+    assert head.read(1) == bytes([STX])
+    assert head.block()[0] == b"(ERR03)\x03"  # now the meter's own refusal
     assert meter.writes == [(TOKEN_REGISTER, TOKEN, None)]
     assert meter.tokens == []
 
@@ -275,18 +303,17 @@ def test_wrong_password_is_refused_and_writes_go_without_one(head: Head, meter: 
         ("W1", None, b"(ERR02)"),
         ("P1", "password", b"(ERR02)"),
         ("R1", "9.9.9()", b"(ERR04)"),
-        ("W1", "1.8.0(0)", b"(ERR11)"),
+        ("W1", "1.8.0(0)", b"(ERR05)"),
     ],
 )
 def test_programming_errors(
     head: Head, meter: FakeMeter, command: str, data: str | None, error: bytes
 ) -> None:
     head.programming()
-    head.port.read(1)
     head.send(head.frame("P1", f"({PASSWORD})"))
-    assert head.port.read(1) == bytes([ACK])
+    assert head.read(1) == bytes([ACK])
     head.send(head.frame(command, data))
-    assert head.port.read(1) == bytes([STX])
+    assert head.read(1) == bytes([STX])
     body, check = head.block()
     assert body == error + b"\x03"
     assert check == bcc(body)
@@ -295,19 +322,15 @@ def test_programming_errors(
 
 def test_meter_nak_and_client_nak(head: Head) -> None:
     head.programming()
-    head.port.read(1)
     head.send(head.frame("P1", f"({PASSWORD})"))
-    assert head.port.read(1) == bytes([ACK])
+    assert head.read(1) == bytes([ACK])
     head.send(head.frame("W1", f"{TOKEN_REGISTER}(busy)"))
-    assert head.port.read(1) == bytes([NAK])
+    assert head.read(1) == bytes([NAK])
+    expected = b"\x021.8.0(0001234.5*kWh)\x03" + bytes([bcc(b"1.8.0(0001234.5*kWh)\x03")])
     head.send(head.frame("R1", "1.8.0()"))
-    first = head.port.read(100)
+    assert head.read(len(expected)) == expected
     head.send(bytes([NAK]))  # "say that again"
-    assert (
-        head.port.read(100)
-        == first
-        == b"\x021.8.0(0001234.5*kWh)\x03" + bytes([bcc(b"1.8.0(0001234.5*kWh)\x03")])
-    )
+    assert head.read(len(expected)) == expected
 
 
 def test_no_ack_within_the_character_timeout_returns_to_sign_on(
@@ -317,7 +340,7 @@ def test_no_ack_within_the_character_timeout_returns_to_sign_on(
     assert port.state == "await-ack"
     time.sleep(0.3)  # 3 simulated seconds at speed 10: past the 1.5 s time-out
     head.option_select("5", "0", switch=False)
-    assert head.port.read(10) == b""
+    assert head.read(10, within=QUIET) == b""
     assert port.state == "sign-on"
     assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
 
@@ -329,10 +352,9 @@ def test_programming_session_times_out(meter: FakeMeter) -> None:
         head = Head(port.path)
         try:
             head.programming()
-            head.port.read(1)
             time.sleep(0.4)  # 4 simulated seconds of silence
             head.send(head.frame("P1", f"({PASSWORD})"))
-            assert head.port.read(1) == b""
+            assert head.read(1, within=QUIET) == b""
             assert port.state == "sign-on"
         finally:
             head.close()
@@ -346,7 +368,7 @@ def test_time_outs_wait_at_least_the_real_floor(meter: FakeMeter) -> None:
             head.sign_on()
             time.sleep(0.05)  # 50 simulated seconds, well under the real floor
             head.option_select("5", "0")
-            assert head.port.read(1) == bytes([STX])
+            assert head.read(1) == bytes([STX])
         finally:
             head.close()
 
@@ -360,13 +382,11 @@ def test_transport_fault_then_clear(meter: FakeMeter, fault: str, value: object)
         head = Head(port.path)
         try:
             setattr(port.faults, fault, value)
-            reply = head.sign_on()  # returns within the client's timeout
+            reply = head.sign_on(within=QUIET)  # returns within its timeout, never hangs
             assert reply != b"/SIM5STS-SIM-1\r\n"
             if fault == "delay_s":
                 assert reply == b""
-                head.port.timeout = 5.0
-                assert head.port.read_until(b"\r\n") == b"/SIM5STS-SIM-1\r\n"
-                head.port.timeout = TIMEOUT
+                assert head.read_until(b"\r\n") == b"/SIM5STS-SIM-1\r\n"
             port.faults.clear()
             assert head.sign_on() == b"/SIM5STS-SIM-1\r\n"
             head.option_select("5", "0")

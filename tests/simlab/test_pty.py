@@ -13,7 +13,8 @@ import serial
 from simlab.faults import TransportFaults
 from simlab.pty import PtyEndpoint
 
-TIMEOUT = 0.3
+TIMEOUT = 3.0  # what a reply may take: generous, it only runs out when a test fails
+QUIET = 0.3  # how long a test listens to be sure nothing comes
 
 
 def eventually(condition: Callable[[], bool], within: float = 5.0) -> bool:
@@ -53,10 +54,17 @@ def open_client(path: str, baudrate: int = 9600) -> serial.Serial:
     return serial.serial_for_url(path, baudrate=baudrate, timeout=TIMEOUT)
 
 
-def exchange(client: serial.Serial, data: bytes) -> bytes:
+def exchange(client: serial.Serial, data: bytes, timeout: float = TIMEOUT) -> bytes:
+    client.timeout = timeout
     client.reset_input_buffer()
     client.write(data)
     return client.read(len(data))
+
+
+def listen(client: serial.Serial) -> bytes:
+    """What arrives within QUIET seconds."""
+    client.timeout = QUIET
+    return client.read(100)
 
 
 def test_client_exchanges_bytes_with_the_device(echo: Echo) -> None:
@@ -70,7 +78,7 @@ def test_device_writes_without_a_client_are_dropped_and_the_port_still_works(ech
     assert echo.endpoint.write(b"stale\n") == 0
     assert not echo.endpoint.connected
     with open_client(echo.endpoint.path) as client:
-        assert client.read(100) == b""
+        assert listen(client) == b""
         assert exchange(client, b"ping") == b"PING"
 
 
@@ -109,7 +117,7 @@ def test_fault_spoils_the_reply_and_clearing_it_restores_the_exchange(
     echo = Echo(faults=TransportFaults(seed=7))
     setattr(echo.endpoint.faults, fault, value)
     with echo.endpoint, open_client(echo.endpoint.path) as client:
-        reply = exchange(client, b"hello")
+        reply = exchange(client, b"hello", timeout=QUIET)  # never hangs
         assert reply != b"HELLO"
         if fault == "garble_rate":
             assert len(reply) == 5
@@ -121,14 +129,13 @@ def test_fault_spoils_the_reply_and_clearing_it_restores_the_exchange(
 
 
 def test_delay_fault_makes_the_reply_late_not_lost(echo: Echo) -> None:
-    echo.endpoint.faults.delay_s = 3 * TIMEOUT
+    echo.endpoint.faults.delay_s = 3 * QUIET
     with open_client(echo.endpoint.path) as client:
         client.write(b"slow")
-        assert client.read(4) == b""  # within the client's timeout: nothing
-        client.timeout = 5.0
+        assert listen(client) == b""  # within the client's timeout: nothing
+        client.timeout = TIMEOUT
         assert client.read(4) == b"SLOW"
         echo.endpoint.faults.clear()
-        client.timeout = TIMEOUT
         assert exchange(client, b"fast") == b"FAST"
 
 
