@@ -147,8 +147,8 @@ class KeypadRobot:
         if self._closed:
             return
         self._closed = True
+        self._endpoint.close()  # first: no command may start a new job behind our back
         self._stop_job()
-        self._endpoint.close()
 
     def __enter__(self) -> KeypadRobot:
         return self
@@ -213,14 +213,15 @@ class KeypadRobot:
         if command == "PRESS":
             if len(args) not in (1, 2):
                 raise _Refused(KprError.SYNTAX, "PRESS takes <key> [hold_ms]")
-            keys = [self._key(args[0])]
+            keys = [_key(self._layout(), args[0])]
             hold = _number(args[1], "hold", HOLD_RANGE_MS) if len(args) == 2 else self._hold_ms
             self._start(keys, hold)
             return None
         # TYPE
         if not args:
             raise _Refused(KprError.SYNTAX, "TYPE takes at least one key")
-        keys = [key for arg in args for key in self._keys_of(arg)]
+        layout = self._layout()
+        keys = [key for arg in args for key in _keys_of(layout, arg)]
         if len(keys) > MAX_PRESSES:
             raise _Refused(KprError.OUT_OF_RANGE, f"{len(keys)} presses (at most {MAX_PRESSES})")
         self._start(keys, self._hold_ms)
@@ -235,16 +236,9 @@ class KeypadRobot:
             self._gap_ms = _number(args[1], "gap", GAP_RANGE_MS)
         return "OK"
 
-    def _key(self, name: str) -> str:
-        key = {k.upper(): k for k in self._keypad.keys}.get(name.upper())
-        if key is None:
-            raise _Refused(KprError.UNKNOWN_KEY, f"unknown key {name}")
-        return key
-
-    def _keys_of(self, word: str) -> list[str]:
-        if len(word) > 1 and word.isdigit() and word.isascii():
-            return [self._key(digit) for digit in word]
-        return [self._key(word)]
+    def _layout(self) -> dict[str, str]:
+        """Key names as the client may spell them (any case) -> the meter's names."""
+        return {key.upper(): key for key in self._keypad.keys}
 
     # -- running a press sequence (job thread) ----------------------------------------------
 
@@ -337,6 +331,20 @@ class KeypadRobot:
 
 
 _COMMANDS = frozenset({"*IDN?", "KEYS?", "CFG", "CFG?", "PRESS", "TYPE"})
+
+
+def _key(layout: dict[str, str], name: str) -> str:
+    key = layout.get(name.upper())
+    if key is None:
+        raise _Refused(KprError.UNKNOWN_KEY, f"unknown key {name}")
+    return key
+
+
+def _keys_of(layout: dict[str, str], word: str) -> list[str]:
+    """A key name, or a run of digits typed one key each."""
+    if len(word) > 1 and word.isdigit() and word.isascii():
+        return [_key(layout, digit) for digit in word]
+    return [_key(layout, word)]
 
 
 def _arity(args: list[str], n: int) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from simlab.lcd import DisplayState, SegmentLayout, encode_text
-from simlab.meter_io import DataLine, WriteResult
+from simlab.meter_io import DataLine, PortError, WriteResult
 from simlab.plant import Plant
 from simlab.profile import MeterProfile
 from sts.meter import (
@@ -586,7 +586,8 @@ class SimMeter:
 
     def identification(self) -> str:
         p = self.profile
-        return f"{p.port.manufacturer_flag}{p.port.baud_char}{p.meter.model.split()[0]}"
+        ident = "".join(ch for ch in p.meter.model.split()[0] if ch.isalnum() or ch in "-_.")
+        return f"{p.port.manufacturer_flag}{p.port.baud_char}{ident[:16]}"
 
     def readout(self) -> list[DataLine]:
         with self._lock:
@@ -627,24 +628,23 @@ class SimMeter:
     def write_register(self, address: str, value: str, password: str | None) -> WriteResult:
         register = self.profile.port.token_register
         if password is None or not self.check_password(password):
-            return WriteResult.error("ERR03")
+            return WriteResult.error(PortError.PASSWORD)
         if register is None or address != register:
-            return WriteResult.error("ERR01")
+            return WriteResult.error(PortError.NOT_WRITABLE)
         if "port" not in self.profile.carriers:
-            return WriteResult.error("ERR02")
+            return WriteResult.error(PortError.CARRIER_DISABLED)
         self.enter_token(value, "port")
         return WriteResult.ack()
 
     # -- card reader (MeterCardReader) ------------------------------------------------------
 
     def insert_card(self, tracks: dict[int, str]) -> None:
-        card = self.profile.card
-        data = tracks.get(card.token_track, "")
-        if card.prefix and data.startswith(card.prefix):
-            data = data[len(card.prefix) :]
-        if card.suffix and data.endswith(card.suffix):
-            data = data[: -len(card.suffix)]
-        self.enter_token(data, "card")
+        """A card in the reader: the token is wherever the (provisional) card profile says."""
+        try:
+            digits = self.profile.card.card_profile().token_from(tracks)
+        except ValueError:
+            digits = tracks.get(self.profile.card.token_track, "")
+        self.enter_token(digits, "card")
 
     # -- side door --------------------------------------------------------------------------
 

@@ -214,13 +214,25 @@ class PortProfile(_Strict):
     token_register: str | None = "C.60.0"
 
 
-class CardProfile(_Strict):
+class CardSection(_Strict):
     """Magnetic token card layout. PROVISIONAL: the IEC 62055-51 layout is not public."""
 
     provisional: Literal[True] = True
     token_track: Literal[1, 2, 3] = 2
     prefix: str = ""
     suffix: str = ""
+    field_separator: str = "="
+
+    @model_validator(mode="after")
+    def _fits(self) -> CardSection:
+        self.card_profile()  # raises ValueError naming what does not fit
+        return self
+
+    def card_profile(self):  # type: ignore[no-untyped-def]
+        """The card layout as SimLab's card writer and presenter use it."""
+        from simlab.card_writer import CardProfile
+
+        return CardProfile(self.token_track, self.prefix, self.suffix, self.field_separator)
 
 
 class TokenProcessing(_Strict):
@@ -299,7 +311,7 @@ class MeterProfile(_Strict):
     display: DisplayProfile
     load_switch: LoadSwitchProfile = LoadSwitchProfile()
     port: PortProfile = PortProfile()
-    card: CardProfile = CardProfile()
+    card: CardSection = CardSection()
     #: Rated maximum current of the meter (A): above it the plant cannot draw more.
     rated_current_a: Annotated[float, Field(gt=0)] = 80.0
     source: str = Field(default="<memory>", exclude=True)
