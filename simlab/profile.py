@@ -17,13 +17,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sts.dkga import Dkga, KeyAttributes, derive_decoder_key
 from sts.identity import Pan
 from sts.keys import DecoderKey, EncryptionAlgorithm, fingerprint, parse_hex_key
 from sts.meter import MeterParameters, Result
+from sts.schema import DocumentError, validate
 from sts.tid import BaseDate
 
 #: The public STS compliance-test vending keys (IEC 62055-41 test data): allowed inline.
@@ -37,7 +37,7 @@ PUBLIC_TEST_VENDING_KEYS = frozenset(
 PROFILE_DIR = "profiles"
 
 
-class ProfileError(ValueError):
+class ProfileError(DocumentError):
     """A profile that does not validate; the message names file, key path and line."""
 
 
@@ -353,18 +353,9 @@ class MeterProfile(_Strict):
     @classmethod
     def parse_yaml(cls, text: str, *, source: str = "<memory>") -> MeterProfile:
         try:
-            root = yaml.compose(text)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise ProfileError(f"{source}{where}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ProfileError(f"{source}: a meter profile is a mapping of keys")
-        try:
-            return cls.model_validate({**data, "source": source})
-        except ValidationError as exc:
-            raise ProfileError(_explain(exc, root, source)) from None
+            return validate(cls, text, source, extra={"source": source})
+        except DocumentError as exc:
+            raise ProfileError(str(exc)) from None
 
     @classmethod
     def builtin(cls, name: str = "default") -> MeterProfile:
@@ -373,42 +364,3 @@ class MeterProfile(_Strict):
         if not ref.is_file():
             raise ProfileError(f"no built-in meter profile {name!r}")
         return cls.parse_yaml(ref.read_text(), source=str(ref))
-
-
-def _explain(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
-    """Every validation error as 'file:line: key.path: message'."""
-    lines = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        line = _line_of(root, loc)
-        where = f"{source}:{line}" if line else source
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        lines.append(f"{where}: {key}: {msg}")
-    return "\n".join(lines)
-
-
-def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the deepest node along ``loc`` that exists."""
-    best = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            nxt = None
-            for k, v in node.value:
-                if str(k.value) == str(part):
-                    best = k.start_mark.line + 1
-                    nxt = v
-                    break
-            if nxt is None:
-                return best
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return best
-            node = node.value[part]
-            best = node.start_mark.line + 1
-        else:
-            return best
-    return best

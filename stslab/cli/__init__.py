@@ -12,7 +12,9 @@ import click
 import typer
 
 from sts.errors import StsError
+from stslab.cli.bench import app as bench_app
 from stslab.cli.errors import ArgumentError
+from stslab.cli.sim import sim
 from stslab.cli.token import app as token_app
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(token_app, name="token")
+app.command("sim")(sim)
+app.add_typer(bench_app, name="bench")
 
 
 def _family(name: str) -> tuple[type[BaseException], ...]:
