@@ -93,7 +93,9 @@ class SegmentMap:
     def shapes(self) -> dict[str, Shape]:
         """Segment id -> its polygons, in :attr:`segment_ids` order."""
         out = {
-            f"d{i + 1}.{seg}": cell[seg] for i, cell in enumerate(self.digits) for seg in CELL_SEGMENTS
+            f"d{i + 1}.{seg}": cell[seg]
+            for i, cell in enumerate(self.digits)
+            for seg in CELL_SEGMENTS
         }
         out.update({f"ann.{name}": shape for name, shape in self.annunciators.items()})
         return out
@@ -183,7 +185,9 @@ class SegmentMap:
         digits = []
         for i, cell in enumerate(cells):
             if not isinstance(cell, dict):
-                raise _Bad(("digits", i), f"expected a mapping with keys {', '.join(CELL_SEGMENTS)}")
+                raise _Bad(
+                    ("digits", i), f"expected a mapping with keys {', '.join(CELL_SEGMENTS)}"
+                )
             for key in cell:
                 if key not in CELL_SEGMENTS:
                     raise _Bad(("digits", i, str(key)), "not a segment of a digit cell")
@@ -298,7 +302,9 @@ def _check_geometry(smap: SegmentMap) -> None:
     width, height = smap.size
     located: list[tuple[tuple[str | int, ...], Shape]] = [(("glass",), (smap.glass,))]
     located += [
-        (("digits", i, seg), cell[seg]) for i, cell in enumerate(smap.digits) for seg in CELL_SEGMENTS
+        (("digits", i, seg), cell[seg])
+        for i, cell in enumerate(smap.digits)
+        for seg in CELL_SEGMENTS
     ]
     located += [(("annunciators", n), s) for n, s in smap.annunciators.items()]
     for loc, shape in located:
@@ -336,10 +342,13 @@ def _line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int:
                 if str(key.value) == str(part):
                     nxt, line = value, key.start_mark.line + 1
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                nxt = node.value[part]
-                line = nxt.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            nxt = node.value[part]
+            line = nxt.start_mark.line + 1
         if nxt is None:
             break
         node = nxt
@@ -362,7 +371,9 @@ _Dumper.add_representer(
 # -- geometry ----------------------------------------------------------------------------------
 
 
-def shape_mask(shape: Sequence[Sequence[Point]], size: tuple[int, int]) -> tuple[int, int, np.ndarray]:
+def shape_mask(
+    shape: Sequence[Sequence[Point]], size: tuple[int, int]
+) -> tuple[int, int, np.ndarray]:
     """Rasterise a shape into a frame of ``size``: ``(top, left, mask)`` over its clipped
     bounding box (pixels whose centre the polygons cover, edges included)."""
     width, height = size

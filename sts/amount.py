@@ -59,9 +59,9 @@ def encode_exponent_mantissa(
     )
 
 
-def round_up(value: int, max_exponent: int = MAX_UNITS_EXPONENT) -> int:
+def round_up(value: int, max_exponent: int = MAX_UNITS_EXPONENT, param: str = "amount") -> int:
     """The value a token actually carries when asked for ``value`` base units."""
-    return value_of(*encode_exponent_mantissa(value, max_exponent))
+    return value_of(*encode_exponent_mantissa(value, max_exponent, param))
 
 
 def encode_units(value: int, param: str = "amount") -> int:

@@ -120,6 +120,9 @@ class DecoderKey:
     def __hash__(self) -> int:
         return hash((self.value, self.ea))
 
+    def __deepcopy__(self, memo: dict) -> DecoderKey:
+        return self  # immutable; copying would copy the cipher's tables
+
     @cached_property
     def cipher(self) -> BlockCipher:
         """The block cipher under this key (schedule computed once)."""

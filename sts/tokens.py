@@ -90,10 +90,18 @@ class TransferCredit:
         if self.is_currency:
             if self.rnd:
                 raise StsError("rnd", "currency transfer tokens carry S&E, not RND")
-            if not isinstance(self.amount, int) or abs(self.amount) > amounts.MAX_CURRENCY:
+            if (
+                not isinstance(self.amount, int)
+                or isinstance(self.amount, bool)
+                or abs(self.amount) > amounts.MAX_CURRENCY
+            ):
                 raise StsError("amount", "currency amount out of range")
         else:
-            if not isinstance(self.amount, int) or not 0 <= self.amount <= amounts.MAX_UNITS:
+            if (
+                not isinstance(self.amount, int)
+                or isinstance(self.amount, bool)
+                or not 0 <= self.amount <= amounts.MAX_UNITS
+            ):
                 raise StsError(
                     "amount", f"{self.amount!r} is outside 0 to {amounts.MAX_UNITS} base units"
                 )
@@ -505,7 +513,7 @@ def encode_value(token: Token, key: DecoderKey | None) -> int:
     """The 66-bit token value (before printing as digits)."""
     block = data_block(token)
     token_class = int(token.token_class)
-    if token_class != 1:
+    if token_class in (0, 2):  # class 1 is sent in clear; class 3 is reserved, left clear
         if key is None:
             raise StsError("key", f"a class {token_class} token needs a decoder key")
         block = key.cipher.encrypt(block)

@@ -14,10 +14,11 @@ from sts import amount as amounts
 from sts.codec import group
 from sts.dkga import Dkga, KeyAttributes, derive_decoder_key, vending_key_from_hex
 from sts.errors import StsError
-from sts.identity import Pan
-from sts.keys import DecoderKey, EncryptionAlgorithm
+from sts.identity import Pan, check_key_type, check_krn, check_sgc, check_ti
+from sts.keys import DecoderKey, EncryptionAlgorithm, parse_hex_key
 from sts.tid import BaseDate, tid_from_datetime
 from sts.tokens import (
+    KEY_CHANGE_TYPES,
     ClearCredit,
     ClearTamperCondition,
     InitiateMeterTest,
@@ -254,10 +255,11 @@ def _build_token(
         raise _usage("--subclass", "key change tokens come from 'stslab token key-change'")
     if value is None:
         raise _usage("--value", "class 2 tokens need --value")
-    if subclass == 0:
-        return SetMaximumPowerLimit(tid, amounts.round_up(value), rnd)
-    if subclass == 6:
-        return SetMaximumPhasePowerUnbalanceLimit(tid, amounts.round_up(value), rnd)
+    if subclass in (0, 6):
+        watts = amounts.round_up(value, amounts.MAX_UNITS_EXPONENT, "value")
+        if subclass == 0:
+            return SetMaximumPowerLimit(tid, watts, rnd)
+        return SetMaximumPhasePowerUnbalanceLimit(tid, watts, rnd)
     makers = {1: ClearCredit, 2: SetTariffRate, 5: ClearTamperCondition, 7: SetWaterMeterFactor}
     if subclass not in makers:
         raise _usage("--subclass", f"class 2 subclass {subclass} is reserved")
@@ -299,8 +301,14 @@ def key_change(
             dk, vk, dkga, pan, sgc, ti, krn, kt, base_date, ea, legacy
         )
         assert current is not None
+        check_krn(new_krn, "new_krn")
+        check_ti(new_ti, "new_ti")
+        check_key_type(new_kt, "new_kt")
+        if new_sgc is not None:
+            check_sgc(new_sgc, "new_sgc")
         if new_dk is not None:
-            new_key = DecoderKey.from_hex(new_dk, current.ea, legacy)
+            raw = parse_hex_key(new_dk, "new_dk", current.ea.key_bytes)
+            new_key = DecoderKey(raw, current.ea, legacy)
         else:
             if attrs is None or vending_key is None or method is None:
                 raise _usage("--new-dk", "with --dk give the new key as --new-dk")
@@ -373,8 +381,10 @@ def decode_command(
         "token": digits.replace(" ", "").replace("-", ""),
         **describe(decoded.token),
         "crc_ok": decoded.crc_ok,
-        "data_block": f"{decoded.data_block:016X}",
     }
+    if not isinstance(decoded.token, KEY_CHANGE_TYPES):
+        # A key change token's clear block carries key bits: never printed.
+        body["data_block"] = f"{decoded.data_block:016X}"
     if key is not None:
         body["key"] = {"ea": key.ea.code, "fingerprint": key.fingerprint}
     typer.echo(json.dumps(body))

@@ -69,11 +69,9 @@ def _is_direct_key(v: dict[str, Any]) -> bool:
 
 
 def _ea(v: dict[str, Any]) -> EncryptionAlgorithm:
-    return (
-        EncryptionAlgorithm.MISTY1
-        if v["algorithm"]["ea"].startswith("11")
-        else (EncryptionAlgorithm.STA)
-    )
+    if v["algorithm"]["ea"].startswith("11"):
+        return EncryptionAlgorithm.MISTY1
+    return EncryptionAlgorithm.STA
 
 
 def _issue_time(inputs: dict[str, Any]) -> datetime:
