@@ -202,6 +202,22 @@ class LoadSwitchProfile(_Strict):
     test_open_s: float = Field(default=5.0, gt=0)
 
 
+class ReadoutRegisters(_Strict):
+    """The readout addresses of the quantities a test observes (declared per meter)."""
+
+    serial: str = "C.1.0"
+    energy_kwh: str = "1.8.0"
+    credit: str = "C.50.0"  # electricity credit, kWh
+    relay: str = "C.52.0"  # CLOSED / OPEN
+    last_result: str = "C.53.0"  # last token result code
+    krn: str = "C.54.0"
+    kt: str = "C.54.1"
+    ti: str = "C.54.2"
+    ken: str = "C.54.3"
+    mpl: str = "C.55.0"
+    tamper: str = "C.56.0"
+
+
 class PortProfile(_Strict):
     """IEC 62056-21 optical port."""
 
@@ -212,6 +228,8 @@ class PortProfile(_Strict):
     password: str = "00000000"
     #: Register a token is written to in programming mode (None: port cannot take tokens).
     token_register: str | None = "C.60.0"
+    #: Where the readout shows each quantity (manufacturer-specific addresses).
+    registers: ReadoutRegisters = Field(default_factory=lambda: ReadoutRegisters())
 
 
 class CardSection(_Strict):

@@ -146,7 +146,8 @@ class ScpiDriver(Driver):
         try:
             self._manager = pyvisa.ResourceManager(visa_library)
         except (OSError, ValueError) as exc:
-            raise self.error(InstrumentError, f"cannot load VISA library {visa_library!r}: {exc}")
+            message = f"cannot load VISA library {visa_library!r}: {exc}"
+            raise self.error(InstrumentError, message) from exc
         try:
             with self._call():
                 pass
@@ -165,7 +166,7 @@ class ScpiDriver(Driver):
     def identify(self) -> Identity:
         """Ask ``*IDN?`` again; InstrumentError if another instrument now answers."""
         with self._call() as remaining:
-            identity = self._parse_identity(self._query("*IDN?", remaining))
+            identity = self._ask_identity(remaining)
             self._check_same(identity)
             return identity
 
@@ -225,15 +226,15 @@ class ScpiDriver(Driver):
             raise ValueError(f"{command!r} is a query; use query()")
         self._write(command, remaining)
         if sync:
-            self._sync(command, remaining)
+            self._sync(remaining)
         errors = self._drain_errors(remaining)
         if errors:
             listed = "; ".join(f'{code},"{message}"' for code, message in errors)
             raise self.error(InstrumentError, f"the instrument rejected {command!r}: {listed}")
 
-    def _sync(self, after: str, remaining: Remaining) -> None:
-        reply = self._read(after + " / *OPC?", remaining, send="*OPC?")
-        if self._number(reply, "*OPC? reply") != 1:
+    def _sync(self, remaining: Remaining) -> None:
+        reply = self._query("*OPC?", remaining)
+        if self._number(reply, "*OPC?") != 1:
             raise self._violation(f"*OPC? answered {reply!r}, not 1")
 
     def _drain_errors(self, remaining: Remaining) -> list[tuple[int, str]]:
@@ -278,9 +279,7 @@ class ScpiDriver(Driver):
         # What was read may have been part of something else: resync before the next exchange.
         self._desynced = True
         self.transcript.note(f"protocol violation: {message}")
-        error = self.error(ProtocolViolation, message)
-        assert isinstance(error, ProtocolViolation)
-        return error
+        return ProtocolViolation(message, role=self.role, address=self.address)
 
     # ---- connection ----------------------------------------------------------------------
 
@@ -302,10 +301,12 @@ class ScpiDriver(Driver):
             )
         except VisaIOError as exc:
             if exc.error_code == StatusCode.error_invalid_resource_name:
-                raise self.error(InstrumentError, f"invalid VISA resource {self.address!r}")
+                message = f"invalid VISA resource {self.address!r}"
+                raise self.error(InstrumentError, message) from exc
             raise self._lost(f"cannot open {self.address}: {exc.description}") from exc
         except ValueError as exc:  # pyvisa's InvalidResourceName
-            raise self.error(InstrumentError, f"invalid VISA resource {self.address!r}: {exc}")
+            message = f"invalid VISA resource {self.address!r}: {exc}"
+            raise self.error(InstrumentError, message) from exc
         except Exception as exc:
             # pyvisa-py reports an unreachable socket with a bare Exception.
             raise self._lost(f"cannot open {self.address}: {exc}") from exc
@@ -322,7 +323,10 @@ class ScpiDriver(Driver):
                 failure = link[0].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                 if failure:
                     raise self._lost(f"cannot connect to {self.address}: {os.strerror(failure)}")
-            identity = self._parse_identity(self._query("*IDN?", remaining))
+                # Request/reply traffic: without this, Nagle and delayed ACKs add ~40 ms to a
+                # command followed by its error query (pyvisa-py cannot set it as an attribute).
+                link[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            identity = self._ask_identity(remaining)
             self._check_model(identity)
             self._check_same(identity)
             self._identity = identity
@@ -350,7 +354,7 @@ class ScpiDriver(Driver):
         except OSError as exc:
             raise self._lost(f"device clear: {exc}") from exc
         self._desynced = False
-        self._sync("device clear", remaining)
+        self._sync(remaining)
         leftover = self._drain_errors(remaining)
         if leftover:
             self.transcript.note(f"errors queued by the failed exchange: {leftover}")
@@ -360,6 +364,21 @@ class ScpiDriver(Driver):
         if resource is not None:
             with contextlib.suppress(Exception):
                 resource.close()
+
+    def _ask_identity(self, remaining: Remaining) -> Identity:
+        """``*IDN?``; a reply that is new (first, or unlike the known one) is asked twice.
+
+        A garbled reply must neither become the identity on the record nor pass for another
+        instrument: what is believed, the instrument said twice.
+        """
+        first = self._parse_identity(self._query("*IDN?", remaining))
+        known = self._identity
+        if known is not None and first.raw == known.raw:
+            return known
+        second = self._parse_identity(self._query("*IDN?", remaining))
+        if second.raw != first.raw:
+            raise self._violation(f"*IDN? answered {first.raw!r}, then {second.raw!r}")
+        return first
 
     def _parse_identity(self, reply: str) -> Identity:
         fields = [field.strip() for field in reply.split(",")]
@@ -378,11 +397,7 @@ class ScpiDriver(Driver):
 
     def _check_same(self, identity: Identity) -> None:
         known = self._identity
-        if known is not None and (known.manufacturer, known.model, known.serial) != (
-            identity.manufacturer,
-            identity.model,
-            identity.serial,
-        ):
+        if known is not None and known.raw != identity.raw:
             raise self.error(
                 InstrumentError,
                 f"another instrument answers at {self.address}: {identity.raw!r}, "
@@ -405,10 +420,8 @@ class ScpiDriver(Driver):
         except OSError as exc:
             raise self._lost(f"sending {line!r}: {exc}") from exc
 
-    def _read(self, what: str, remaining: Remaining, *, send: str | None = None) -> str:
-        """One reply line (to ``send`` first when given); ``what`` names it in errors."""
-        if send is not None:
-            self._write(send, remaining)
+    def _read(self, what: str, remaining: Remaining) -> str:
+        """One reply line; ``what`` (the query) names it in errors."""
         resource = self._resource
         assert resource is not None
         wait_ms = _milliseconds(remaining())
@@ -447,16 +460,12 @@ class ScpiDriver(Driver):
     def _timeout(self, message: str) -> InstrumentTimeout:
         self._desynced = True
         self.transcript.note(f"timeout: {message}")
-        error = self.error(InstrumentTimeout, message)
-        assert isinstance(error, InstrumentTimeout)
-        return error
+        return InstrumentTimeout(message, role=self.role, address=self.address)
 
     def _lost(self, message: str) -> InstrumentGone:
         self._drop()
         self.transcript.note(f"connection lost: {message}")
-        error = self.error(InstrumentGone, message)
-        assert isinstance(error, InstrumentGone)
-        return error
+        return InstrumentGone(message, role=self.role, address=self.address)
 
     # ---- the socket under a pyvisa-py SOCKET resource ------------------------------------
 

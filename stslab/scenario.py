@@ -1,0 +1,429 @@
+"""Conformance scenarios: the YAML format, its schema, and the loader.
+
+A scenario tests one behaviour of IEC 62055-41/-51 with steps (mint and inject a token,
+enter raw digits, press keys, set the load or source, wait, power cycle, ask the operator)
+and expectations written from the standard: the result, what the display shows (through the
+meter profile's vocabulary), the credit change, the load switch, readout values. The
+reference meter is never the oracle.
+
+Loading validates everything; an error names the file, the scenario id, the step and the
+line. The JSON schema of the format is :func:`json_schema` (``stslab scenarios schema``).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sts.meter import Result
+from sts.schema import DocumentError, read_text, validate
+
+SCENARIO_VERSION = 1
+Carrier = Literal["keypad", "port", "card"]
+
+RESULT_NAMES: dict[str, Result] = {r.name.lower(): r for r in Result}
+
+
+class ScenarioError(DocumentError):
+    """A scenario file that does not load (file, scenario id, step and line are named)."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- what to mint ------------------------------------------------------------------------
+
+
+class TidSpec(_Model):
+    """Which TID a token gets, relative to the DUT ledger (never the wall clock).
+
+    Exactly one of: ``next`` (the next free TID, the default), ``same_as`` (the TID of an
+    earlier step's token), ``below_store_min`` (that many below the smallest TID the meter's
+    store holds), ``at_ken`` (the largest TID the key's KEN still allows), ``past_ken`` (the
+    smallest TID past the KEN), ``advance_minutes`` (that many minutes after the last TID),
+    ``absolute``.
+    """
+
+    next: bool | None = None
+    same_as: str | None = None
+    below_store_min: int | None = Field(default=None, ge=1)
+    at_ken: bool | None = None
+    past_ken: bool | None = None
+    advance_minutes: int | None = Field(default=None, ge=1)
+    absolute: int | None = Field(default=None, ge=0, lt=1 << 24)
+
+    @model_validator(mode="after")
+    def _one(self) -> TidSpec:
+        given = [k for k, v in self.model_dump().items() if v not in (None, False)]
+        if len(given) > 1:
+            raise ValueError(f"give one TID rule, not {', '.join(given)}")
+        return self
+
+    @property
+    def rule(self) -> str:
+        for k, v in self.model_dump().items():
+            if v not in (None, False):
+                return k
+        return "next"
+
+
+class TokenSpec(_Model):
+    """A token to mint with the DUT's current key (unless ``key`` says otherwise)."""
+
+    token_class: Literal[0, 1, 2] = Field(alias="class")
+    subclass: int = Field(ge=0, le=15)
+    amount: Decimal | None = None  # class 0, in the service's unit
+    value: int | None = Field(default=None, ge=0, le=0xFFFF)  # class 2
+    tests: list[int] | Literal["all"] | None = None  # class 1: control bits, or all (test 0)
+    control: str | None = None  # class 1: control bits as hex
+    mfr_code: int | Literal["own", "other"] = 0
+    tid: TidSpec = TidSpec()
+    rnd: int | None = Field(default=None, ge=0, le=15)
+    #: Key: the DUT's current key; "other_meter" (same key data, another PAN);
+    #: "other_key" (the DUT's PAN, another KRN); "previous" (the key before the last change).
+    key: Literal["current", "other_meter", "other_key", "previous"] = "current"
+
+    @model_validator(mode="after")
+    def _fields(self) -> TokenSpec:
+        c, s = self.token_class, self.subclass
+        if c == 0:
+            if s > 7:
+                raise ValueError(f"class 0 subclass {s} is reserved (0-7)")
+            if self.amount is None:
+                raise ValueError("a class 0 token needs amount")
+        elif c == 1:
+            if s not in (0, 1):
+                raise ValueError("class 1 subclasses are 0 and 1")
+            if (self.tests is None) == (self.control is None):
+                raise ValueError("a class 1 token needs tests or control (one of them)")
+        else:
+            if s in (3, 4, 8, 9):
+                raise ValueError("key change tokens are a key_change step")
+            if s not in (0, 1, 2, 5, 6, 7):
+                raise ValueError(f"class 2 subclass {s} is reserved")
+            if self.value is None:
+                raise ValueError("a class 2 token needs value")
+        return self
+
+
+class NewKeySpec(_Model):
+    """The key a key change installs: attributes relative to the current key."""
+
+    krn: int | Literal["next"] = "next"
+    ti: int | Literal["same"] = "same"
+    kt: int | Literal["same"] = "same"
+    base_date: Literal[1993, 2014, 2035] | Literal["same"] = "same"
+    sgc: int | Literal["same"] = "same"
+    #: Key expiry number: an absolute value, or relative to the next TID's KEN unit.
+    ken: int | Literal["never"] | dict[str, int] = "never"
+    ro: bool = False
+
+
+# --- expectations ------------------------------------------------------------------------
+
+
+class CreditExpectation(_Model):
+    """The change of a credit register across the step, in the service's unit."""
+
+    register_no: int = Field(default=0, ge=0, le=7, alias="register")
+    change: Decimal | None = None
+    at_least: Decimal | None = None
+    equals: Decimal | None = None  # the register's value after the step
+    tolerance: Decimal = Decimal("0.05")
+
+
+class RelayExpectation(_Model):
+    state: Literal["open", "closed"]
+    within_s: float = Field(default=5.0, gt=0)
+
+
+class Expect(_Model):
+    """What the standard says must be observed after a step."""
+
+    result: str | int | None = None
+    display: str | None = None  # a result name (via the vocabulary) or {text}
+    display_text: str | None = None
+    credit: CreditExpectation | None = None
+    relay: RelayExpectation | None = None
+    readout: dict[str, str] | None = None  # declared register name -> value
+    #: Each listed key change section is answered as waiting for the rest, then Accept.
+    results: list[str | int] | None = None
+
+    @field_validator("result", "display")
+    @classmethod
+    def _result_name(cls, v: str | int | None) -> str | int | None:
+        if v is None:
+            return v
+        parse_result(v)
+        return v
+
+    @field_validator("results")
+    @classmethod
+    def _names(cls, v: list[str | int] | None) -> list[str | int] | None:
+        for item in v or ():
+            parse_result(item)
+        return v
+
+
+def parse_result(value: str | int) -> Result:
+    if isinstance(value, int):
+        try:
+            return Result(value)
+        except ValueError:
+            raise ValueError(f"{value} is not a result code (1-16)") from None
+    key = value.strip().lower().replace(" ", "_").replace("-", "_")
+    if key not in RESULT_NAMES:
+        raise ValueError(f"{value!r} is not a result ({', '.join(RESULT_NAMES)})")
+    return RESULT_NAMES[key]
+
+
+# --- steps -------------------------------------------------------------------------------
+
+
+class _Step(_Model):
+    id: str | None = None
+    note: str | None = None
+    expect: Expect | None = None
+    via: Carrier | None = None
+
+
+class TokenStep(_Step):
+    do: Literal["token"]
+    token: TokenSpec
+    corrupt: Literal["typo"] | None = None
+
+
+class KeyChangeStep(_Step):
+    do: Literal["key_change"]
+    new_key: NewKeySpec = NewKeySpec()
+    #: Which KCT sections to enter, in order (1-based): [1, 2], [2, 1], [1] …
+    order: list[int] | None = None
+
+
+class RawStep(_Step):
+    """Enter digits that may not be a token: literal digits or a named malformation."""
+
+    do: Literal["raw"]
+    digits: str | None = None
+    malformed: Literal["19_digits", "21_digits", "too_large"] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> RawStep:
+        if (self.digits is None) == (self.malformed is None):
+            raise ValueError("give digits or malformed (one of them)")
+        return self
+
+
+class KeysStep(_Step):
+    """Press keypad keys (names from the DUT's keypad layout, or "digits:<run>")."""
+
+    do: Literal["keys"]
+    keys: list[str]
+    hold_ms: int | None = Field(default=None, ge=20)
+    gap_ms: int | None = Field(default=None, ge=20)
+
+
+class LoadStep(_Step):
+    do: Literal["load"]
+    on: bool = True
+    mode: Literal["CC", "CR", "CP"] = "CP"
+    setpoint: float = Field(default=0.0, ge=0)
+
+
+class SourceStep(_Step):
+    do: Literal["source"]
+    output: bool = True
+    voltage: float | None = Field(default=None, ge=0, le=300)
+    frequency: float | None = Field(default=None, ge=45, le=65)
+
+
+class WaitStep(_Step):
+    """Wait (simulated or real time): a duration, an amount of energy, or a state."""
+
+    do: Literal["wait"]
+    seconds: float | None = Field(default=None, gt=0)
+    energy_wh: float | None = Field(default=None, gt=0)
+    relay: Literal["open", "closed"] | None = None
+    timeout_s: float = Field(default=600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> WaitStep:
+        given = [n for n in ("seconds", "energy_wh", "relay") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("a wait needs exactly one of seconds, energy_wh, relay")
+        return self
+
+
+class PowerCycleStep(_Step):
+    do: Literal["power_cycle"]
+    off_s: float = Field(default=5.0, gt=0)
+
+
+class OperatorStep(_Step):
+    do: Literal["operator"]
+    prompt: str
+
+
+class ObserveStep(_Step):
+    """No action: only the expectations."""
+
+    do: Literal["observe"]
+
+
+Step = Annotated[
+    TokenStep
+    | KeyChangeStep
+    | RawStep
+    | KeysStep
+    | LoadStep
+    | SourceStep
+    | WaitStep
+    | PowerCycleStep
+    | OperatorStep
+    | ObserveStep,
+    Field(discriminator="do"),
+]
+
+
+STEP_KINDS = frozenset(
+    {"token", "key_change", "raw", "keys", "load", "source", "wait", "power_cycle", "operator",
+     "observe"}
+)  # fmt: skip
+
+
+class Applicability(_Model):
+    """What the DUT must have declared for the scenario to apply (else SKIP, with why)."""
+
+    carriers: list[Carrier] = Field(default_factory=list)
+    features: list[str] = Field(default_factory=list)
+    tests: list[int] = Field(default_factory=list)  # class-1 tests the meter supports
+    services: list[int] = Field(default_factory=list)
+    ea: list[Literal["07", "09", "11"]] = Field(default_factory=list)
+
+
+FEATURES = frozenset(
+    {
+        "key_expiry",
+        "mppul",
+        "tariff_rate",
+        "water_meter_factor",
+        "lockout",
+        "kct_2",
+        "kct_4",
+        "ddtk",
+        "reconnect_auto",
+        "reconnect_key",
+    }
+)
+
+
+class Scenario(_Model):
+    scenario_version: Literal[1] = 1
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$")
+    title: str
+    clauses: list[str] = Field(min_length=1)
+    group: str
+    description: str | None = None
+    applies: Applicability = Applicability()
+    carrier: Carrier | Literal["any"] = "any"
+    #: Credit (electricity, kWh) the meter must hold before the steps; topped up if short.
+    setup_credit: Decimal | None = None
+    steps: list[Step] = Field(min_length=1)
+    source_file: str = Field(default="<memory>", exclude=True)
+
+    @field_validator("applies")
+    @classmethod
+    def _features(cls, v: Applicability) -> Applicability:
+        unknown = sorted(set(v.features) - FEATURES)
+        if unknown:
+            raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(FEATURES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _step_ids(self) -> Scenario:
+        seen: set[str] = set()
+        for i, step in enumerate(self.steps, 1):
+            if step.id is not None:
+                if step.id in seen:
+                    raise ValueError(f"step {i}: id {step.id!r} is used twice")
+                seen.add(step.id)
+            same_as = step.token.tid.same_as if isinstance(step, TokenStep) else None
+            if same_as is not None and same_as not in seen:
+                raise ValueError(f"step {i}: tid.same_as {same_as!r} names no earlier step")
+        return self
+
+    def step_label(self, index: int) -> str:
+        step = self.steps[index]
+        return step.id or f"step {index + 1}"
+
+
+class ScenarioFile(_Model):
+    """A scenario file holds one scenario or a list under ``scenarios``."""
+
+    scenarios: list[Scenario]
+
+
+def load_scenarios(path: str | Path) -> list[Scenario]:
+    """Every scenario in one YAML file, validated."""
+    text = read_text(path, "scenario file")
+    return parse_scenarios(text, str(path))
+
+
+def parse_scenarios(text: str, source: str) -> list[Scenario]:
+    from sts.schema import parse_yaml_text
+
+    data, _root = parse_yaml_text(text, source)
+    wrapped = "scenarios" in data if isinstance(data, dict) else False
+    body = text if wrapped else _indent_as_list(text)
+    try:
+        doc = validate(ScenarioFile, body, source)
+    except DocumentError as exc:
+        raise ScenarioError(_name_scenarios(str(exc), data, wrapped)) from None
+    return [s.model_copy(update={"source_file": source}) for s in doc.scenarios]
+
+
+def _indent_as_list(text: str) -> str:
+    # A single-scenario file is read as a one-item list (line numbers shift by one).
+    return "scenarios:\n- " + "\n  ".join(text.splitlines()) + "\n"
+
+
+def _name_scenarios(message: str, data: Any, wrapped: bool) -> str:
+    """Rewrite ``scenarios.N.steps.M`` paths as ``scenario <id> step M+1``."""
+    items = data.get("scenarios") if wrapped and isinstance(data, dict) else [data]
+    out = []
+    for line in message.splitlines():
+        head, sep, rest = line.partition(": scenarios.")
+        if not sep:
+            out.append(line)
+            continue
+        if not wrapped:
+            # line numbers are one more than the file's: the list header was added
+            file_part, _, num = head.rpartition(":")
+            if num.isdigit():
+                head = f"{file_part}:{int(num) - 1}"
+        index_text, _, path = rest.partition(".")
+        index = int(index_text.split(":")[0]) if index_text.split(":")[0].isdigit() else None
+        sid = "?"
+        if index is not None and isinstance(items, list) and index < len(items):
+            item = items[index]
+            if isinstance(item, dict):
+                sid = str(item.get("id", "?"))
+        where = f"scenario {sid}"
+        if path.startswith("steps."):
+            step_index, _, step_rest = path[len("steps.") :].partition(".")
+            if step_index.isdigit():
+                where += f" step {int(step_index) + 1}"
+                kind, _, after = step_rest.partition(".")
+                path = after if kind in STEP_KINDS else step_rest
+        out.append(f"{head}: {where}: {path}" if path else f"{head}: {where}")
+    return "\n".join(out)
+
+
+def json_schema() -> str:
+    """The published JSON schema of a scenario."""
+    return json.dumps(Scenario.model_json_schema(by_alias=True), indent=2)
