@@ -14,6 +14,7 @@ card-writer drivers use them too: a port opened by URL (a device path, ``rfc2217
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -240,10 +241,9 @@ class SerialLink:
         port, self._port = self._port, None
         self._rx.clear()
         if port is not None:
-            try:
+            # A port that is gone is closed as far as we are concerned.
+            with contextlib.suppress(serial.SerialException, OSError):
                 port.close()
-            except (serial.SerialException, OSError):
-                pass  # a port that is gone is closed as far as we are concerned
 
 
 # -- KPR/1 -----------------------------------------------------------------------------------
@@ -363,7 +363,12 @@ class Kpr1Keypad(Driver):
         """
         with self._state:
             self._abort_reply_pending = True
-        self._send("ABORT")
+        try:
+            self._send("ABORT")
+        except InstrumentError:
+            with self._state:
+                self._abort_reply_pending = False
+            raise
         # A running press sequence reads the robot's final line and the ABORT's OK itself.
         self._idle.wait(self._abort_budget())
         if not self._lock.acquire(timeout=self._abort_budget()):
@@ -394,22 +399,33 @@ class Kpr1Keypad(Driver):
     def _command(self) -> _Exclusive:
         return _Exclusive(self)
 
-    def _query(self, command: str, pattern: re.Pattern[str]) -> tuple[re.Match[str], str]:
-        """Send one command and return its final reply, which must match ``pattern``."""
+    def _query(
+        self, command: str, pattern: re.Pattern[str], *, skip_others: bool = False
+    ) -> tuple[re.Match[str], str]:
+        """Send one command and return its final reply, which must match ``pattern``.
+
+        With ``skip_others`` (resynchronising), lines that do not match are late replies to
+        earlier commands: they are skipped until the match or the timeout.
+        """
         self._discard()
         self._send(command)
+        deadline = time.monotonic() + self.timeout_s
         while True:
-            line = self._read_line(self.timeout_s, what=f"reply to {command}")
+            remaining = max(0.0, deadline - time.monotonic())
+            line = self._read_line(remaining, what=f"reply to {command}", strict=not skip_others)
+            match = pattern.fullmatch(line)
+            if match is not None:
+                return match, line
+            if skip_others:
+                self.transcript.note("late line skipped")
+                continue
             if _EVENT.fullmatch(line):
                 self.transcript.note("event outside a command of ours (another client?)")
                 continue
             self._raise_if_err(line, command)
-            match = pattern.fullmatch(line)
-            if match is None:
-                raise self.error(
-                    ProtocolViolation, f"unexpected reply to {command}: {escaped(line.encode())}"
-                )
-            return match, line
+            raise self.error(
+                ProtocolViolation, f"unexpected reply to {command}: {escaped(line.encode())}"
+            )
 
     def _actuate(self, command: str, keys: list[str], hold_ms: int | None) -> list[KeyEvent]:
         with self._command():
@@ -477,9 +493,7 @@ class Kpr1Keypad(Driver):
         done: int,
     ) -> list[KeyEvent]:
         pressed = [event.key for event in events]
-        if down or done != len(events) or [k.upper() for k in pressed] != [
-            k.upper() for k in keys
-        ]:
+        if down or done != len(events) or [k.upper() for k in pressed] != [k.upper() for k in keys]:
             raise self.error(
                 ProtocolViolation,
                 f"robot reported DONE {done} after pressing {pressed} (asked: {keys}"
@@ -503,10 +517,9 @@ class Kpr1Keypad(Driver):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self.error(InstrumentTimeout, "no OK to ABORT")
-            line = self._read_line(remaining, what="reply to ABORT")
+            line = self._read_line(remaining, what="reply to ABORT", strict=False)
             if line == "OK":
                 break
-            self.transcript.note(f"before ABORT's OK: {line}")
         with self._state:
             self._abort_reply_pending = False
             self._maybe_running = False
@@ -531,7 +544,9 @@ class Kpr1Keypad(Driver):
     def _resync(self) -> None:
         """After a fault: drop late replies, and stop a press sequence still running."""
         self.transcript.note("resynchronising")
-        match, _ = self._query("STATUS?", _STATUS)
+        with self._state:
+            self._abort_reply_pending = False
+        match, _ = self._query("STATUS?", _STATUS, skip_others=True)
         if match.group(1) is not None:
             with self._state:
                 self._abort_reply_pending = True
@@ -550,13 +565,14 @@ class Kpr1Keypad(Driver):
         self.transcript.tx(line)
         self._link.write(line.encode("ascii") + b"\n")
 
-    def _read_line(self, timeout_s: float, *, what: str) -> str:
+    def _read_line(self, timeout_s: float, *, what: str, strict: bool = True) -> str:
+        """The next line; a garbled one raises ProtocolViolation unless not ``strict``."""
         _, raw = self._link.read_message(
             _line_framer, timeout_s=timeout_s, max_bytes=_MAX_LINE, what=what
         )
         line = raw.rstrip(b"\r\n").decode("ascii", errors="replace")
         self.transcript.record("event" if line.startswith("EVT ") else "rx", line)
-        if not line.isprintable():
+        if strict and not line.isprintable():
             raise self.error(ProtocolViolation, f"garbled line: {escaped(raw)}")
         return line
 

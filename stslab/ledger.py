@@ -1,0 +1,134 @@
+"""The DUT ledger: what the vending side must remember about one meter.
+
+A real meter cannot be reset: its TID store only moves forward and key changes are
+permanent. The ledger keeps, per meter serial, the current key's attributes (never the key:
+it is derived again from the vending key), the previous key's attributes, the highest TID
+issued, and the TIDs the meter accepted since its store was last cleared, so a second
+campaign on the same meter mints tokens the meter will take. It is written atomically
+(temporary file, fsync, rename) after every change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sts.tid import TID_LIMIT
+from sts.vending import KEN_NEVER_EXPIRES, TidAllocator
+
+
+@dataclass(frozen=True)
+class KeyState:
+    """A decoder key's attributes as the ledger keeps them (no key material)."""
+
+    krn: int
+    kt: int
+    ti: int
+    sgc: int
+    base_date: int
+    ea: str
+    dkga: str
+    ken: int = KEN_NEVER_EXPIRES
+    fingerprint: str = ""
+
+
+@dataclass
+class Ledger:
+    serial: str
+    pan: str
+    key: KeyState
+    previous_key: KeyState | None = None
+    last_tid: int | None = None
+    #: TIDs the meter accepted since its store was cleared (most recent last).
+    accepted: list[int] = field(default_factory=list)
+    #: The smallest value the meter's store held when it was last cleared or new.
+    store_floor: int = 0
+    tokens_issued: int = 0
+    path: Path | None = field(default=None, repr=False, compare=False)
+
+    # -- TIDs -----------------------------------------------------------------------------
+
+    def allocator(self) -> TidAllocator:
+        return TidAllocator(self.last_tid, self.key.ken)
+
+    def next_tid(self) -> int:
+        """The next TID to issue (not yet issued)."""
+        floor = self.store_floor + 1
+        requested = max(floor, 0 if self.last_tid is None else self.last_tid + 1)
+        return self.allocator().peek(min(requested, TID_LIMIT - 1))
+
+    def issue(self, tid: int) -> None:
+        """Remember ``tid`` as issued (even if never accepted: TIDs only move forward)."""
+        if self.last_tid is None or tid > self.last_tid:
+            self.last_tid = tid
+        self.tokens_issued += 1
+        self.save()
+
+    def accepted_tid(self, tid: int, store_size: int) -> None:
+        self.accepted.append(tid)
+        del self.accepted[: max(0, len(self.accepted) - store_size)]
+        self.save()
+
+    def store_min(self, store_size: int) -> int:
+        """The smallest TID the meter's store holds, by the harness's own record."""
+        if len(self.accepted) >= store_size:
+            return min(self.accepted[-store_size:])
+        return min([self.store_floor, *self.accepted])
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def key_installed(self, new: KeyState, rollover: bool) -> None:
+        self.previous_key = self.key
+        self.key = new
+        if rollover:
+            self.accepted = []
+            self.store_floor = 0
+            self.last_tid = None
+        self.save()
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("path", None)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: Path | None = None) -> Ledger:
+        key = KeyState(**data.pop("key"))
+        prev = data.pop("previous_key", None)
+        return cls(key=key, previous_key=KeyState(**prev) if prev else None, path=path, **data)
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ledger-")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.to_json(), fh, indent=1, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def copy(self) -> Ledger:
+        return replace(self, accepted=list(self.accepted))
+
+
+def ledger_path(directory: Path, serial: str) -> Path:
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in serial)
+    return directory / f"{safe}.json"
+
+
+def load_ledger(path: Path) -> Ledger | None:
+    if not path.exists():
+        return None
+    with open(path) as fh:
+        return Ledger.from_json(json.load(fh), path)
