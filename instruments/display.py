@@ -497,17 +497,15 @@ def _largest_region(bright: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``img`` at sub-pixel points (NaN outside the frame)."""
+    """``img`` at sub-pixel points; outside the frame, the nearest edge pixel's value."""
     height, width = img.shape
-    inside = (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
     xc, yc = np.clip(x, 0, width - 1), np.clip(y, 0, height - 1)
     x0 = np.minimum(np.floor(xc).astype(int), width - 2)
     y0 = np.minimum(np.floor(yc).astype(int), height - 2)
     fx, fy = xc - x0, yc - y0
     top = img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx
     bottom = img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx
-    out = top * (1 - fy) + bottom * fy
-    return np.where(inside, out, np.nan)
+    return top * (1 - fy) + bottom * fy
 
 
 _SIDES = ("top", "right", "bottom", "left")
@@ -544,12 +542,13 @@ def _refine(smooth: np.ndarray, rough: np.ndarray, reach: float, min_step: float
         py = base[:, 1, None] + offsets[None, :] * normal[1]
         profile = _bilinear(smooth, px, py)
         quarter = max(2, len(offsets) // 4)
-        with np.errstate(invalid="ignore"):
-            inner = np.median(profile[:, :quarter], axis=1)
-            outer = np.median(profile[:, -quarter:], axis=1)
-            level = (inner + outer) / 2
-            below = profile < level[:, None]
-        usable = ~np.isnan(profile).any(axis=1) & (inner - outer >= min_step)
+        inner = np.median(profile[:, :quarter], axis=1)
+        outer = np.median(profile[:, -quarter:], axis=1)
+        level = (inner + outer) / 2
+        below = profile < level[:, None]
+        # Beyond the frame the edge pixel repeats: a glass edge inside the frame still shows,
+        # a glass running off the frame shows no step and is not taken for an edge.
+        usable = inner - outer >= min_step
         first = np.argmax(below, axis=1)
         usable &= below.any(axis=1) & (first > 0)
         rows = np.nonzero(usable)[0]

@@ -614,12 +614,14 @@ class _Exclusive:
             d._lock.release()
             raise
 
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         d = self._driver
-        if exc_type is not None and issubclass(
-            exc_type, InstrumentTimeout | ProtocolViolation | InstrumentGone
-        ):
-            d._in_sync = False
+        if isinstance(exc, InstrumentError):
+            d.transcript.note(f"{type(exc).__name__}: {exc.reason}")
+            if not isinstance(exc, CommandRefused):
+                d._in_sync = False
         d._lock.release()
 
 

@@ -61,6 +61,11 @@ class Ledger:
         requested = max(floor, 0 if self.last_tid is None else self.last_tid + 1)
         return self.allocator().peek(min(requested, TID_LIMIT - 1))
 
+    def next_tid_unchecked(self) -> int:
+        """The next TID in sequence, without the KEN check (for minting past it on purpose)."""
+        floor = self.store_floor + 1
+        return min(max(floor, 0 if self.last_tid is None else self.last_tid + 1), TID_LIMIT - 1)
+
     def issue(self, tid: int) -> None:
         """Remember ``tid`` as issued (even if never accepted: TIDs only move forward)."""
         if self.last_tid is None or tid > self.last_tid:

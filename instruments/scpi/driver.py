@@ -245,9 +245,13 @@ class ScpiDriver(Driver):
             if match is None:
                 raise self._violation(f"{self.error_query} answered {reply!r}")
             code = int(match[1])
+            message = match[2] if match[2] is not None else (match[3] or "").strip()
             if code == 0:
                 return errors
-            errors.append((code, match[2] if match[2] is not None else (match[3] or "").strip()))
+            if message.lower().startswith("no error"):
+                # SCPI pairs code 0 with "No error": this is a garbled reply, not an error.
+                raise self._violation(f"{self.error_query} answered {reply!r}")
+            errors.append((code, message))
         raise self._violation(f"the error queue did not empty after {MAX_ERRORS} reads")
 
     def _numbers(self, reply: str, count: int, separator: str, what: str) -> list[float]:

@@ -175,15 +175,23 @@ class MeterRig:
         if watts:
             self.plant.set_load(LoadMode.CP, watts)
         self.plant.set_load_on(bool(watts))
+        self.settle()
 
     def supply(self, on: bool) -> None:
         """Switch the AC source feeding the meter."""
         self.plant.set_source_output(on)
+        self.settle()
+
+    def settle(self) -> MeterSnapshot:
+        """The meter's state now, after it has seen what its own last move did to the plant
+        (a running meter is told of every plant change at once)."""
+        self.meter.snapshot()
+        return self.meter.snapshot()
 
     def advance(self, seconds: float) -> MeterSnapshot:
         """Let ``seconds`` of simulated time pass; the meter's state at the end."""
         self.clock.advance(seconds)
-        return self.meter.snapshot()
+        return self.settle()
 
     def state(self) -> MeterSnapshot:
         return self.meter.snapshot()

@@ -1,0 +1,736 @@
+"""The certification campaign: scenario steps against a meter on a bench, judged.
+
+For each step: mint through the token factory with the DUT's key state and ledger, inject
+through the chosen carrier, observe through the drivers, judge each expectation with the
+stated decision rule. Outcomes: PASS, FAIL, ERROR (a fault: device, time-out, unreadable
+display — never a verdict on the meter), SKIP (does not apply, with the reason). Retries
+are recorded. Every step result goes to the journal as it happens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any
+
+from instruments.base import InstrumentError, ProtocolViolation
+from simlab.profile import MeterProfile
+from sts.meter import Result
+from stslab.clock import BenchClock
+from stslab.factory import MintError, TokenFactory
+from stslab.scenario import (
+    Expect,
+    KeyChangeStep,
+    KeysStep,
+    LoadStep,
+    ObserveStep,
+    OperatorStep,
+    PowerCycleStep,
+    RawStep,
+    Scenario,
+    SourceStep,
+    TokenSpec,
+    TokenStep,
+    WaitStep,
+    parse_result,
+)
+
+DECISION_RULE = (
+    "Simple acceptance (ILAC-G8:09/2019 §4.2.1, no guard band): a step PASSES when every "
+    "observation equals its expectation — result codes and display texts exactly, numeric "
+    "values within the stated tolerance; a state change within the stated time. A device "
+    "fault or unreadable observation is ERROR, never PASS or FAIL."
+)
+NOMINAL_SUPPLY_V = 230.0
+NOMINAL_FREQUENCY_HZ = 50.0
+
+
+class Outcome(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    SKIP = "SKIP"
+
+
+def worst(outcomes: list[Outcome]) -> Outcome:
+    for o in (Outcome.ERROR, Outcome.FAIL, Outcome.PASS):
+        if o in outcomes:
+            return o
+    return Outcome.SKIP
+
+
+@dataclass
+class Check:
+    """One expectation judged: what was expected, what was observed, the verdict."""
+
+    name: str
+    expected: str
+    observed: str
+    outcome: Outcome
+    unit: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class StepResult:
+    index: int
+    label: str
+    kind: str
+    outcome: Outcome
+    action: dict[str, Any] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    observations: dict[str, Any] = field(default_factory=dict)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    retries: list[str] = field(default_factory=list)
+    error: str | None = None
+    started: float = 0.0
+    duration_s: float = 0.0
+    modelled_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ScenarioResult:
+    id: str
+    title: str
+    group: str
+    clauses: list[str]
+    outcome: Outcome
+    skip_reason: str | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    started: float = 0.0
+    duration_s: float = 0.0
+    modelled_s: float = 0.0
+    source_file: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class StepFault(Exception):
+    """A fault inside a step (the step is ERROR)."""
+
+
+# --- what a DUT declares ---------------------------------------------------------------
+
+
+def dut_features(profile: MeterProfile) -> set[str]:
+    t = profile.tokens
+    feats = set()
+    if t.key_expiry:
+        feats.add("key_expiry")
+    if t.supports_mppul:
+        feats.add("mppul")
+    if t.supports_tariff_rate:
+        feats.add("tariff_rate")
+    if t.supports_water_meter_factor:
+        feats.add("water_meter_factor")
+    if profile.keypad.lockout.enabled:
+        feats.add("lockout")
+    feats.add("kct_4" if profile.key.ea == "11" else "kct_2")
+    feats.add("reconnect_" + profile.load_switch.reconnect_on_credit)
+    return feats
+
+
+def not_applicable(scenario: Scenario, profile: MeterProfile, carrier: str) -> str | None:
+    """Why ``scenario`` does not apply to this DUT (None when it does)."""
+    a = scenario.applies
+    missing = [c for c in a.carriers if c not in profile.carriers]
+    if missing:
+        return f"the meter declares no {', '.join(missing)} carrier"
+    if carrier not in profile.carriers:
+        return f"the meter declares no {carrier} carrier"
+    feats = dut_features(profile)
+    absent = [f for f in a.features if f not in feats]
+    if absent:
+        return f"the meter does not declare {', '.join(absent)}"
+    unsupported = [t for t in a.tests if t not in profile.tokens.supported_tests]
+    if unsupported:
+        return f"class-1 test(s) {unsupported} not declared as supported"
+    services = [s for s in a.services if s not in profile.tokens.services]
+    if services:
+        return f"service register(s) {services} not declared"
+    if a.ea and profile.key.ea not in a.ea:
+        return f"applies to EA{'/'.join(a.ea)}, the meter uses EA{profile.key.ea}"
+    return None
+
+
+# --- the bench as the runner sees it -----------------------------------------------------
+
+
+@dataclass
+class BenchHandles:
+    """The opened drivers by role, the bench clock, and how to ask the operator."""
+
+    drivers: dict[str, Any]
+    clock: BenchClock
+    simulated: bool = False
+    operator: Callable[[str], None] | None = None
+    relay: Any = None  # instruments.relay.RelayProbe
+
+    def get(self, role: str) -> Any:
+        driver = self.drivers.get(role)
+        if driver is None:
+            raise StepFault(f"the bench has no {role} instrument")
+        return driver
+
+
+def canonical_text(text: str) -> str:
+    """Display text as a seven-segment display can tell it apart (O=0, S=5), trimmed."""
+    return " ".join(text.replace("O", "0").replace("S", "5").split())
+
+
+class Runner:
+    """Runs scenarios against one DUT on one bench."""
+
+    def __init__(
+        self,
+        profile: MeterProfile,
+        bench: BenchHandles,
+        factory: TokenFactory,
+        journal: Any = None,
+        on_step: Callable[[Scenario, StepResult], None] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.bench = bench
+        self.factory = factory
+        self.ledger = factory.ledger
+        self.journal = journal
+        self.on_step = on_step
+        self.clock = bench.clock
+        reverse: dict[str, list[Result]] = {}
+        for code, text in profile.display.vocabulary.items():
+            reverse.setdefault(canonical_text(text), []).append(Result(code))
+        self._vocabulary = reverse
+
+    # -- scenario ---------------------------------------------------------------------------
+
+    def carrier_for(self, scenario: Scenario) -> str:
+        if scenario.carrier != "any":
+            return scenario.carrier
+        return self.profile.carriers[0]
+
+    def run(self, scenario: Scenario, start_step: int = 0) -> ScenarioResult:
+        carrier = self.carrier_for(scenario)
+        result = ScenarioResult(
+            scenario.id,
+            scenario.title,
+            scenario.group,
+            list(scenario.clauses),
+            Outcome.SKIP,
+            started=time.time(),
+            source_file=scenario.source_file,
+        )
+        reason = not_applicable(scenario, self.profile, carrier)
+        if reason is not None:
+            result.skip_reason = reason
+            return result
+        t0 = time.perf_counter()
+        m0 = self.clock.now()
+        tids: dict[str, int] = {}
+        if start_step == 0:
+            setup = self._setup(scenario, carrier)
+            if setup is not None:
+                result.steps.append(setup)
+                self._emit(scenario, setup)
+                if setup.outcome is not Outcome.PASS:
+                    result.outcome = Outcome.ERROR
+                    result.duration_s = time.perf_counter() - t0
+                    return result
+        for index in range(start_step, len(scenario.steps)):
+            step_result = self._run_step(scenario, index, carrier, tids)
+            result.steps.append(step_result)
+            self._emit(scenario, step_result)
+        result.outcome = worst([s.outcome for s in result.steps if s.kind != "setup"])
+        result.duration_s = time.perf_counter() - t0
+        result.modelled_s = self.clock.now() - m0
+        return result
+
+    def _emit(self, scenario: Scenario, step: StepResult) -> None:
+        if self.journal is not None:
+            self.journal.append("step", {"scenario": scenario.id, **step.to_json()})
+        if self.on_step is not None:
+            self.on_step(scenario, step)
+
+    def _setup(self, scenario: Scenario, carrier: str) -> StepResult | None:
+        """Baseline (load off, supply on) and the credit the scenario needs."""
+        res = StepResult(-1, "setup", "setup", Outcome.PASS, started=time.time())
+        t0 = time.perf_counter()
+        try:
+            self._baseline()
+            if scenario.setup_credit is not None:
+                have = self.observe_credit(0)
+                need = scenario.setup_credit - (have or Decimal(0))
+                res.observations["credit_before"] = str(have)
+                if need > 0:
+                    spec = TokenSpec.model_validate(
+                        {"class": 0, "subclass": 0, "amount": need.quantize(Decimal("0.1"))}
+                    )
+                    minted = self.factory.mint(spec, {})
+                    res.action = {"token": minted.fields, "digits": minted.digits}
+                    self.inject(minted.digits, carrier, res)
+                    observed = self.observe_result(res)
+                    self._record_acceptance(minted.tid, observed)
+                    if observed is not Result.ACCEPT:
+                        raise StepFault(f"top-up credit token answered {observed}")
+        except (InstrumentError, StepFault, MintError) as exc:
+            res.outcome = Outcome.ERROR
+            res.error = str(exc)
+        res.duration_s = time.perf_counter() - t0
+        return res
+
+    def _baseline(self) -> None:
+        load = self.bench.drivers.get("load")
+        if load is not None:
+            load.load(False)
+        source = self.bench.drivers.get("source")
+        if source is not None:
+            source.set_voltage(NOMINAL_SUPPLY_V)
+            source.output(True)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _run_step(self, scenario: Scenario, index: int, carrier: str, tids: dict) -> StepResult:
+        step = scenario.steps[index]
+        res = StepResult(
+            index, scenario.step_label(index), step.do, Outcome.PASS, started=time.time()
+        )
+        t0 = time.perf_counter()
+        m0 = self.clock.now()
+        via = step.via or carrier
+        try:
+            before = self._before(step.expect)
+            handler = getattr(self, f"_do_{step.do}")
+            handler(step, via, res, tids)
+            if step.expect is not None:
+                self._judge(step.expect, before, res)
+        except MintError as exc:
+            res.outcome, res.error = Outcome.ERROR, f"cannot mint: {exc}"
+        except (InstrumentError, StepFault) as exc:
+            res.outcome, res.error = Outcome.ERROR, str(exc)
+        if res.outcome is not Outcome.ERROR:
+            res.outcome = worst([c.outcome for c in res.checks]) if res.checks else Outcome.PASS
+        res.duration_s = time.perf_counter() - t0
+        res.modelled_s = self.clock.now() - m0
+        return res
+
+    def _do_token(self, step: TokenStep, via: str, res: StepResult, tids: dict) -> None:
+        minted = self.factory.mint(step.token, tids)
+        digits = minted.digits
+        if step.corrupt == "typo":
+            digits = typo(digits)
+        res.action = {
+            "token": minted.fields,
+            "digits": digits,
+            "carrier": via,
+            "key": minted.key_fingerprint,
+            "corrupted": step.corrupt,
+        }
+        if minted.tid is not None and step.id is not None:
+            tids[step.id] = minted.tid
+        self.inject(digits, via, res)
+        observed = self._observe_entry(step.expect, res)
+        if step.corrupt is None:
+            self._record_acceptance(minted.tid, observed)
+
+    def _do_key_change(self, step: KeyChangeStep, via: str, res: StepResult, tids: dict) -> None:
+        digits, new_state, _new = self.factory.key_change(step.new_key)
+        order = step.order or list(range(1, len(digits) + 1))
+        if any(not 1 <= i <= len(digits) for i in order):
+            raise StepFault(f"order {order} names sections the set does not have ({len(digits)})")
+        res.action = {
+            "sections": order,
+            "carrier": via,
+            "new_key": {
+                "krn": new_state.krn,
+                "kt": new_state.kt,
+                "ti": new_state.ti,
+                "ken": new_state.ken,
+                "ro": step.new_key.ro,
+                "base_date": new_state.base_date,
+                "fingerprint": new_state.fingerprint,
+            },
+        }
+        answers: list[Result | None] = []
+        for i in order:
+            self.inject(digits[i - 1], via, res)
+            answers.append(self._observe_entry(None, res, judge=False))
+        res.observations["section_results"] = [a.label if a else None for a in answers]
+        if set(order) == set(range(1, len(digits) + 1)) and answers[-1] is Result.ACCEPT:
+            self.ledger.key_installed(new_state, step.new_key.ro)
+        if step.expect is not None and step.expect.results is not None:
+            for n, (want, got) in enumerate(zip(step.expect.results, answers, strict=False), 1):
+                w = parse_result(want)
+                res.checks.append(
+                    _check(
+                        f"result of KCT entry {n}",
+                        w.label,
+                        got.label if got else "unreadable",
+                        w is got,
+                    )
+                )
+        if step.expect is not None and step.expect.result is not None:
+            w = parse_result(step.expect.result)
+            got = answers[-1]
+            res.checks.append(
+                _check("result", w.label, got.label if got else "unreadable", w is got)
+            )
+
+    def _do_raw(self, step: RawStep, via: str, res: StepResult, tids: dict) -> None:
+        if step.digits is not None:
+            digits = step.digits
+        else:
+            sample = self.factory.mint(
+                TokenSpec.model_validate({"class": 0, "subclass": 0, "amount": "0.1"}), {}
+            ).digits
+            digits = {
+                "19_digits": sample[1:],
+                "21_digits": sample + "7",
+                "too_large": str((1 << 66) + int(sample[-6:])),
+            }[step.malformed or ""]
+        res.action = {"digits": digits, "carrier": via, "malformed": step.malformed}
+        self.inject(digits, via, res)
+        self._observe_entry(step.expect, res)
+
+    def _do_keys(self, step: KeysStep, via: str, res: StepResult, tids: dict) -> None:
+        keypad = self.bench.get("keypad")
+        keys: list[str] = []
+        for k in step.keys:
+            keys += list(k[len("digits:") :]) if k.startswith("digits:") else [k]
+        keys = [self._key_name(k) for k in keys]
+        res.action = {"keys": keys}
+        if step.hold_ms or step.gap_ms:
+            keypad.configure(step.hold_ms or 80, step.gap_ms or 120)
+        try:
+            events = keypad.type(keys)
+        finally:
+            if step.hold_ms or step.gap_ms:
+                keypad.configure(80, 120)
+        res.observations["key_events"] = len(events)
+        self._observe_entry(step.expect, res)
+
+    def _do_load(self, step: LoadStep, via: str, res: StepResult, tids: dict) -> None:
+        load = self.bench.get("load")
+        res.action = {"mode": step.mode, "setpoint": step.setpoint, "on": step.on}
+        if step.on:
+            load.set_mode(step.mode, step.setpoint)
+        load.load(step.on)
+
+    def _do_source(self, step: SourceStep, via: str, res: StepResult, tids: dict) -> None:
+        source = self.bench.get("source")
+        res.action = {"output": step.output, "voltage": step.voltage, "frequency": step.frequency}
+        if step.voltage is not None:
+            source.set_voltage(step.voltage)
+        if step.frequency is not None:
+            source.set_frequency(step.frequency)
+        source.output(step.output)
+
+    def _do_wait(self, step: WaitStep, via: str, res: StepResult, tids: dict) -> None:
+        res.action = {
+            "seconds": step.seconds,
+            "energy_wh": step.energy_wh,
+            "relay": step.relay,
+            "timeout_s": step.timeout_s,
+        }
+        if step.seconds is not None:
+            self.clock.sleep(step.seconds)
+        elif step.energy_wh is not None:
+            analyzer = self.bench.get("analyzer")
+            start = analyzer.energy_wh()
+            deadline = self.clock.now() + step.timeout_s
+            while True:
+                used = analyzer.energy_wh() - start
+                if used >= step.energy_wh:
+                    res.observations["energy_wh"] = round(used, 3)
+                    break
+                if self.clock.now() >= deadline:
+                    raise StepFault(f"only {used:.1f} Wh of {step.energy_wh} Wh in the time-out")
+                self.clock.sleep(min(step.timeout_s / 50, 5.0))
+        else:
+            probe = self._relay()
+            obs = probe.wait(step.relay, self.clock.real(step.timeout_s))
+            res.observations["relay"] = obs.state
+            res.observations["relay_transition_s"] = _bench_s(obs.transition_s, self.clock)
+
+    def _do_power_cycle(self, step: PowerCycleStep, via: str, res: StepResult, tids: dict) -> None:
+        source = self.bench.get("source")
+        res.action = {"off_s": step.off_s}
+        source.output(False)
+        self.clock.sleep(step.off_s)
+        source.output(True)
+        self.clock.sleep(1.0)  # the meter boots
+
+    def _do_operator(self, step: OperatorStep, via: str, res: StepResult, tids: dict) -> None:
+        res.action = {"prompt": step.prompt}
+        if self.bench.operator is not None:
+            self.bench.operator(step.prompt)
+            res.observations["operator"] = "confirmed"
+        elif self.bench.simulated:
+            res.observations["operator"] = "simulated bench: acknowledged automatically"
+        else:
+            raise StepFault("an operator prompt, but no operator interface")
+
+    def _do_observe(self, step: ObserveStep, via: str, res: StepResult, tids: dict) -> None:
+        if step.expect is not None and (step.expect.display or step.expect.display_text):
+            reading = self.read_display(res)
+            res.observations["display"] = reading.text
+
+    # -- injection --------------------------------------------------------------------------
+
+    def _key_name(self, key: str) -> str:
+        kp = self.profile.keypad
+        named = {"ENTER": kp.enter_key, "BACK": kp.backspace_key}
+        return named.get(key, key)
+
+    def inject(self, digits: str, via: str, res: StepResult) -> None:
+        if via == "keypad":
+            keypad = self.bench.get("keypad")
+            keys = [*digits, self.profile.keypad.enter_key]
+            keypad.type(keys)
+        elif via == "port":
+            self.bench.get("port").write_token(digits)
+        elif via == "card":
+            writer = self.bench.get("card")
+            card = self.profile.card
+            tracks = {card.token_track: card.prefix + digits + card.suffix}
+            writer.write_tracks(tracks)
+            presenter = self.bench.drivers.get("presenter")
+            if presenter is not None:
+                presenter.present()
+        else:
+            raise StepFault(f"unknown carrier {via!r}")
+
+    # -- observation ------------------------------------------------------------------------
+
+    def _retry(self, what: str, res: StepResult, fn: Callable[[], Any], attempts: int = 3) -> Any:
+        for attempt in range(1, attempts + 1):
+            try:
+                return fn()
+            except ProtocolViolation as exc:
+                if attempt == attempts:
+                    raise
+                res.retries.append(f"{what}: attempt {attempt} failed ({exc.reason}); retried")
+        raise AssertionError("unreachable")
+
+    def read_display(self, res: StepResult) -> Any:
+        display = self.bench.get("display")
+        reading = display.read()
+        res.evidence.append(_frame_evidence(reading))
+        return reading
+
+    def readout(self, res: StepResult | None = None) -> dict[str, Any]:
+        port = self.bench.get("port")
+        scratch = res or StepResult(-1, "observe", "observe", Outcome.PASS)
+        return self._retry("readout", scratch, port.readout)
+
+    def observe_credit(self, register: int, res: StepResult | None = None) -> Decimal | None:
+        if "port" not in self.bench.drivers:
+            return None
+        regs = self.profile.port.registers
+        address = regs.credit if register == 0 else f"{regs.credit.rsplit('.', 1)[0]}.{register}"
+        reading = self.readout(res).get(address)
+        if reading is None:
+            raise StepFault(f"the readout has no credit register {address}")
+        try:
+            return Decimal(reading.value)
+        except InvalidOperation:
+            raise StepFault(f"credit register {address} reads {reading.value!r}") from None
+
+    def observe_result(self, res: StepResult) -> Result | None:
+        """The last token's result: from the port register, else from the display."""
+        if "port" in self.bench.drivers:
+            address = self.profile.port.registers.last_result
+            reading = self.readout(res).get(address)
+            if reading is None:
+                raise StepFault(f"the readout has no result register {address}")
+            try:
+                code = int(reading.value)
+                return Result(code) if code else None
+            except ValueError:
+                raise StepFault(f"result register {address} reads {reading.value!r}") from None
+        reading = self.read_display(res)
+        return self.result_from_display(reading.text)
+
+    def result_from_display(self, text: str) -> Result | None:
+        matches = self._vocabulary.get(canonical_text(text), [])
+        return matches[0] if len(matches) == 1 else None
+
+    def _observe_entry(
+        self, expect: Expect | None, res: StepResult, judge: bool = True
+    ) -> Result | None:
+        """After an entry: the display first (it shows the answer only for a while), then
+        the port's register."""
+        wants_display = expect is not None and (expect.display or expect.display_text)
+        display_text = None
+        if wants_display or "port" not in self.bench.drivers:
+            reading = self.read_display(res)
+            display_text = reading.text
+            res.observations["display"] = display_text
+        if "port" in self.bench.drivers:
+            observed = self.observe_result(res)
+        else:
+            observed = self.result_from_display(display_text or "")
+        res.observations.setdefault("results", []).append(observed.label if observed else None)
+        if judge and expect is not None and expect.result is not None:
+            want = parse_result(expect.result)
+            res.checks.append(
+                _check(
+                    "result", want.label, observed.label if observed else "none", want is observed
+                )
+            )
+        return observed
+
+    def _record_acceptance(self, tid: int | None, observed: Result | None) -> None:
+        if tid is not None and observed is Result.ACCEPT:
+            self.ledger.accepted_tid(tid, self.profile.tokens.tid_store_size)
+
+    def _before(self, expect: Expect | None) -> dict[str, Any]:
+        before: dict[str, Any] = {}
+        if expect is not None and expect.credit is not None and expect.credit.change is not None:
+            before["credit"] = self.observe_credit(expect.credit.register_no)
+        return before
+
+    def _relay(self) -> Any:
+        if self.bench.relay is None:
+            raise StepFault("the bench has no relay probe (it needs an analyzer)")
+        return self.bench.relay
+
+    def _judge(self, expect: Expect, before: dict[str, Any], res: StepResult) -> None:
+        if expect.display is not None or expect.display_text is not None:
+            if expect.display is not None:
+                want = self.profile.display.vocabulary[int(parse_result(expect.display))]
+            else:
+                want = expect.display_text or ""
+            seen = res.observations.get("display")
+            if seen is None:
+                seen = self.read_display(res).text
+                res.observations["display"] = seen
+            res.checks.append(
+                _check("display", want, seen, canonical_text(want) == canonical_text(seen))
+            )
+        if expect.credit is not None:
+            c = expect.credit
+            after = self.observe_credit(c.register_no, res)
+            if after is None:
+                raise StepFault("no way to read credit (the bench has no meter port)")
+            res.observations["credit_after"] = str(after)
+            unit = "kWh" if c.register_no == 0 else None
+            if c.change is not None:
+                b = before.get("credit")
+                change = after - (b or Decimal(0))
+                ok = abs(change - c.change) <= c.tolerance
+                res.checks.append(
+                    Check(
+                        "credit change",
+                        f"{c.change} ± {c.tolerance}",
+                        str(change),
+                        Outcome.PASS if ok else Outcome.FAIL,
+                        unit,
+                    )
+                )
+            if c.at_least is not None:
+                ok = after >= c.at_least - c.tolerance
+                res.checks.append(
+                    Check(
+                        "credit",
+                        f"≥ {c.at_least}",
+                        str(after),
+                        Outcome.PASS if ok else Outcome.FAIL,
+                        unit,
+                    )
+                )
+            if c.equals is not None:
+                ok = abs(after - c.equals) <= c.tolerance
+                res.checks.append(
+                    Check(
+                        "credit",
+                        f"{c.equals} ± {c.tolerance}",
+                        str(after),
+                        Outcome.PASS if ok else Outcome.FAIL,
+                        unit,
+                    )
+                )
+        if expect.relay is not None:
+            self._judge_relay(expect, res)
+        if expect.readout is not None:
+            values = self.readout(res)
+            regs = self.profile.port.registers
+            for name, want in expect.readout.items():
+                address = getattr(regs, name, None)
+                if address is None:
+                    raise StepFault(f"readout name {name!r} is not a declared register")
+                got = values.get(address)
+                seen = got.value if got is not None else "absent"
+                res.checks.append(_check(f"readout {name}", want, seen, _same_value(want, seen)))
+
+    def _judge_relay(self, expect: Expect, res: StepResult) -> None:
+        from instruments.relay import RelayTimeout
+
+        assert expect.relay is not None
+        probe = self._relay()
+        want = expect.relay.state
+        try:
+            obs = probe.wait(want, self.clock.real(expect.relay.within_s))
+            t = _bench_s(obs.transition_s, self.clock)
+            res.observations["relay"] = obs.state
+            res.observations["relay_transition_s"] = t
+            res.checks.append(
+                Check(
+                    "load switch",
+                    f"{want} within {expect.relay.within_s} s",
+                    f"{obs.state} after {t:.2f} s",
+                    Outcome.PASS,
+                    "s",
+                )
+            )
+        except RelayTimeout as exc:
+            state = getattr(exc, "last_state", None) or probe.last_state
+            res.checks.append(
+                Check(
+                    "load switch",
+                    f"{want} within {expect.relay.within_s} s",
+                    f"{state} (not {want} in time)",
+                    Outcome.FAIL,
+                    "s",
+                )
+            )
+
+
+def _check(name: str, expected: str, observed: str, ok: bool) -> Check:
+    return Check(name, expected, observed, Outcome.PASS if ok else Outcome.FAIL)
+
+
+def _same_value(want: str, seen: str) -> bool:
+    try:
+        return Decimal(want) == Decimal(seen)
+    except InvalidOperation:
+        return want.strip().upper() == seen.strip().upper()
+
+
+def _bench_s(real_s: float | None, clock: BenchClock) -> float:
+    return round((real_s or 0.0) * clock.speed, 3)
+
+
+def _frame_evidence(reading: Any) -> dict[str, Any]:
+    import hashlib
+
+    png = getattr(reading, "frame_png", b"") or b""
+    return {
+        "kind": "display_frame",
+        "sha256": hashlib.sha256(png).hexdigest(),
+        "text": reading.text,
+        "annunciators": sorted(reading.annunciators),
+        "confidence": round(float(reading.confidence), 4),
+        "png": png,
+    }
+
+
+def typo(digits: str) -> str:
+    """One digit changed, deterministically (the middle digit, +1 mod 10)."""
+    i = len(digits) // 2
+    return digits[:i] + str((int(digits[i]) + 1) % 10) + digits[i + 1 :]
