@@ -26,7 +26,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -877,8 +877,8 @@ class _Tally:
     unreadable: int = 0
     doubtful: int = 0
     changes: int = 0
-    faults: dict[str, int] = field(default_factory=dict)
     last_fault: _Fault | None = None
+    gone: bool = False  # the last attempt found the camera gone
     last: FrameDecode | None = None
 
     def summary(self) -> str:
@@ -973,9 +973,7 @@ class CameraSegmentReader(Driver):
         run: list[FrameDecode] = []
         accepted_frame = b""
         while True:
-            if tally.frames >= self.max_frames:
-                raise self._unreadable(f"within {self.max_frames} frames", tally)
-            fetched = self._next_frame(left, tally)
+            fetched = self._next_frame(left, tally, self.max_frames)
             if fetched is None:
                 raise self._gave_up(budget, tally)
             data, image = fetched
@@ -1016,7 +1014,7 @@ class CameraSegmentReader(Driver):
         left = deadline(self.timeout_s)
         tally = _Tally()
         while True:
-            fetched = self._next_frame(left, tally)
+            fetched = self._next_frame(left, tally, self.max_frames, fresh=False)
             if fetched is None:
                 raise self._gave_up(self.timeout_s, tally)
             decode = self._decode(fetched[1])
@@ -1047,17 +1045,18 @@ class CameraSegmentReader(Driver):
             raise self.error(InstrumentError, str(exc)) from None
 
     def _next_frame(
-        self, left: Callable[[], float], tally: _Tally
+        self, left: Callable[[], float], tally: _Tally, limit: int, *, fresh: bool = True
     ) -> tuple[bytes, Image.Image] | None:
-        """The next new, intact frame, or None when the time is up."""
-        while left() > 0:
+        """The next intact frame (a new one unless ``fresh`` is false), or None when the time
+        is up or ``limit`` frames have been seen."""
+        while left() > 0 and tally.frames < limit:
             self.transcript.tx(self._source.describe())
             try:
                 fetched = self._source.fetch(left)
             except _Fault as fault:
                 self.transcript.note(f"{fault.kind}: {fault.message}")
-                tally.faults[fault.kind] = tally.faults.get(fault.kind, 0) + 1
                 tally.last_fault = fault
+                tally.gone = fault.kind == "gone"
                 if fault.kind == "fatal":
                     raise self.error(InstrumentError, fault.message) from None
                 if fault.kind == "corrupt":
@@ -1067,7 +1066,8 @@ class CameraSegmentReader(Driver):
                     time.sleep(min(_RETRY_S, left()))
                 continue
             self.transcript.rx(fetched.info)
-            if fetched.key == self._last_key:
+            tally.gone = False
+            if fresh and fetched.key == self._last_key:
                 self.transcript.note("same frame as before; waiting for a new one")
                 time.sleep(min(_POLL_S, left()))
                 continue
@@ -1084,12 +1084,14 @@ class CameraSegmentReader(Driver):
         return None
 
     def _gave_up(self, budget: float, tally: _Tally) -> InstrumentError:
+        fault = tally.last_fault
+        if tally.gone and fault is not None:
+            return self.error(InstrumentGone, f"{fault.message} (for {budget:g} s)")
         if tally.frames == 0:
-            fault = tally.last_fault
-            if fault is not None and fault.kind == "gone":
-                return self.error(InstrumentGone, f"{fault.message} (for {budget:g} s)")
             why = fault.message if fault is not None else "no new frame"
             return self.error(InstrumentTimeout, f"no frame within {budget:g} s: {why}")
+        if tally.frames >= self.max_frames:
+            return self._unreadable(f"within {self.max_frames} frames", tally)
         return self._unreadable(f"within {budget:g} s", tally)
 
     def _unreadable(self, limit: str, tally: _Tally) -> InstrumentTimeout:

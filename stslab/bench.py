@@ -145,10 +145,12 @@ def parse_bench(text: str, source: str = "<memory>") -> Bench:
         raise BenchError(str(exc)) from None
 
 
-def open_instrument(role: str, inst: Instrument, base: Path | None = None) -> Driver:
-    """The driver for one role, opened."""
+def open_instrument(
+    role: str, inst: Instrument, base: Path | None = None, extra: dict[str, Any] | None = None
+) -> Driver:
+    """The driver for one role, opened. ``extra``: options the DUT adds (port password …)."""
     cls = driver_class(inst.driver)
-    options = dict(inst.options)
+    options = {**inst.options, **(extra or {})}
     if inst.read_termination is not None:
         options["read_termination"] = inst.read_termination
     if inst.write_termination is not None:
@@ -162,14 +164,18 @@ def open_instrument(role: str, inst: Instrument, base: Path | None = None) -> Dr
 
 
 @contextmanager
-def opened(bench: Bench, roles: tuple[str, ...] | None = None) -> Iterator[dict[str, Driver]]:
+def opened(
+    bench: Bench,
+    roles: tuple[str, ...] | None = None,
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> Iterator[dict[str, Driver]]:
     """Open the bench's drivers; every one opened is closed on the way out, whatever happens."""
     base = Path(bench.source_file).parent if bench.source_file != "<memory>" else None
     drivers: dict[str, Driver] = {}
     try:
         for role, inst in bench.instruments.items():
             if roles is None or role in roles:
-                drivers[role] = open_instrument(role, inst, base)
+                drivers[role] = open_instrument(role, inst, base, (extra or {}).get(role))
         yield drivers
     finally:
         for driver in reversed(list(drivers.values())):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import os
 import re
 import select
@@ -82,10 +83,9 @@ def nrf(value: float) -> str:
 
 def check_range(name: str, value: float, lo: float, hi: float, unit: str) -> float:
     """``value`` as a float if ``lo <= value <= hi``, else ValueError naming ``name``."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    number = float(value)
     if not math.isfinite(number) or not lo <= number <= hi:
         raise ValueError(f"{name} must be within {lo:g}..{hi:g} {unit}, got {value!r}")
     return number

@@ -235,3 +235,14 @@ def test_an_unknown_defect_is_refused_by_name() -> None:
 def test_no_defects_leaves_the_token_process_untouched() -> None:
     assert apply_defects(ReferenceMeter, ()) is ReferenceMeter
     assert MeterRig().meter.defects == ()
+
+
+@pytest.mark.parametrize("name", [d.name for d in CATALOGUE])
+def test_a_defect_leaves_the_rules_it_does_not_break_alone(name: str) -> None:
+    rig = MeterRig(defects=(name,))
+    assert rig.enter(rig.credit(10)) is Result.ACCEPT
+    assert rig.state().credit == {0: 10}
+    assert rig.enter(rig.meter_test(3)) is Result.ACCEPT
+    assert rig.enter(rig.mint(SetMaximumPowerLimit(rig.next_tid(), 2000))) is Result.ACCEPT
+    assert rig.state().mpl == 2000
+    assert rig.enter(rig.credit(1, tid=1)) is Result.OLD or name == "shows-accept-for-reject"

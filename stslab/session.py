@@ -1,0 +1,440 @@
+"""One certification campaign's session: bench, DUT, job, pack, ledger, journal, runner.
+
+A :class:`Campaign` opens everything a run needs (SimLab in-process for ``bench="sim"``, or
+the drivers of a bench file), runs scenarios through the :class:`~stslab.campaign.Runner`,
+journals every step, and always tears the bench down (load off, source off, actuators
+released, drivers closed). The same object serves ``stslab certify``, the pytest plugin and
+the Robot Framework library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from instruments.base import InstrumentError
+from simlab.profile import MeterProfile, ProfileError
+from stslab.bench import Bench, BenchError, load_bench, opened
+from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
+from stslab.clock import BenchClock
+from stslab.factory import TokenFactory, key_state_from_profile
+from stslab.job import Job, demo_job, load_job
+from stslab.journal import Journal, JournalError, read_journal
+from stslab.ledger import Ledger, ledger_path, load_ledger
+from stslab.pack import PackStatus, trusted_keys, verify_pack
+from stslab.scenario import Scenario, load_scenarios
+
+Mode = Literal["accredited", "pre-submission"]
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_PACK = REPO / "suites" / "sts-core"
+DEV_KEYS = REPO / "suites" / "keys"
+
+
+class CampaignError(Exception):
+    """A campaign cannot start or resume (bad input or a refused accredited run)."""
+
+
+def load_dut(ref: str | None) -> MeterProfile:
+    try:
+        if ref is None:
+            return MeterProfile.builtin("default")
+        if Path(ref).exists() or ref.endswith((".yaml", ".yml")):
+            return MeterProfile.from_yaml(ref)
+        return MeterProfile.builtin(ref)
+    except ProfileError as exc:
+        raise CampaignError(str(exc)) from None
+
+
+def load_pack(directory: Path) -> list[Scenario]:
+    from stslab.pack import scenario_files
+
+    scenarios: list[Scenario] = []
+    for path in scenario_files(directory):
+        scenarios += load_scenarios(path)
+    seen: dict[str, str] = {}
+    for s in scenarios:
+        if s.id in seen:
+            raise CampaignError(f"{s.source_file}: scenario {s.id} is also in {seen[s.id]}")
+        seen[s.id] = s.source_file
+    return scenarios
+
+
+@dataclass
+class CampaignConfig:
+    bench: str = "sim"
+    dut: str | None = None
+    job: str | None = None
+    out: Path = Path("runs")
+    pack: Path = DEFAULT_PACK
+    mode: Mode = "pre-submission"
+    speed: float = 50.0
+    defects: tuple[str, ...] = ()
+    noise: str = "none"
+    ledger_dir: Path | None = None
+    pack_keys: tuple[Path, ...] = ()
+    select: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    directory: Path
+    resumed: int = 0
+
+
+class Campaign:
+    """Open with :meth:`open` (or as a context manager); run scenarios; close."""
+
+    def __init__(self, config: CampaignConfig, resume: Path | None = None) -> None:
+        self.config = config
+        self.resume_dir = resume
+        self.results: list[ScenarioResult] = []
+        self.deviations: list[str] = []
+        self.interruptions: list[dict[str, Any]] = []
+        self._sim = None
+        self._drivers_cm = None
+        self.drivers: dict[str, Any] = {}
+        self.journal: Journal | None = None
+        self.completed: set[str] = set()
+        self.on_step = None
+
+    # -- opening ----------------------------------------------------------------------------
+
+    def open(self) -> Campaign:
+        cfg = self.config
+        if self.resume_dir is not None:
+            self._prepare_resume()
+        self.profile = load_dut(cfg.dut)
+        self.job: Job = load_job(cfg.job) if cfg.job else demo_job()
+        self.scenarios = load_pack(cfg.pack)
+        if cfg.select:
+            self.scenarios = [s for s in self.scenarios if any(k in s.id for k in cfg.select)]
+        self.pack = self._check_pack()
+        self._open_run_dir()
+        try:
+            self._open_bench()
+            self._open_ledger()
+            self._start_journal()
+            self.runner = Runner(self.profile, self.handles, self.factory, self.journal,
+                                 on_step=self._on_step)  # fmt: skip
+            if self.resume_dir is not None:
+                self._reestablish()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _check_pack(self) -> PackStatus:
+        cfg = self.config
+        trusted = {p.name.removesuffix(".pub.pem"): p.read_text() for p in cfg.pack_keys}
+        if cfg.mode == "pre-submission":
+            trusted = {**trusted, **{f"{k} (development key)": v
+                                     for k, v in trusted_keys(DEV_KEYS).items()}}  # fmt: skip
+        status = verify_pack(cfg.pack, trusted)
+        if cfg.mode == "accredited" and not status.untampered:
+            raise CampaignError(
+                "accredited mode refuses this scenario pack: " + "; ".join(status.problems)
+            )
+        for problem in status.problems:
+            self.deviations.append(f"scenario pack: {problem}")
+        return status
+
+    def _open_run_dir(self) -> None:
+        if self.resume_dir is not None:
+            self.run = RunInfo(self.resume_dir.name, self.resume_dir, resumed=1)
+            return
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        run_id = f"{stamp}-{secrets.token_hex(3)}"
+        directory = self.config.out / run_id
+        directory.mkdir(parents=True, exist_ok=False)
+        (directory / "evidence").mkdir()
+        self.run = RunInfo(run_id, directory)
+
+    def _open_bench(self) -> None:
+        cfg = self.config
+        if cfg.bench == "sim":
+            from simlab.bench import SimBench
+
+            self._sim = SimBench(self.profile, speed=cfg.speed, defects=cfg.defects,
+                                 noise=cfg.noise, seed=cfg.seed).start()  # fmt: skip
+            bench_file = self.run.directory / "bench.yaml"
+            self._sim.write_bench_file(bench_file, self.profile.source)
+            self.bench: Bench = load_bench(bench_file)
+        else:
+            try:
+                self.bench = load_bench(cfg.bench)
+            except BenchError as exc:
+                raise CampaignError(str(exc)) from None
+        self._calibration_gate()
+        port = self.profile.port
+        extra = {"port": {"password": port.password, "token_register": port.token_register,
+                          "device_address": port.device_address}}  # fmt: skip
+        self._drivers_cm = opened(self.bench, extra=extra)
+        try:
+            self.drivers = self._drivers_cm.__enter__()
+        except InstrumentError as exc:
+            self._drivers_cm = None
+            raise CampaignError(f"cannot open the bench: {exc}") from None
+        self.identities: dict[str, str] = {}
+        for role, driver in self.drivers.items():
+            try:
+                self.identities[role] = str(driver.identify())
+            except (InstrumentError, NotImplementedError) as exc:
+                raise CampaignError(f"{role}: cannot identify the instrument: {exc}") from None
+        clock = BenchClock(self.bench.clock_speed)
+        relay = None
+        if "analyzer" in self.drivers:
+            from instruments.relay import RelayProbe
+
+            relay = RelayProbe(self.drivers["analyzer"], 230.0,
+                               interval_s=max(0.005, 0.1 / self.bench.clock_speed))  # fmt: skip
+        self.handles = BenchHandles(self.drivers, clock, simulated=self.bench.simulated,
+                                    relay=relay)  # fmt: skip
+
+    def _calibration_gate(self) -> None:
+        problems = self.bench.deviations(date.today())
+        if self.config.mode == "accredited":
+            if self.bench.simulated:
+                raise CampaignError("accredited mode needs a real bench, not SimLab")
+            if problems:
+                raise CampaignError("accredited mode refuses: " + "; ".join(problems))
+        self.deviations += [f"instrument {p}" for p in problems]
+
+    def _open_ledger(self) -> None:
+        cfg = self.config
+        directory = cfg.ledger_dir or (
+            self.run.directory / "ledger" if cfg.bench == "sim" else Path.home() / ".stslab/ledger"
+        )
+        path = ledger_path(directory, self.profile.meter.serial)
+        ledger = load_ledger(path)
+        if ledger is None:
+            ledger = Ledger(
+                serial=self.profile.meter.serial,
+                pan=self.profile.meter.pan,
+                key=key_state_from_profile(self.profile),
+                store_floor=self.profile.tokens.manufacture_tid,
+                path=path,
+            )
+            ledger.save()
+        self.ledger = ledger
+        self.factory = TokenFactory(self.profile, ledger, seed=cfg.seed)
+
+    # -- journal ------------------------------------------------------------------------------
+
+    def _start_journal(self) -> None:
+        self.journal = Journal(self.run.directory / "journal.jsonl")
+        if self.resume_dir is not None:
+            self.journal.append("resume", {"at": _now(), "completed": sorted(self.completed)})
+            return
+        p = self.profile
+        self.journal.append(
+            "start",
+            {
+                "run_id": self.run.run_id,
+                "at": _now(),
+                "mode": self.config.mode,
+                "config": {"bench": self.config.bench, "dut": self.config.dut,
+                           "job": self.config.job, "speed": self.config.speed,
+                           "defects": list(self.config.defects), "noise": self.config.noise,
+                           "pack": str(self.config.pack), "select": list(self.config.select)},
+                "job": self.job.model_dump(mode="json"),
+                "dut": {
+                    "profile": p.name, "make": p.meter.make, "model": p.meter.model,
+                    "serial": p.meter.serial, "firmware": p.meter.firmware, "pan": p.meter.pan,
+                    "ea": p.key.ea, "dkga": p.key.dkga, "krn": self.ledger.key.krn,
+                    "kt": self.ledger.key.kt, "ti": self.ledger.key.ti,
+                    "key_fingerprint": self.factory.current_key.fingerprint,
+                    "profile_sha256": _sha256_path(p.source),
+                    "declared": p.tokens.model_dump(mode="json"),
+                    "carriers": list(p.carriers),
+                },
+                "bench": self._bench_record(),
+                "pack": {"id": self.pack.pack_id, "version": self.pack.version,
+                         "title": self.pack.title, "manifest_sha256": self.pack.manifest_sha256,
+                         "standards": self.pack.standards, "signed": self.pack.signed,
+                         "signature_valid": self.pack.signature_valid,
+                         "signer": self.pack.signer, "untampered": self.pack.untampered,
+                         "files": self.pack.files},
+                "scenarios": [s.id for s in self.scenarios],
+                "deviations": list(self.deviations),
+            },
+        )  # fmt: skip
+
+    def _bench_record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.bench.name,
+            "simulated": self.bench.simulated,
+            "clock_speed": self.bench.clock_speed,
+            "instruments": {},
+        }
+        today = date.today()
+        for role, inst in self.bench.instruments.items():
+            cal = inst.calibration
+            out["instruments"][role] = {
+                "driver": inst.driver,
+                "address": inst.address,
+                "identity": self.identities.get(role),
+                "calibration": cal.model_dump(mode="json") if cal else None,
+                "calibration_status": inst.calibration_status(today, role).value,
+            }
+        return out
+
+    def _on_step(self, scenario: Scenario, step: StepResult) -> None:
+        # Evidence frames are kept beside the journal, by hash; the journal keeps the hash.
+        for ev in step.evidence:
+            png = ev.pop("png", None)
+            if png:
+                path = self.run.directory / "evidence" / f"{ev['sha256']}.png"
+                if not path.exists():
+                    path.write_bytes(png)
+                ev["file"] = f"evidence/{path.name}"
+        if self.on_step is not None:
+            self.on_step(scenario, step)
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run_scenario(self, scenario: Scenario) -> ScenarioResult:
+        assert self.journal is not None
+        if scenario.id in self.completed:
+            raise CampaignError(f"scenario {scenario.id} already completed in this run")
+        self.journal.append("scenario_start", {"scenario": scenario.id, "at": _now()})
+        result = self.runner.run(scenario)
+        summary = {k: v for k, v in result.to_json().items() if k != "steps"}
+        self.journal.append("scenario_end", summary)
+        self.results.append(result)
+        self.completed.add(scenario.id)
+        return result
+
+    def pending(self) -> list[Scenario]:
+        return [s for s in self.scenarios if s.id not in self.completed]
+
+    # -- resume -------------------------------------------------------------------------------
+
+    def _prepare_resume(self) -> None:
+        assert self.resume_dir is not None
+        path = self.resume_dir / "journal.jsonl"
+        if not path.exists():
+            raise CampaignError(f"{self.resume_dir}: no journal to resume")
+        try:
+            entries = read_journal(path)
+        except JournalError as exc:
+            raise CampaignError(f"the journal cannot be used: {exc}") from None
+        if not entries or entries[0].kind != "start":
+            raise CampaignError(f"{path}: the journal has no start record")
+        if any(e.kind == "end" for e in entries):
+            raise CampaignError(f"{self.resume_dir}: the run already finished")
+        start = entries[0].data
+        c = start["config"]
+        self.config.bench = c["bench"]
+        self.config.dut = c["dut"]
+        self.config.job = c["job"]
+        self.config.speed = c["speed"]
+        self.config.defects = tuple(c["defects"])
+        self.config.noise = c["noise"]
+        self.config.pack = Path(c["pack"])
+        self.config.select = tuple(c.get("select", ()))
+        self.config.mode = start["mode"]
+        self.config.out = self.resume_dir.parent
+        self._entries = entries
+        ended = {e.data["id"] for e in entries if e.kind == "scenario_end"}
+        self.completed = set(ended)
+        started = [e.data["scenario"] for e in entries if e.kind == "scenario_start"]
+        cut = [s for s in started if s not in ended]
+        last = entries[-1]
+        self.interruptions.append(
+            {"at": datetime.fromtimestamp(last.t, UTC).isoformat(timespec="seconds"),
+             "during": cut[-1] if cut else None, "resumed_at": _now()}
+        )  # fmt: skip
+
+    def _reestablish(self) -> None:
+        """Bring the meter back to the state the journal says it had."""
+        assert self.journal is not None
+        entered = [
+            e.data["action"].get("digits")
+            for e in self._entries
+            if e.kind == "step" and e.data.get("action", {}).get("digits")
+        ]
+        note: dict[str, Any] = {"interruption": self.interruptions[-1]}
+        if self._sim is not None:
+            # SimLab's meter does not outlive the harness process: replay every entry.
+            for digits in entered:
+                self._sim.meter.enter_token(digits, "replay")
+            note["replayed_entries"] = len(entered)
+        else:
+            note["check"] = "meter state taken from the ledger (real meters keep their state)"
+        if "port" in self.drivers:
+            regs = self.profile.port.registers
+            values = self.drivers["port"].readout()
+            seen = {n: values[a].value for n, a in (("krn", regs.krn), ("kt", regs.kt))
+                    if a in values}  # fmt: skip
+            want = {"krn": str(self.ledger.key.krn), "kt": str(self.ledger.key.kt)}
+            note["readout"] = seen
+            if seen and seen != want:
+                raise CampaignError(f"the meter's key {seen} is not the ledger's {want}")
+        self.journal.append("reestablished", note)
+
+    # -- closing ------------------------------------------------------------------------------
+
+    def teardown(self) -> list[str]:
+        """Load off, source off, actuators released; every part attempted, faults listed."""
+        problems = []
+        for role, action in (("load", lambda d: d.load(False)),
+                             ("source", lambda d: d.output(False)),
+                             ("keypad", lambda d: d.abort())):  # fmt: skip
+            driver = self.drivers.get(role)
+            if driver is None:
+                continue
+            try:
+                action(driver)
+            except (InstrumentError, OSError) as exc:
+                problems.append(f"teardown {role}: {exc}")
+        return problems
+
+    def finish(self) -> dict[str, Any]:
+        """End the run: teardown, the end record, the record file. Returns the record."""
+        from stslab.record import build_record
+
+        problems = self.teardown()
+        assert self.journal is not None
+        self.journal.append("end", {"at": _now(), "teardown_problems": problems,
+                                    "complete": not self.pending()})  # fmt: skip
+        record = build_record(self.run.directory / "journal.jsonl")
+        path = self.run.directory / "record.json"
+        path.write_text(json.dumps(record, indent=1, sort_keys=True))
+        return record
+
+    def close(self) -> None:
+        if self._drivers_cm is not None:
+            try:
+                self.teardown()
+            finally:
+                self._drivers_cm.__exit__(None, None, None)
+                self._drivers_cm = None
+        if self.journal is not None:
+            self.journal.close()
+        if self._sim is not None:
+            self._sim.stop()
+            self._sim = None
+
+    def __enter__(self) -> Campaign:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _sha256_path(path: str) -> str | None:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
