@@ -234,6 +234,7 @@ class Msr605(Driver):
             raise ValueError(f"coercivity {level!r} is not 'hi' or 'lo'")
         with self._exclusive():
             self._set_coercivity(level)
+            self._wanted_coercivity = None  # an explicit setting overrides the option
 
     def coercivity(self) -> Literal["hi", "lo"]:
         """``ESC d``: the coercivity writes are set for."""
@@ -252,7 +253,7 @@ class Msr605(Driver):
                 self._set_coercivity(self._wanted_coercivity)
                 self._wanted_coercivity = None
             self._discard()
-            self._send(b"\x1bw" + block, f"ESC w {_describe(tracks)}")
+            self._send(b"\x1bw" + block)
             self.transcript.note("waiting for the card to be swiped")
             reply = self._await_swipe(_reply_framer(2), "write status")
             self._check_status(reply[1], "write")
@@ -262,7 +263,7 @@ class Msr605(Driver):
         left out)."""
         with self._exclusive():
             self._discard()
-            self._send(b"\x1br", "ESC r")
+            self._send(b"\x1br")
             self.transcript.note("waiting for the card to be swiped")
             reply = self._await_swipe(_read_framer, "read data")
             if reply[1] != ord("s"):
@@ -289,7 +290,7 @@ class Msr605(Driver):
 
     def _reset(self) -> None:
         self._discard()
-        self._send(b"\x1ba", "ESC a")
+        self._send(b"\x1ba")
 
     def _test(self) -> None:
         reply = self._ask(b"e", 2, "communication test")
@@ -315,7 +316,7 @@ class Msr605(Driver):
     def _ask(self, command: bytes, length: int, what: str, *, model: bool = False) -> bytes:
         """``ESC command``; the ``length``-byte reply (``ESC <error status>`` raises)."""
         self._discard()
-        self._send(b"\x1b" + command, f"ESC {command.decode('latin-1')}")
+        self._send(b"\x1b" + command)
         reply = self._receive(_reply_framer(length, model=model), self.timeout_s, what)
         if len(reply) == 2 and reply[1] in _ERROR_STATUS:
             self._check_status(reply[1], what)
@@ -369,8 +370,8 @@ class Msr605(Driver):
 
     # -- bytes ----------------------------------------------------------------------------
 
-    def _send(self, data: bytes, text: str) -> None:
-        self.transcript.tx(text)
+    def _send(self, data: bytes) -> None:
+        self.transcript.tx(data)
         self._link.write(data)
 
     def _receive(
@@ -381,7 +382,7 @@ class Msr605(Driver):
         )
         if junk:
             self.transcript.note(f"skipped before the {what}: {escaped(junk, 200)}")
-        self.transcript.rx(_readable(reply))
+        self.transcript.rx(reply)
         return reply
 
     def _discard(self) -> None:
@@ -422,27 +423,6 @@ def _data_block(tracks: Mapping[int, str]) -> bytes:
             raise ValueError(f"track {track}: {data!r} is not printable ASCII")
         block += bytes([ESC, track]) + data.encode("ascii")
     return bytes(block + b"?\x1c")
-
-
-def _describe(tracks: Mapping[int, str]) -> str:
-    return " ".join(f"[{track}]{tracks[track]}" for track in sorted(tracks))
-
-
-def _readable(reply: bytes) -> str:
-    """A reply for the transcript: ESC and FS named, binary track markers as digits."""
-    out = []
-    previous = None
-    for byte in reply:
-        if byte == ESC:
-            out.append("ESC ")
-        elif byte == FS:
-            out.append(" FS")
-        elif previous == ESC and byte in (1, 2, 3):
-            out.append(f"0{byte} ")
-        else:
-            out.append(chr(byte))
-        previous = byte
-    return "".join(out)
 
 
 # -- presenters ------------------------------------------------------------------------------

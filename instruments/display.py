@@ -21,6 +21,7 @@ import http.client
 import io
 import os
 import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -239,6 +240,24 @@ class _Sampler:
         )
 
 
+_SAMPLERS: list[tuple[SegmentMap, _Sampler]] = []
+_SAMPLERS_LOCK = threading.Lock()
+
+
+def _sampler_of(smap: SegmentMap) -> _Sampler:
+    """The sampler of ``smap``, shared by readers given the same map object (building one
+    rasterises every segment)."""
+    with _SAMPLERS_LOCK:
+        for known, sampler in _SAMPLERS:
+            if known is smap:
+                return sampler
+    sampler = _Sampler(smap)
+    with _SAMPLERS_LOCK:
+        _SAMPLERS.insert(0, (smap, sampler))
+        del _SAMPLERS[8:]
+    return sampler
+
+
 @dataclass(frozen=True)
 class _Split:
     unlit: float  # darkness level of unlit segments
@@ -324,7 +343,7 @@ class SegmentDecoder:
         self._sampler: _Sampler | None = None
         self._sampler_corners: np.ndarray | None = None
         if not locate_glass:
-            self._sampler = _Sampler(segment_map)
+            self._sampler = _sampler_of(segment_map)
         self._digits = segment_map.digit_count
         self._icons = tuple(segment_map.annunciators)
 
@@ -586,8 +605,9 @@ def find_glass(grey: np.ndarray, near: Sequence[Point] | np.ndarray | None = Non
     smooth = _box_mean(grey, r)
     threshold = _otsu(smooth)
     bright = smooth > threshold
-    low = float(np.median(smooth[~bright])) if (~bright).any() else threshold
-    high = float(np.median(smooth[bright])) if bright.any() else threshold
+    if bright.all() or not bright.any():
+        raise ValueError(f"no glass brighter than its surroundings (level {np.median(smooth):.0f})")
+    low, high = float(np.median(smooth[~bright])), float(np.median(smooth[bright]))
     if high - low < 20:
         raise ValueError(
             f"no glass brighter than its surroundings (levels {low:.0f} and {high:.0f})"

@@ -405,11 +405,13 @@ class Kpr1Keypad(Driver):
         """Send one command and return its final reply, which must match ``pattern``.
 
         With ``skip_others`` (resynchronising), lines that do not match are late replies to
-        earlier commands: they are skipped until the match or the timeout.
+        earlier commands: they are skipped until the match or the timeout, which is longer
+        because a device that was slow may still be finishing those replies.
         """
         self._discard()
         self._send(command)
-        deadline = time.monotonic() + self.timeout_s
+        timeout = self._abort_budget() if skip_others else self.timeout_s
+        deadline = time.monotonic() + timeout
         while True:
             remaining = max(0.0, deadline - time.monotonic())
             line = self._read_line(remaining, what=f"reply to {command}", strict=not skip_others)

@@ -227,6 +227,7 @@ class Iec62056ModeC(Driver):
         self._lock = threading.Lock()
         self._last_rx = 0.0
         self._quiet_until = 0.0
+        self._session_open = False  # the meter answered a sign-on and may await more
         self._failed: dict[str, str] = {}
         self._link = SerialLink(self, baudrate=SIGN_ON_BAUD)
         self._link.open()
@@ -304,7 +305,7 @@ class Iec62056ModeC(Driver):
             except InstrumentError as exc:
                 self._failed[name] = f"{type(exc).__name__}: {exc.reason}"
                 self.transcript.note(f"{name} failed: {type(exc).__name__}: {exc.reason}")
-                if self._last_rx and not isinstance(exc, CommandRefused):
+                if self._session_open or isinstance(exc, ProtocolViolation):
                     # The meter may be waiting for our next message: let it time out first.
                     self._quiet_until = time.monotonic() + CHAR_TIMEOUT_S
                 raise
@@ -337,6 +338,7 @@ class Iec62056ModeC(Driver):
             raise self.error(
                 ProtocolViolation, f"identification {text.strip()!r} offers no mode C baud rate"
             )
+        self._session_open = True
         found = Identification(flag, baud_char, ident, text.rstrip("\r\n"))
         self.last_identification = found
         return found
@@ -366,6 +368,7 @@ class Iec62056ModeC(Driver):
             max_bytes=MAX_READOUT,
             what="readout",
         )
+        self._session_open = False  # a meter goes back to sign-on after its readout
         body = self._block_body("readout", reply, STX)
         try:
             return parse_readout(body)
@@ -388,8 +391,16 @@ class Iec62056ModeC(Driver):
                 reply = self._exchange("P1", f"({self._password})", secret=True)
                 self._expect_ack("P1", reply)
             yield
-        finally:
+        except CommandRefused:
             self._end_session(ident)
+            self._session_open = False  # refused, but in step: B0 ends the session
+            raise
+        except BaseException:
+            self._end_session(ident)  # may not get through: the session counts as open
+            raise
+        else:
+            self._end_session(ident)
+            self._session_open = False
 
     def _end_session(self, ident: Identification) -> None:
         """B0, best effort: a meter left in programming mode ignores sign-ons until it

@@ -207,6 +207,7 @@ class Runner:
         for code, text in profile.display.vocabulary.items():
             reverse.setdefault(canonical_text(text), []).append(Result(code))
         self._vocabulary = reverse
+        self._readout_cache: dict[str, Any] | None = None
 
     # -- scenario ---------------------------------------------------------------------------
 
@@ -252,10 +253,12 @@ class Runner:
         return result
 
     def _emit(self, scenario: Scenario, step: StepResult) -> None:
+        if self.on_step is not None:
+            self.on_step(scenario, step)  # stores evidence files, updates progress
+        for ev in step.evidence:
+            ev.pop("png", None)  # evidence is journalled by hash, never inline
         if self.journal is not None:
             self.journal.append("step", {"scenario": scenario.id, **step.to_json()})
-        if self.on_step is not None:
-            self.on_step(scenario, step)
 
     def _setup(self, scenario: Scenario, carrier: str) -> StepResult | None:
         """Baseline (load off, supply on) and the credit the scenario needs."""
@@ -297,6 +300,7 @@ class Runner:
 
     def _run_step(self, scenario: Scenario, index: int, carrier: str, tids: dict) -> StepResult:
         step = scenario.steps[index]
+        self._acted()
         res = StepResult(
             index, scenario.step_label(index), step.do, Outcome.PASS, started=time.time()
         )
@@ -306,6 +310,7 @@ class Runner:
         try:
             before = self._before(step.expect)
             handler = getattr(self, f"_do_{step.do}")
+            self._acted()
             handler(step, via, res, tids)
             if step.expect is not None:
                 self._judge(step.expect, before, res)
@@ -412,6 +417,7 @@ class Runner:
             if step.hold_ms or step.gap_ms:
                 keypad.configure(80, 120)
         res.observations["key_events"] = len(events)
+        self._acted()
         self._observe_entry(step.expect, res)
 
     def _do_load(self, step: LoadStep, via: str, res: StepResult, tids: dict) -> None:
@@ -488,6 +494,7 @@ class Runner:
         return named.get(key, key)
 
     def inject(self, digits: str, via: str, res: StepResult) -> None:
+        self._acted()
         if via == "keypad":
             keypad = self.bench.get("keypad")
             keys = [*digits, self.profile.keypad.enter_key]
@@ -524,9 +531,16 @@ class Runner:
         return reading
 
     def readout(self, res: StepResult | None = None) -> dict[str, Any]:
-        port = self.bench.get("port")
-        scratch = res or StepResult(-1, "observe", "observe", Outcome.PASS)
-        return self._retry("readout", scratch, port.readout)
+        """The port's data readout; one readout serves every observation until the next
+        action (each readout takes a few hundred ms at the standard's line speeds)."""
+        if self._readout_cache is None:
+            port = self.bench.get("port")
+            scratch = res or StepResult(-1, "observe", "observe", Outcome.PASS)
+            self._readout_cache = self._retry("readout", scratch, port.readout)
+        return self._readout_cache
+
+    def _acted(self) -> None:
+        self._readout_cache = None
 
     def observe_credit(self, register: int, res: StepResult | None = None) -> Decimal | None:
         if "port" not in self.bench.drivers:

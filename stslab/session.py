@@ -14,6 +14,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,9 +31,9 @@ from stslab.pack import PackStatus, trusted_keys, verify_pack
 from stslab.scenario import Scenario, load_scenarios
 
 Mode = Literal["accredited", "pre-submission"]
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_PACK = REPO / "suites" / "sts-core"
-DEV_KEYS = REPO / "suites" / "keys"
+
+DEFAULT_PACK = Path(str(resources.files("suites").joinpath("sts-core")))
+DEV_KEYS = Path(str(resources.files("suites").joinpath("keys")))
 
 
 class CampaignError(Exception):

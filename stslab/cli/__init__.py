@@ -13,6 +13,7 @@ import typer
 
 from sts.errors import StsError
 from stslab.cli.bench import app as bench_app
+from stslab.cli.certify import certify
 from stslab.cli.errors import ArgumentError
 from stslab.cli.sim import sim
 from stslab.cli.token import app as token_app
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(token_app, name="token")
 app.command("sim")(sim)
 app.add_typer(bench_app, name="bench")
+app.command("certify")(certify)
 
 
 def _family(name: str) -> tuple[type[BaseException], ...]:

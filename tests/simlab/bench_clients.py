@@ -122,16 +122,27 @@ class OpticalHead:
                 raise TimeoutError(f"optical port: no {end!r} (got {bytes(data)!r})")
             data += bytes(b & 0x7F for b in self.port.read(64))
 
-    def sign_on(self, address: str = "") -> str:
-        """``/?address!``: the meter's identification line, without ``/`` and CR LF."""
+    def sign_on(self, address: str = "", attempts: int = 3) -> str:
+        """``/?address!``: the meter's identification line, without ``/`` and CR LF.
+
+        A meter may miss a sign-on (it is still closing a session): like any mode C driver,
+        the head repeats it after a second without an answer.
+        """
         if self.port.baudrate != 300:
             self.port.baudrate = 300
-        self.port.reset_input_buffer()
-        self._send(b"/?" + address.encode("ascii") + b"!\r\n")
-        line = self._read_until(b"\r\n", time.monotonic() + TIMEOUT_S)
-        if not line.startswith(b"/"):
-            raise ValueError(f"optical port: identification {line!r} does not start with /")
-        return line[1:].rstrip(b"\r\n").decode("ascii")
+        for attempt in range(attempts):
+            self.port.reset_input_buffer()
+            self._send(b"/?" + address.encode("ascii") + b"!\r\n")
+            try:
+                line = self._read_until(b"\r\n", time.monotonic() + 1.0)
+            except TimeoutError:
+                if attempt == attempts - 1:
+                    raise
+                continue
+            if not line.startswith(b"/"):
+                raise ValueError(f"optical port: identification {line!r} does not start with /")
+            return line[1:].rstrip(b"\r\n").decode("ascii")
+        raise AssertionError("unreachable")
 
     def readout(self) -> dict[str, tuple[str, str | None]]:
         """A full mode C data readout at the meter's highest speed: address -> (value, unit)."""
@@ -173,6 +184,7 @@ class OpticalHead:
                 raise ValueError(f"optical port: password refused: {answer!r}")
         body = b"B0" + bytes([ETX])
         self._send(bytes([SOH]) + body + bytes([bcc(body)]))
+        time.sleep(0.2)  # the meter goes back to 300 baud; the next sign-on waits for that
         return answer
 
 

@@ -1,0 +1,182 @@
+"""``stslab certify``: run a scenario pack against a meter on a bench (through pytest)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from stslab.cli.errors import ArgumentError
+
+
+class _Progress:
+    """pytest plugin object: a rich progress display fed by every step result."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.config: Any = None
+        self.counts = {"PASS": 0, "FAIL": 0, "ERROR": 0, "SKIP": 0}
+        self.record: dict[str, Any] | None = None
+        self.run_dir: Path | None = None
+        self.started = time.perf_counter()
+        self.real_per_modelled: float | None = None
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._estimates: dict[str, float] = {}
+        self._done_estimate = 0.0
+        self._current: str | None = None
+
+    def pytest_configure(self, config: Any) -> None:
+        self.config = config
+        config._stslab_on_step = self.on_step
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        from stslab.estimate import modelled_seconds
+
+        items = [i for i in session.items if hasattr(i, "scenario")]
+        self._estimates = {i.scenario.id: modelled_seconds(i.scenario) for i in items}
+        if self.quiet or not items:
+            return
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TextColumn("left ≈ {task.fields[left]}"),
+            console=self.console,
+            transient=True,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("starting", total=len(items), counts="", left="?")
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def on_step(self, scenario: Any, step: Any) -> None:
+        if self._progress is None:
+            return
+        if scenario.id != self._current:
+            if self._current is not None:
+                self._done_estimate += self._estimates.get(self._current, 0.0)
+            self._current = scenario.id
+        self._progress.update(self._task, description=f"{scenario.id} {step.label}",
+                              counts=self._count_text(), left=self._left())  # fmt: skip
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when != "call" and not (report.when == "setup" and report.skipped):
+            return
+        outcome = "SKIP" if report.skipped else "PASS" if report.passed else None
+        if outcome is None:
+            text = str(report.longrepr)
+            outcome = "ERROR" if text.startswith("ERROR") else "FAIL"
+        self.counts[outcome] += 1
+
+    def _count_text(self) -> str:
+        c = self.counts
+        return f"pass {c['PASS']} fail {c['FAIL']} error {c['ERROR']} skip {c['SKIP']}"
+
+    def _left(self) -> str:
+        elapsed = time.perf_counter() - self.started
+        done = self._done_estimate
+        total = sum(self._estimates.values())
+        if done <= 0:
+            return "?"
+        left = elapsed * (total - done) / done
+        return f"{left:.0f} s"
+
+    def pytest_unconfigure(self, config: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self.record = getattr(config, "_stslab_record", None)
+        self.run_dir = getattr(config, "_stslab_run_dir", None)
+
+
+def certify(
+    bench: Annotated[str, typer.Option(help="Bench file, or 'sim' for SimLab in-process.")] = "sim",
+    dut: Annotated[
+        str | None, typer.Option(help="DUT (meter) profile: a file or a built-in name.")
+    ] = None,
+    job: Annotated[str | None, typer.Option(help="Job file (customer, item, lab, signer).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("runs"),
+    mode: Annotated[
+        str, typer.Option(help="pre-submission (default) or accredited.")
+    ] = "pre-submission",
+    pack: Annotated[Path | None, typer.Option(help="Scenario pack folder.")] = None,
+    pack_key: Annotated[
+        list[Path] | None, typer.Option("--pack-key", help="Trusted pack signing key (PEM).")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="SimLab clock speed.")] = 50.0,
+    defect: Annotated[list[str] | None, typer.Option(help="SimLab meter defect.")] = None,
+    noise: Annotated[str, typer.Option(help="SimLab camera noise.")] = "none",
+    resume: Annotated[Path | None, typer.Option(help="Resume the run in this folder.")] = None,
+    select: Annotated[
+        list[str] | None, typer.Option("--select", "-k", help="Only scenario ids containing this.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+) -> None:
+    """Run the scenario pack against the meter and leave a journal and a record."""
+    import pytest
+
+    from stslab.session import DEFAULT_PACK
+
+    if mode not in ("pre-submission", "accredited"):
+        raise ArgumentError("--mode", f"{mode!r} is not pre-submission or accredited")
+    pack_dir = (pack or DEFAULT_PACK).resolve()
+    if not (pack_dir / "manifest.yaml").exists():
+        raise ArgumentError("--pack", f"{pack_dir} has no manifest.yaml")
+    if resume is not None and not (resume / "journal.jsonl").exists():
+        raise ArgumentError("--resume", f"{resume} has no journal.jsonl")
+    console = Console()
+    args = [str(pack_dir), "-p", "no:cacheprovider", "-p", "no:terminal", "--rootdir",
+            str(pack_dir), "--out", str(out), "--mode", mode, "--speed", str(speed),
+            "--noise", noise, "--bench", bench]  # fmt: skip
+    if dut:
+        args += ["--dut", dut]
+    if job:
+        args += ["--job", job]
+    if resume:
+        args += ["--resume", str(resume)]
+    for d in defect or ():
+        args += ["--defect", d]
+    for k in pack_key or ():
+        args += ["--pack-key", str(k)]
+    progress = _Progress(console, quiet)
+    progress_select = tuple(select or ())
+
+    class _Select:
+        def pytest_configure(self, config: Any) -> None:
+            config._stslab_select = progress_select
+
+    code = pytest.main(args, plugins=[progress, _Select()])
+    record = progress.record
+    if record is None:
+        raise ArgumentError("certify", f"the campaign did not run (pytest exit status {code})")
+    _summary(console, record, progress.run_dir)
+    verdict = record["summary"]["verdict"]
+    raise typer.Exit(0 if verdict == "PASS" else 1 if verdict == "FAIL" else 3)
+
+
+def _summary(console: Console, record: dict[str, Any], run_dir: Path | None) -> None:
+    table = Table("scenario", "group", "title", "verdict", title="campaign results")
+    colours = {"PASS": "green", "FAIL": "red", "ERROR": "yellow", "SKIP": "dim"}
+    for s in record["scenarios"]:
+        o = s["outcome"]
+        table.add_row(s["id"], s["group"], s["title"], f"[{colours.get(o, '')}]{o}[/]")
+    console.print(table)
+    sm = record["summary"]
+    console.print(
+        f"[bold]{sm['verdict']}[/] — {sm['scenarios']} scenarios: {sm['PASS']} pass, "
+        f"{sm['FAIL']} fail, {sm['ERROR']} error, {sm['SKIP']} skip; {sm['steps']} steps; "
+        f"modelled {sm['modelled_s']:.0f} s, wall {sm['wall_s']:.1f} s ({record['mode']})"
+    )
+    for d in record["deviations"]:
+        console.print(f"[yellow]deviation:[/] {d}")
+    if run_dir is not None:
+        console.print(f"run folder: {run_dir}  (record.json, journal.jsonl, evidence/)")
