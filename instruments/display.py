@@ -142,6 +142,7 @@ _CORE_ERODE = 1  # pixels trimmed off each segment: blur and a slight misfit sta
 _RING = (4, 10)  # the glass ring around a segment: from 4 to 10 pixels out
 _MIN_RING = 20
 _DARK_GLASS = 8.0  # a glass level below this (grey levels) is no lit display
+_BRIGHTER = 0.05  # a segment this much brighter than its glass (beyond noise) is a misfit
 
 
 def _box(mask: np.ndarray, r: int) -> np.ndarray:
@@ -369,6 +370,16 @@ class SegmentDecoder:
                 None,
                 problem=f"the glass around {sid} is dark (level {levels.glass.min():.0f}): "
                 "is the display in view and lit?",
+            )
+        # An LCD segment is never brighter than the glass around it; one that is means the
+        # map is off (its ring lies on ink or bezel), and nothing in this frame can be trusted.
+        brighter = levels.darkness + _BRIGHTER + 3 * levels.sigma
+        if brighter.min() < 0:
+            k = int(np.argmin(brighter))
+            return FrameDecode(
+                None,
+                problem=f"{levels.ids[k]} is brighter than the glass around it (darkness "
+                f"{levels.darkness[k]:.2f}): the segment map does not fit this frame",
             )
         split = _split(levels.darkness)
         if split.problem:

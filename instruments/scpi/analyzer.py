@@ -19,7 +19,7 @@ item  symbol  meaning
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from instruments.base import InstrumentError, register
 from instruments.roles import PowerSample
@@ -66,7 +66,7 @@ class Wt300Analyzer(ScpiDriver):
         *,
         element: int = 1,
         update_rate_s: float | None = None,
-        **options: object,
+        **options: Any,
     ) -> None:
         if isinstance(element, bool) or not isinstance(element, int) or not 1 <= element <= 3:
             raise ValueError(f"element must be 1, 2 or 3, got {element!r}")
@@ -75,7 +75,7 @@ class Wt300Analyzer(ScpiDriver):
             raise ValueError(f"update_rate_s must be one of {rates}, got {update_rate_s!r}")
         self.element = element
         self.update_rate_s = update_rate_s
-        super().__init__(address, **options)  # type: ignore[arg-type]
+        super().__init__(address, **options)
 
     def _setup(self, remaining: Remaining) -> None:
         commands = [":SYSTem:COMMunicate:COMMand WT300", ":NUMeric:FORMat ASCii"]
@@ -89,9 +89,9 @@ class Wt300Analyzer(ScpiDriver):
 
     def sample(self) -> PowerSample:
         """The latest U, I, P and frequency; InstrumentError when over range or without data."""
-        with self._call() as remaining:
-            reply = self._query(":NUMeric:NORMal:VALue?", remaining)
-        u, i, p, fu = self._numbers(reply, len(self.ITEMS), ",", "numeric data U,I,P,FU")
+        u, i, p, fu = self._query_numbers(
+            ":NUMeric:NORMal:VALue?", len(self.ITEMS), ",", "numeric data U,I,P,FU"
+        )
         for symbol, value in (("U", u), ("I", i), ("P", p)):
             self._require_reading(symbol, value)
         return PowerSample(u, i, p, fu if math.isfinite(fu) and fu > 0 else None)
@@ -113,17 +113,17 @@ class Wt300Analyzer(ScpiDriver):
 
     def integration_state(self) -> str:
         """``reset``, ``running``, ``stopped``, ``timeup`` or ``error``."""
-        reply = self.query(":INTEGrate:STATe?")
-        word = reply.upper()
-        for prefix, state in _INTEGRATION_STATES.items():
-            if word.startswith(prefix):
-                return state
-        raise self._violation(f":INTEGrate:STATe? answered {reply!r}")
+        with self._call() as remaining:
+            reply = self._query(":INTEGrate:STATe?", remaining)
+            for prefix, state in _INTEGRATION_STATES.items():
+                if reply.upper().startswith(prefix):
+                    return state
+            raise self._violation(f":INTEGrate:STATe? answered {reply!r}")
 
     def energy_wh(self) -> float:
         """Energy integrated so far (Wh)."""
-        reply = self.query(f":NUMeric:NORMal:VALue? {self.ENERGY_ITEM}")
-        value = self._numbers(reply, 1, ",", "numeric data WH")[0]
+        command = f":NUMeric:NORMal:VALue? {self.ENERGY_ITEM}"
+        value = self._query_numbers(command, 1, ",", "numeric data WH")[0]
         self._require_reading("WH", value)
         return value
 

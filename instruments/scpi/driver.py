@@ -254,6 +254,11 @@ class ScpiDriver(Driver):
             errors.append((code, message))
         raise self._violation(f"the error queue did not empty after {MAX_ERRORS} reads")
 
+    def _query_numbers(self, command: str, count: int, separator: str, what: str) -> list[float]:
+        """One query answering ``count`` numbers (see :meth:`_numbers`)."""
+        with self._call() as remaining:
+            return self._numbers(self._query(command, remaining), count, separator, what)
+
     def _numbers(self, reply: str, count: int, separator: str, what: str) -> list[float]:
         """``count`` numbers separated by ``separator``; NaN/inf as the instrument marks them."""
         fields = reply.split(separator)

@@ -89,8 +89,9 @@ class ScpiAcLoad(ScpiDriver):
 
         ``frequency_hz`` is None without voltage (the instrument reports 0).
         """
-        reply = self.query(self.measure_query)
-        volts, amps, watts, hertz = self._numbers(reply, 4, ";", "load measurement")
+        volts, amps, watts, hertz = self._query_numbers(
+            self.measure_query, 4, ";", "load measurement"
+        )
         frequency = hertz if math.isfinite(hertz) and hertz > 0 else None
         return PowerSample(volts, amps, watts, frequency)
 

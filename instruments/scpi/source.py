@@ -68,8 +68,9 @@ class ScpiAcSource(ScpiDriver):
 
         ``frequency_hz`` is None while there is no output (the instrument reports 0).
         """
-        reply = self.query(self.measure_query)
-        volts, amps, watts, hertz = self._numbers(reply, 4, ";", "source measurement")
+        volts, amps, watts, hertz = self._query_numbers(
+            self.measure_query, 4, ";", "source measurement"
+        )
         frequency = hertz if math.isfinite(hertz) and hertz > 0 else None
         return PowerSample(volts, amps, watts, frequency)
 

@@ -15,6 +15,8 @@ from sts.errors import StsError
 from stslab.cli.bench import app as bench_app
 from stslab.cli.certify import certify
 from stslab.cli.errors import ArgumentError
+from stslab.cli.pack import app as pack_app
+from stslab.cli.selftest import selftest_command
 from stslab.cli.sim import sim
 from stslab.cli.token import app as token_app
 
@@ -30,6 +32,8 @@ app.add_typer(token_app, name="token")
 app.command("sim")(sim)
 app.add_typer(bench_app, name="bench")
 app.command("certify")(certify)
+app.command("selftest")(selftest_command)
+app.add_typer(pack_app, name="pack")
 
 
 def _family(name: str) -> tuple[type[BaseException], ...]:

@@ -1,0 +1,99 @@
+"""``stslab pack``: build, sign and verify scenario pack manifests; print the schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stslab.cli.errors import ArgumentError
+
+app = typer.Typer(help="Scenario packs: manifest, signature, schema.", no_args_is_help=True,
+                  rich_markup_mode=None)  # fmt: skip
+
+
+@app.command("manifest")
+def manifest(
+    directory: Annotated[Path, typer.Argument(help="The pack folder.")],
+    pack_id: Annotated[str, typer.Option("--id", help="Pack id, e.g. sts-core.")],
+    version: Annotated[str, typer.Option(help="Pack version.")],
+    standard: Annotated[
+        list[str] | None, typer.Option(help="A standard edition the pack tests (repeatable).")
+    ] = None,
+    title: Annotated[str, typer.Option(help="Pack title.")] = "",
+) -> None:
+    """Write manifest.yaml (SHA-256 of every scenario file); removes an old signature."""
+    from stslab.pack import PackError, build_manifest
+    from stslab.session import load_pack
+
+    load_pack(directory)  # every scenario must load before a manifest vouches for it
+    try:
+        path = build_manifest(directory, pack_id, version, list(standard or ()), title)
+    except PackError as exc:
+        raise ArgumentError("DIRECTORY", str(exc)) from None
+    typer.echo(f"wrote {path}")
+
+
+@app.command("sign")
+def sign(
+    directory: Annotated[Path, typer.Argument(help="The pack folder.")],
+    key: Annotated[Path, typer.Option(help="Ed25519 private key (PEM) of the scheme owner.")],
+) -> None:
+    """Sign the pack's manifest (writes manifest.sig)."""
+    from stslab.pack import PackError, sign_pack
+
+    try:
+        path = sign_pack(directory, key.read_text())
+    except (OSError, PackError, ValueError) as exc:
+        raise ArgumentError("--key", str(exc)) from None
+    typer.echo(f"wrote {path}")
+
+
+@app.command("verify")
+def verify(
+    directory: Annotated[Path, typer.Argument(help="The pack folder.")],
+    key: Annotated[
+        list[Path] | None, typer.Option(help="Trusted public key (PEM), repeatable.")
+    ] = None,
+) -> None:
+    """Check every file against the manifest and the signature against the trusted keys."""
+    from stslab.pack import PackError, verify_pack
+
+    trusted = {p.name: p.read_text() for p in key or ()}
+    try:
+        status = verify_pack(directory, trusted)
+    except PackError as exc:
+        raise ArgumentError("DIRECTORY", str(exc)) from None
+    typer.echo(f"pack {status.pack_id} {status.version}  manifest sha256 {status.manifest_sha256}")
+    verdict = f"valid ({status.signer})" if status.signature_valid else "NOT valid"
+    typer.echo(f"signature: {verdict}")
+    for problem in status.problems:
+        typer.echo(f"problem: {problem}")
+    if not status.untampered:
+        raise typer.Exit(1)
+
+
+@app.command("keygen")
+def keygen(
+    private: Annotated[Path, typer.Argument(help="Where to write the private key (PEM).")],
+) -> None:
+    """Create an Ed25519 key pair for signing packs (PRIVATE.pem and PRIVATE.pub.pem)."""
+    from stslab.pack import generate_key
+
+    if private.exists():
+        raise ArgumentError("PRIVATE", f"{private} exists; not overwritten")
+    priv, pub = generate_key()
+    private.write_text(priv)
+    private.chmod(0o600)
+    public = private.with_name(private.name.removesuffix(".pem") + ".pub.pem")
+    public.write_text(pub)
+    typer.echo(f"wrote {private} and {public}")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON schema of the scenario format."""
+    from stslab.scenario import json_schema
+
+    typer.echo(json_schema())
