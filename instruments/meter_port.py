@@ -305,7 +305,7 @@ class Iec62056ModeC(Driver):
             except InstrumentError as exc:
                 self._failed[name] = f"{type(exc).__name__}: {exc.reason}"
                 self.transcript.note(f"{name} failed: {type(exc).__name__}: {exc.reason}")
-                if self._session_open or isinstance(exc, ProtocolViolation):
+                if self._session_open:
                     # The meter may be waiting for our next message: let it time out first.
                     self._quiet_until = time.monotonic() + CHAR_TIMEOUT_S
                 raise
@@ -323,12 +323,16 @@ class Iec62056ModeC(Driver):
         self._link.baudrate = SIGN_ON_BAUD
         self._discard()
         self._send(f"/?{self.device_address}!\r\n".encode("ascii"))
-        raw = self._receive(
-            _ident_framer,
-            timeout_s=self.timeout_s + 40 * 10 / SIGN_ON_BAUD,
-            max_bytes=256,
-            what="identification",
-        )
+        try:
+            raw = self._receive(
+                _ident_framer,
+                timeout_s=self.timeout_s + 40 * 10 / SIGN_ON_BAUD,
+                max_bytes=256,
+                what="identification",
+            )
+        except ProtocolViolation:
+            self._session_open = True  # the meter answered something: it may await an ACK
+            raise
         text = raw.decode("ascii")
         match = _IDENT.fullmatch(text)
         if match is None:
