@@ -32,7 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from instruments.base import (
     Driver,
@@ -417,6 +417,7 @@ class SegmentDecoder:
                     f"the frame is {width}x{height} pixels but the segment map "
                     f"{self.segment_map.source} is for {mw}x{mh}"
                 )
+            self._check_not_moved(grey)
             return self._sampler
         try:
             corners = np.array(find_glass(grey, near=self._corners))
@@ -441,9 +442,30 @@ class SegmentDecoder:
             self._sampler_corners = corners
         return self._sampler
 
+    def _check_not_moved(self, grey: np.ndarray) -> None:
+        """``ValueError`` when the glass is clearly visible somewhere else than the map says
+        (a bumped camera or meter). A glass whose edges do not show cannot be checked."""
+        expected = np.array(self.segment_map.glass)
+        try:
+            found = np.array(
+                find_glass(grey, near=self._corners if self._corners is not None else expected)
+            )
+        except ValueError:
+            return
+        self._corners = found
+        off = np.hypot(*(found - expected).T)
+        k = int(np.argmax(off))
+        if off[k] > _MOVED_TOLERANCE:
+            raise ValueError(
+                f"the display moved in the camera's view: the glass {_CORNERS[k]} corner is "
+                f"{off[k]:.1f} px from where the segment map has it; recalibrate"
+            )
+
 
 _TRACK_TOLERANCE = 0.75
 """Glass corner movement (pixels) under which a located glass reuses the last warped map."""
+_MOVED_TOLERANCE = 2.5
+"""Glass corner offset (pixels) from a frame-pixel map beyond which the view has moved."""
 
 
 def grey_levels(image: Image.Image) -> np.ndarray:
@@ -471,22 +493,27 @@ def _smoothing(width: int, height: int) -> int:
 
 
 def _box_mean(grey: np.ndarray, r: int) -> np.ndarray:
-    k = 2 * r + 1
-    pad = np.pad(grey.astype(np.float64), ((r + 1, r), (r + 1, r)), mode="edge")
-    c = pad.cumsum(0).cumsum(1)
-    return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k)
+    """The frame smoothed by a (2r+1)^2 box (edges repeated), as float32."""
+    image = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8), "L")
+    return np.asarray(image.filter(ImageFilter.BoxBlur(r)), np.float32)
 
 
-def _otsu(values: np.ndarray) -> float:
-    hist, edges = np.histogram(values, bins=256, range=(0.0, 256.0))
-    centres = (edges[:-1] + edges[1:]) / 2
+def _otsu(smooth: np.ndarray) -> tuple[float, float, float]:
+    """The two-class threshold of grey levels, and the mean level of each class (from a
+    subsample: the levels are what matters, not every pixel)."""
+    hist = np.bincount(smooth[::3, ::3].astype(np.uint8).ravel(), minlength=256)
+    centres = np.arange(256) + 0.5
     w0 = np.cumsum(hist).astype(float)
     w1 = w0[-1] - w0
     s0 = np.cumsum(hist * centres)
     mu0 = s0 / np.maximum(w0, 1)
     mu1 = (s0[-1] - s0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
-    return float(edges[int(np.argmax(between)) + 1])
+    k = int(np.argmax(between))
+    if w0[k] == 0 or w1[k] == 0:
+        level = float(np.mean(smooth))
+        return level, level, level
+    return float(k + 1), float(mu0[k]), float(mu1[k])
 
 
 def _largest_region(bright: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -614,11 +641,7 @@ def find_glass(grey: np.ndarray, near: Sequence[Point] | np.ndarray | None = Non
     height, width = grey.shape
     r = _smoothing(width, height)
     smooth = _box_mean(grey, r)
-    threshold = _otsu(smooth)
-    bright = smooth > threshold
-    if bright.all() or not bright.any():
-        raise ValueError(f"no glass brighter than its surroundings (level {np.median(smooth):.0f})")
-    low, high = float(np.median(smooth[~bright])), float(np.median(smooth[bright]))
+    threshold, low, high = _otsu(smooth)
     if high - low < 20:
         raise ValueError(
             f"no glass brighter than its surroundings (levels {low:.0f} and {high:.0f})"
@@ -634,7 +657,7 @@ def find_glass(grey: np.ndarray, near: Sequence[Point] | np.ndarray | None = Non
         except ValueError:
             corners = None
     if corners is None:
-        rows, x0, x1 = _largest_region(bright)
+        rows, x0, x1 = _largest_region(smooth > threshold)
         if len(rows) == 0 or float(np.sum(x1 - x0)) < 0.02 * width * height:
             raise ValueError("no bright region large enough to be the display glass")
         left, right = x0.astype(float), (x1 - 1).astype(float)

@@ -71,7 +71,7 @@ def escaped(data: bytes, limit: int = 80) -> str:
     return text + ("…" if len(data) > limit else "")
 
 
-Framer = Callable[[bytes], "tuple[int, int] | None"]
+Framer = Callable[[bytes], tuple[int, int] | None]
 
 
 class SerialLink:
@@ -258,7 +258,6 @@ _KEYS = re.compile(r"OK (\S+(?: \S+)*)")
 _CFG = re.compile(r"OK HOLD=(\d+) GAP=(\d+)")
 _STATUS = re.compile(r"OK (?:IDLE|BUSY (\d+)/(\d+))")
 _PLAIN_OK = re.compile(r"OK")
-_ABORTED = "17"
 _MAX_LINE = 1100  # the robot's longest line (1024) with margin
 
 
@@ -468,6 +467,11 @@ class Kpr1Keypad(Driver):
                 else:
                     events.append(self._release(down, key, t_ms))
                 continue
+            if line == "OK" and self._abort_reply_pending:
+                # ABORT overtook the command: the robot was idle, then ran the command.
+                with self._state:
+                    self._abort_reply_pending = False
+                continue
             done = _DONE.fullmatch(line)
             if done is not None:
                 self._finished()
@@ -546,6 +550,7 @@ class Kpr1Keypad(Driver):
     def _resync(self) -> None:
         """After a fault: drop late replies, and stop a press sequence still running."""
         self.transcript.note("resynchronising")
+        self._timing = None  # a robot that was reset or replugged is back at its defaults
         with self._state:
             self._abort_reply_pending = False
         match, _ = self._query("STATUS?", _STATUS, skip_others=True)

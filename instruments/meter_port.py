@@ -56,7 +56,8 @@ SHORT_REACTION_S = 0.02  # the same for a meter whose flag's third letter is low
 CHAR_TIMEOUT_S = 1.5  # the standard's inter-character time-out: after it a meter starts over
 MAX_READOUT = 16384
 
-_IDENT = re.compile(r"/([A-Za-z]{3})([\x21-\x7e])([\x20-\x7e]{0,16})\r\n")
+# The standard allows 16 identification characters; some meters send more.
+_IDENT = re.compile(r"/([A-Za-z]{3})([\x21-\x7e])([\x20-\x7e]{0,32})\r\n")
 _DATA_SET = re.compile(r"([^()]*)\(([^()]*)\)")
 _FORBIDDEN = frozenset("()*/!\r\n\x01\x02\x03\x06\x15")
 
@@ -272,13 +273,13 @@ class Iec62056ModeC(Driver):
     def read_register(self, address: str) -> Reading:
         """Programming mode ``R1 address()``: one register, as the meter answers it."""
         _check_text("address", address, allow_empty=False)
-        with self._operation("read_register"), self._programming():
-            reply = self._exchange("R1", f"{address}()")
-            data = self._data_of("R1", reply)
-        match = _DATA_SET.fullmatch(data)
-        if match is None or match.group(1) != address:
-            raise self.error(ProtocolViolation, f"R1 {address}: unexpected answer {data!r}")
-        return _reading(address, match.group(2))
+        with self._operation("read_register"):
+            with self._programming():
+                data = self._data_of("R1", self._exchange("R1", f"{address}()"))
+            match = _DATA_SET.fullmatch(data)
+            if match is None or match.group(1) != address:
+                raise self.error(ProtocolViolation, f"R1 {address}: unexpected answer {data!r}")
+            return _reading(address, match.group(2))
 
     def close(self) -> None:
         """Close the port. Idempotent."""
@@ -319,6 +320,7 @@ class Iec62056ModeC(Driver):
         wait = self._quiet_until - time.monotonic()
         if wait > 0:
             time.sleep(wait)
+        self._session_open = False  # by now a meter left mid-session has started over
         self._last_rx = 0.0
         self._link.baudrate = SIGN_ON_BAUD
         self._discard()

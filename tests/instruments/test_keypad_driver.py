@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -328,3 +330,11 @@ def test_fifty_drivers_open_and_close_without_leaks(bench: Bench) -> None:
             driver.keys()
     assert fds() <= before
     assert threading.active_count() < 20
+
+
+def test_drivers_reach_devices_by_address_and_never_import_simlab() -> None:
+    code = (
+        "import sys, instruments.keypad, instruments.meter_port, instruments.card\n"
+        "assert not [m for m in sys.modules if m.startswith('simlab')], 'simlab imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

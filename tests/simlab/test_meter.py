@@ -341,6 +341,26 @@ def test_the_class1_load_switch_test_opens_the_switch_for_test_open_s(rig: Meter
     assert rig.advance(0.2).relay_closed
 
 
+def test_the_readout_shows_each_quantity_at_the_address_the_profile_declares() -> None:
+    base = builtin_profile("default")
+    registers = base.port.registers.model_copy(
+        update={"credit": "C.51.0", "last_result": "C.53.9", "relay": "C.96.3"}
+    )
+    port = base.port.model_copy(update={"registers": registers})
+    rig = MeterRig(base.model_copy(update={"port": port}))
+    rig.enter(rig.credit(25))
+    readout = {line.address: line.value for line in rig.meter.readout()}
+    assert readout.get("C.51.0") == "000002.500"
+    assert readout.get("C.53.9") == "01"
+    assert readout.get("C.96.3") == "CLOSED"
+
+
+def test_the_default_readout_has_every_declared_register(rig: MeterRig) -> None:
+    readout = {line.address for line in rig.meter.readout()}
+    declared = rig.profile.port.registers.model_dump().values()
+    assert set(declared) <= readout
+
+
 # ---- tamper ---------------------------------------------------------------------------------
 
 
