@@ -464,7 +464,7 @@ class SegmentDecoder:
 
 _TRACK_TOLERANCE = 0.75
 """Glass corner movement (pixels) under which a located glass reuses the last warped map."""
-_MOVED_TOLERANCE = 2.5
+_MOVED_TOLERANCE = 3.0
 """Glass corner offset (pixels) from a frame-pixel map beyond which the view has moved."""
 
 
@@ -566,6 +566,7 @@ def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 _SIDES = ("top", "right", "bottom", "left")
+_STEP = 0.5  # pixels between samples of a profile across an edge
 
 
 def _fit_line(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -592,9 +593,9 @@ def _refine(smooth: np.ndarray, rough: np.ndarray, reach: float, min_step: float
             raise ValueError(f"the glass found is too small ({length:.0f} px {_SIDES[side]} side)")
         u = along / length
         normal = np.array([u[1], -u[0]])  # outward, for corners clockwise on screen
-        count = int(np.clip(length / 3, 12, 240))
+        count = int(np.clip(length / 5, 12, 120))
         base = p + np.linspace(0.12, 0.88, count)[:, None] * along
-        offsets = np.arange(-reach, reach + 1e-9, 0.25)
+        offsets = np.arange(-reach, reach + 1e-9, _STEP)
         px = base[:, 0, None] + offsets[None, :] * normal[0]
         py = base[:, 1, None] + offsets[None, :] * normal[1]
         profile = _bilinear(smooth, px, py)
@@ -612,7 +613,7 @@ def _refine(smooth: np.ndarray, rough: np.ndarray, reach: float, min_step: float
         j = first[rows]
         a, b = profile[rows, j - 1], profile[rows, j]
         frac = (a - level[rows]) / np.where(a - b == 0, 1.0, a - b)
-        offset = offsets[j - 1] + np.clip(frac, 0, 1) * 0.25
+        offset = offsets[j - 1] + np.clip(frac, 0, 1) * _STEP
         points = base[rows] + offset[:, None] * normal
         if len(points) < max(6, count // 3):
             raise ValueError(

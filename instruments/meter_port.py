@@ -416,7 +416,10 @@ class Iec62056ModeC(Driver):
             frame = b"B0" + bytes([ETX])
             self._send(bytes([SOH]) + frame + bytes([bcc(frame)]))
             self._link.drain()
-            time.sleep(len(frame) * 10 / self._link.baudrate)
+            time.sleep((len(frame) + 1) * 10 / self._link.baudrate)
+            # The meter needs its reaction time to leave programming mode and go back to
+            # 300 baud: a sign-on sent sooner may be lost.
+            self._quiet_until = max(self._quiet_until, time.monotonic() + ident.reaction_s)
 
     def _exchange(self, command: str, data: str, *, secret: bool = False) -> bytes:
         """Send ``SOH command STX data ETX BCC``; the meter's reply (ACK, NAK or a block).

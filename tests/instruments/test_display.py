@@ -186,24 +186,60 @@ def test_high_noise_is_right_or_refused_never_wrong(
     assert "right" in outcomes  # a noisy camera is still usable, only slower
 
 
-def test_misaligned_map_is_doubtful_never_confidently_wrong(
+def shifted(smap: SegmentMap, dx: float, dy: float, *, glass: bool) -> SegmentMap:
+    """``smap`` with its segments (and with ``glass``, its glass too) moved by (dx, dy)."""
+
+    def move(shape: tuple) -> list:
+        return [[[x + dx, y + dy] for x, y in poly] for poly in shape]
+
+    return SegmentMap.from_dict(
+        {
+            "name": smap.name,
+            "size": list(smap.size),
+            "glass": move((smap.glass,))[0] if glass else [list(p) for p in smap.glass],
+            "digits": [{seg: move(shape) for seg, shape in cell.items()} for cell in smap.digits],
+            "annunciators": {name: move(shape) for name, shape in smap.annunciators.items()},
+        }
+    )
+
+
+def test_a_moved_camera_is_refused(
     meter: Meter, start: Callable[..., tuple], tmp_path: Path
 ) -> None:
     cam, _ = start(noise="medium")
     good = SegmentMap.load(layout_file(cam, tmp_path))
-    for dx, dy in ((4, 0), (6, 6)):
-        moved = good.warped(np.array([[1.0, 0, dx], [0, 1.0, dy], [0, 0, 1.0]]))
-        reader = CameraSegmentReader(cam.url, segment_map=moved, timeout_s=1.0, max_frames=6)
-        try:
-            for state in STATES[:2]:
+    with CameraSegmentReader(cam.url, segment_map=shifted(good, 1.5, 0, glass=True)) as reader:
+        read_as(reader, STATES[0])  # a pixel or two is within tolerance
+    moved = shifted(good, 6, 5, glass=True)
+    with (
+        CameraSegmentReader(cam.url, segment_map=moved, timeout_s=1.0, max_frames=4) as reader,
+        pytest.raises(InstrumentTimeout, match=r"display moved in the camera's view.*recalibrate"),
+    ):
+        reader.read()
+
+
+def test_a_wrong_map_is_doubtful_never_confidently_wrong(
+    meter: Meter, start: Callable[..., tuple], tmp_path: Path
+) -> None:
+    """Segments off where the glass is right (say, the map of another model revision)."""
+    cam, _ = start()
+    good = SegmentMap.load(layout_file(cam, tmp_path))
+    refused = 0
+    for dx, dy in ((3, 0), (0, 4), (5, 5), (-6, 3)):
+        wrong_map = shifted(good, dx, dy, glass=False)
+        with CameraSegmentReader(
+            cam.url, segment_map=wrong_map, timeout_s=1.0, max_frames=6
+        ) as reader:
+            for state in STATES[:3]:
                 meter.show(state)
                 try:
                     reading = reader.read()
-                except InstrumentTimeout:
+                except InstrumentTimeout as exc:
+                    assert "display unreadable" in str(exc)
+                    refused += 1
                     continue
                 assert (reading.text, reading.annunciators) == expected(state)
-        finally:
-            reader.close()
+    assert refused >= 6  # the larger offsets are noticed
 
 
 # -- K consecutive agreeing frames ---------------------------------------------------------------
