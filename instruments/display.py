@@ -21,6 +21,7 @@ import http.client
 import io
 import os
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -136,8 +137,11 @@ MIN_CONTRAST = 0.1
 """Smallest darkness gap between lit and unlit segments (fraction of the glass level) that
 counts as a readable display; below it, lit and unlit cannot be told apart."""
 _ALL_LIT = 0.3  # one class only: median darkness at least this means every segment is lit
-_ALL_UNLIT = 0.2  # ... at most this means none is
-_ASSUMED_GAP = 0.3  # the lit-unlit gap assumed when no segment is lit (no ink to measure)
+_MAX_GHOST = 0.12  # ... at most this (an unlit segment's ghost) means none is
+_NOT_BLANK = 0.03  # darkness differences beyond this (and noise) are not ghosts' variation
+# Distances in pixels for a display whose bars are about _BAR pixels thick; maps drawn at a
+# larger scale (a high-resolution camera close up) scale them, as blur scales with the image.
+_BAR = 9.0
 _CORE_ERODE = 1  # pixels trimmed off each segment: blur and a slight misfit stay out
 _RING = (4, 10)  # the glass ring around a segment: from 4 to 10 pixels out
 _MIN_RING = 20
@@ -180,19 +184,22 @@ class _Sampler:
         self.size = smap.size
         self.ids = smap.segment_ids
         masks = [shape_mask(shape, smap.size) for shape in smap.shapes().values()]
+        # A bar's thickness is its area over its length; the median segment is a bar.
+        bar = float(np.median([m.sum() / max(m.shape) for _, _, m in masks if m.size]))
+        scale = max(1.0, bar / _BAR)
+        erode, ring_in, r_out = (max(1, round(v * scale)) for v in (_CORE_ERODE, *_RING))
         inked = np.zeros((height, width), bool)
         for top, left, m in masks:
             inked[top : top + m.shape[0], left : left + m.shape[1]] |= m
         top, left, m = shape_mask((smap.glass,), smap.size)
         glass = np.zeros((height, width), bool)
         glass[top : top + m.shape[0], left : left + m.shape[1]] = m
-        bare = _erode(glass, 2) & ~_dilate(inked, _RING[0])
+        bare = _erode(glass, 2) & ~_dilate(inked, ring_in)
         self.bare = np.flatnonzero(bare)
         core_idx, core_lab, ring_idx, ring_lab = [], [], [], []
         self.no_ring: list[int] = []
-        r_out = _RING[1]
         for k, (top, left, m) in enumerate(masks):
-            core = _erode(m, _CORE_ERODE)
+            core = _erode(m, erode)
             if core.sum() < max(6, 0.3 * m.sum()):
                 core = m
             ys, xs = np.nonzero(core)
@@ -218,7 +225,9 @@ class _Sampler:
         self.ring_lab = np.concatenate(ring_lab) if ring_lab else np.zeros(0, np.int64)
         self.ring_n = np.bincount(self.ring_lab, minlength=n).astype(float)
         if self.no_ring and len(self.bare) < _MIN_RING:
-            raise ValueError("the segment map leaves no bare glass to compare segments with")
+            raise SegmentMapError(
+                f"{smap.source}: the segments leave no bare glass to compare them with"
+            )
 
     def measure(self, grey: np.ndarray) -> SegmentLevels:
         flat = grey.ravel()
@@ -266,8 +275,9 @@ class _Split:
     problem: str = ""
 
 
-def _split(darkness: np.ndarray) -> _Split:
-    """Where lit and unlit segments sit on the darkness scale in this frame."""
+def _split(darkness: np.ndarray, sigma: np.ndarray) -> _Split:
+    """Where lit and unlit segments sit on the darkness scale in this frame (``sigma``: the
+    standard error of each segment's darkness)."""
     values = np.sort(darkness)
     n = len(values)
     if n >= 2:
@@ -279,13 +289,26 @@ def _split(darkness: np.ndarray) -> _Split:
         cut = int(np.argmax(between)) + 1
         unlit, lit = float(np.median(values[:cut])), float(np.median(values[cut:]))
         gap = lit - unlit
-        if gap >= MIN_CONTRAST and unlit < gap:
-            return _Split(unlit, lit)
+        if unlit < gap:
+            if gap >= MIN_CONTRAST:
+                return _Split(unlit, lit)
+            if gap > max(6 * float(np.median(sigma)), _NOT_BLANK):
+                # Two populations beyond noise, yet too close to tell apart reliably: a faint
+                # display (glare, exposure), not a blank one.
+                return _Split(
+                    0.0,
+                    0.0,
+                    f"too little contrast between lit and unlit segments ({gap:.2f}, needs "
+                    f"{MIN_CONTRAST:g}): check the lighting and exposure",
+                )
+    # One class only: every segment lit (a display test) or none (a blank display). With no
+    # second class to compare with, only clear cases count: ink well above any ghosting, or
+    # ghosts no darker than ghosts get; anything between could be either.
     middle = float(np.median(values))
     if middle >= _ALL_LIT:
-        return _Split(0.0, middle)
-    if middle <= _ALL_UNLIT and float(values[-1]) - middle < MIN_CONTRAST:
-        return _Split(middle, middle + _ASSUMED_GAP)
+        return _Split(_MAX_GHOST, middle)
+    if middle <= _MAX_GHOST:
+        return _Split(middle, _ALL_LIT)
     return _Split(
         0.0,
         0.0,
@@ -381,7 +404,7 @@ class SegmentDecoder:
                 problem=f"{levels.ids[k]} is brighter than the glass around it (darkness "
                 f"{levels.darkness[k]:.2f}): the segment map does not fit this frame",
             )
-        split = _split(levels.darkness)
+        split = _split(levels.darkness, levels.sigma)
         if split.problem:
             return FrameDecode(None, problem=split.problem)
         threshold = (split.unlit + split.lit) / 2
@@ -573,14 +596,16 @@ def _fit_line(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A straight line through ``points`` (total least squares, outliers dropped)."""
     for _ in range(4):
         centre = points.mean(axis=0)
-        _, _, vt = np.linalg.svd(points - centre)
-        residual = (points - centre) @ vt[1]
+        spread_xy = points - centre
+        _, axes = np.linalg.eigh(spread_xy.T @ spread_xy)  # ascending: normal, direction
+        normal, direction = axes[:, 0], axes[:, 1]
+        residual = spread_xy @ normal
         spread = 1.4826 * float(np.median(np.abs(residual)))
         keep = np.abs(residual) <= max(1.0, 3 * spread)
         if keep.all() or keep.sum() < 4:
             break
         points = points[keep]
-    return centre, vt[0]
+    return centre, direction
 
 
 def _refine(smooth: np.ndarray, rough: np.ndarray, reach: float, min_step: float) -> np.ndarray:
@@ -855,6 +880,8 @@ def _fault_of(reason: object) -> _Fault:
         return _Fault("corrupt", f"connection broke ({type(reason).__name__}: {reason})")
     if isinstance(reason, socket.gaierror):
         return _Fault("fatal", f"unknown camera host ({reason})")
+    if isinstance(reason, ssl.SSLError):
+        return _Fault("fatal", f"TLS with the camera failed ({reason})")
     return _Fault("gone", f"the camera cannot be reached ({reason})")
 
 
@@ -1026,7 +1053,6 @@ class CameraSegmentReader(Driver):
         left = deadline(budget)
         tally = _Tally()
         run: list[FrameDecode] = []
-        accepted_frame = b""
         while True:
             fetched = self._next_frame(left, tally, self.max_frames)
             if fetched is None:
@@ -1047,13 +1073,12 @@ class CameraSegmentReader(Driver):
                 tally.changes += 1
                 run.clear()
             run.append(decode)
-            accepted_frame = data if data.startswith(_PNG) else _png_of(image)
             if len(run) >= self.consecutive:
                 reading = DisplayReading(
                     text=decode.text or "",
                     annunciators=decode.annunciators,
                     confidence=min(d.confidence for d in run),
-                    frame_png=accepted_frame,
+                    frame_png=data if data.startswith(_PNG) else _png_of(image),
                     frames_read=tally.frames,
                 )
                 self.transcript.note(
@@ -1066,7 +1091,7 @@ class CameraSegmentReader(Driver):
     def identify(self) -> Identity:
         """The camera (HTTP ``Server`` header and URL, or the frame file), after checking that
         one of its frames decodes with confidence."""
-        left = deadline(self.timeout_s)
+        left = deadline(self._budget(None))
         tally = _Tally()
         while True:
             fetched = self._next_frame(left, tally, self.max_frames, fresh=False)

@@ -91,6 +91,7 @@ class SerialLink:
         self._rx = bytearray()
         self._write_lock = threading.Lock()
         self._closed = False
+        self.last_activity = 0.0  # monotonic time of the last byte sent or received
 
     @property
     def is_open(self) -> bool:
@@ -137,6 +138,7 @@ class SerialLink:
             port = self._require()
             try:
                 port.write(data)
+                self.last_activity = time.monotonic()
             except serial.SerialTimeoutException:
                 raise self._driver.error(
                     InstrumentTimeout, f"write did not complete within {self._driver.timeout_s} s"
@@ -210,7 +212,7 @@ class SerialLink:
             chunk = self._read_chunk()
             if chunk:
                 self._rx += chunk
-                last = time.monotonic()
+                last = self.last_activity = time.monotonic()
 
     def close(self) -> None:
         """Close the port for good. Idempotent."""

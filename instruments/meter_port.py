@@ -308,7 +308,7 @@ class Iec62056ModeC(Driver):
                 self.transcript.note(f"{name} failed: {type(exc).__name__}: {exc.reason}")
                 if self._session_open:
                     # The meter may be waiting for our next message: let it time out first.
-                    self._quiet_until = time.monotonic() + CHAR_TIMEOUT_S
+                    self._quiet_until = self._link.last_activity + CHAR_TIMEOUT_S
                 raise
         finally:
             with suppress(InstrumentError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import http.client
 import io
+import itertools
 import operator
 import re
 import time
@@ -310,7 +311,7 @@ class SegmentSampler:
         grey = np.asarray(frame.convert("L"), float)
         means = {sid: float(grey[mask].mean()) for sid, mask in self.masks.items()}
         levels = sorted(means.values())
-        gaps = [(b - a, (a + b) / 2) for a, b in zip(levels, levels[1:], strict=False)]
+        gaps = [(b - a, (a + b) / 2) for a, b in itertools.pairwise(levels)]
         widest, threshold = max(gaps)
         if widest < 0.25 * (levels[-1] - levels[0] + 1e-9) or widest < 20:
             raise ValueError("frame: lit and unlit segments cannot be told apart")

@@ -119,7 +119,9 @@ def test_a_token_written_through_the_optical_port_is_accepted() -> None:
         tokens = Tokens(bench)
         port = bench.profile.port
         with OpticalHead(bench.addresses()["port"]) as head:
-            answer = head.write_register(port.token_register or "", tokens.credit(25), port.password)
+            answer = head.write_register(
+                port.token_register or "", tokens.credit(25), port.password
+            )
             assert answer == bytes([ACK])
             readout = head.readout()
         assert readout["C.50.0"] == ("000002.500", "kWh")
@@ -214,6 +216,66 @@ def test_the_analyser_sees_the_load_switch_open_when_credit_runs_out(
         finally:
             load.close()
             analyser.close()
+
+
+def switch_source(source: MessageBasedResource, on: bool) -> None:
+    source.write("OUTP ON" if on else "OUTP OFF")
+    assert source.query("*OPC?") == "1"
+    assert source.query("OUTP?") == ("1" if on else "0")
+
+
+def test_a_meter_without_supply_takes_no_card_token_and_keeps_its_credit(
+    visa: pyvisa.ResourceManager,
+) -> None:
+    """The AC source (Chroma 61500 over pyvisa) powers the meter down and up again."""
+    with SimBench(builtin_profile("default"), speed=100.0) as bench:
+        tokens = Tokens(bench)
+        track = bench.profile.card.token_track
+        source = open_scpi(visa, bench.addresses()["source"])
+        analyser = open_scpi(visa, bench.addresses()["analyzer"])
+        try:
+            with CardWriterClient(bench.addresses()["card"]) as writer:
+                assert writer.write_tracks({track: tokens.credit(10)}) == ord("0")
+                truth(bench, lambda s: s.entries == 1)
+
+                switch_source(source, on=False)
+                assert not truth(bench, lambda s: not s.powered).powered
+                assert float(analyser.query(":NUM:NORM:VAL? 1")) == 0.0  # U on the load side
+                written_while_dead = tokens.credit(20)
+                assert writer.write_tracks({track: written_while_dead}) == ord("0")
+                state = eventually(bench.true_state, lambda s: s.entries != 1, within=0.5)
+                assert (state.entries, state.credit) == (1, {0: 10}), "a dead meter took a card"
+
+                switch_source(source, on=True)
+                assert truth(bench, lambda s: s.powered).powered
+                with OpticalHead(bench.addresses()["port"]) as head:
+                    readout = head.readout()
+                assert readout["C.50.0"] == ("000001.000", "kWh")  # credit survives
+                assert writer.write_tracks({track: written_while_dead}) == ord("0")
+                state = truth(bench, lambda s: s.entries == 2)
+                assert state.last_result is Result.ACCEPT  # its TID was never used
+                assert state.credit == {0: 30}
+        finally:
+            source.close()
+            analyser.close()
+
+
+def test_a_meter_without_supply_does_not_answer_its_optical_port(
+    visa: pyvisa.ResourceManager,
+) -> None:
+    with SimBench(builtin_profile("default"), speed=100.0) as bench:
+        source = open_scpi(visa, bench.addresses()["source"])
+        try:
+            switch_source(source, on=False)
+            truth(bench, lambda s: not s.powered)
+            with OpticalHead(bench.addresses()["port"]) as head, pytest.raises(TimeoutError):
+                head.sign_on(attempts=1)
+            switch_source(source, on=True)
+            truth(bench, lambda s: s.powered)
+            with OpticalHead(bench.addresses()["port"]) as head:
+                assert head.sign_on()[3] == bench.profile.port.baud_char
+        finally:
+            source.close()
 
 
 # ---- the camera -----------------------------------------------------------------------------

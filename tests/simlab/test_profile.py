@@ -111,16 +111,18 @@ def test_every_problem_in_a_profile_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_profile_that_is_not_yaml_names_the_line(tmp_path: Path) -> None:
-    text = edited("  serial: \"SL100-000001\"", "  serial: [unclosed")
+    text = edited('  serial: "SL100-000001"', "  serial: [unclosed")
     path = write(tmp_path, text)
-    with pytest.raises(ProfileError, match=rf"^{re.escape(str(path))}:\d+: not valid YAML") as caught:
+    with pytest.raises(
+        ProfileError, match=rf"^{re.escape(str(path))}:\d+: not valid YAML"
+    ) as caught:
         MeterProfile.from_yaml(path)
     line = int(str(caught.value)[len(str(path)) + 1 :].split(":")[0])
     assert abs(line - line_of(text, "serial: [unclosed")) <= 1
 
 
 def test_a_missing_profile_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ProfileError, match="nowhere.yaml: cannot read"):
+    with pytest.raises(ProfileError, match=r"nowhere\.yaml: cannot read"):
         MeterProfile.from_yaml(tmp_path / "nowhere.yaml")
 
 
@@ -170,9 +172,7 @@ def test_vending_key_env_reads_the_key_from_the_environment(
     assert profile.key_fingerprint() == DEFAULT.key_fingerprint()
 
 
-def test_an_unset_vending_key_env_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unset_vending_key_env_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SIMLAB_TEST_VK", raising=False)
     profile = MeterProfile.from_yaml(
         write(tmp_path, key_source("  vending_key_env: SIMLAB_TEST_VK"))
@@ -184,9 +184,7 @@ def test_an_unset_vending_key_env_is_named(
 def test_vending_key_file_is_read_relative_to_the_profile(tmp_path: Path) -> None:
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "vk.hex").write_text(PRIVATE_KEY + "\n")
-    profile = MeterProfile.from_yaml(
-        write(tmp_path, key_source("  vending_key_file: keys/vk.hex"))
-    )
+    profile = MeterProfile.from_yaml(write(tmp_path, key_source("  vending_key_file: keys/vk.hex")))
     assert credit_token_accepted(profile, PRIVATE_KEY)
     (tmp_path / "keys" / "vk.hex").unlink()
     with pytest.raises(ProfileError, match=r"key.vending_key_file: cannot read .*vk.hex"):
@@ -196,7 +194,7 @@ def test_vending_key_file_is_read_relative_to_the_profile(tmp_path: Path) -> Non
 def test_a_malformed_key_in_a_key_file_is_refused_without_showing_it(tmp_path: Path) -> None:
     (tmp_path / "vk.hex").write_text("0123456789abcdeX")
     profile = MeterProfile.from_yaml(write(tmp_path, key_source("  vending_key_file: vk.hex")))
-    with pytest.raises(ValueError, match="key.vending_key: key is not hexadecimal") as caught:
+    with pytest.raises(ValueError, match=r"key\.vending_key: key is not hexadecimal") as caught:
         profile.decoder_key()
     assert "0123456789abcdeX" not in str(caught.value)
 

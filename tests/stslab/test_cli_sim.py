@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,7 @@ from tests.simlab.meter_models import NoTamperClearMeter
 from tests.simlab.meter_rig import builtin_profile
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILE = Path(__file__).resolve().parents[2] / "simlab" / "profiles" / "meter_default.yaml"
+PROFILE = REPO / "simlab" / "profiles" / "meter_default.yaml"
 MODEL = "tests.simlab.meter_models:NoTamperClearMeter"
 START_TIMEOUT_S = 30.0  # interpreter start and imports on a busy machine
 STOP_TIMEOUT_S = 15.0
@@ -80,8 +81,6 @@ class _Watchdog:
     """Kills a process that overruns a deadline, so a read on its pipe cannot hang."""
 
     def __init__(self, proc: subprocess.Popen, seconds: float) -> None:
-        import threading
-
         self._timer = threading.Timer(seconds, proc.kill)
         self._timer.daemon = True
         self._timer.start()
