@@ -116,8 +116,13 @@ class SimBench:
             self.meter, self.clock, link=str(link / "keypad"), faults=self.faults["keypad"]
         )
         self._closers.append(self.keypad_robot.close)
+        meter = self.meter
         self.optical_port = OpticalPort(
-            self.meter, self.clock, link=str(link / "port"), faults=self.faults["port"]
+            meter,
+            self.clock,
+            link=str(link / "port"),
+            faults=self.faults["port"],
+            powered=lambda: meter.powered,
         )
         self._closers.append(self.optical_port.close)
         self.card_writer = CardWriter(link=str(link / "card"), faults=self.faults["card"])

@@ -231,16 +231,10 @@ def apply_defects(processor: type[ReferenceMeter], names: Iterable[str]) -> type
     mixins = [d.processor for d in lookup(names) if d.processor is not None]
     if not mixins:
         return processor
-    bases = tuple(_rebase(m, processor) for m in mixins)
-    return type(f"{processor.__name__}WithDefects", bases, {})
-
-
-def _rebase(mixin: type, base: type) -> type:
-    """The mixin's overrides placed over ``base`` (the model's own processor class)."""
-    if issubclass(base, mixin):
-        return base
-    namespace = {k: v for k, v in vars(mixin).items() if k not in ("__dict__", "__weakref__")}
-    return type(mixin.__name__, (base,), namespace)
+    # Each mixin subclasses ReferenceMeter, so (*mixins, processor) linearises to the
+    # defects first, then the model's own processor: super() in a mixin reaches the model.
+    bases = tuple(m for m in mixins if not issubclass(processor, m))
+    return type(f"{processor.__name__}WithDefects", (*bases, processor), {})
 
 
 def device_class(model: type, names: Iterable[str]) -> type:

@@ -394,8 +394,6 @@ class SimMeter:
             self._process(digits, "keypad")
             return
         if key.isdigit():
-            if self._lockout_until is not None and now < self._lockout_until:
-                return
             self._entry.append(key)
 
     def _reconnect_by_key(self) -> None:
@@ -594,15 +592,16 @@ class SimMeter:
             self._update_locked(self.clock.now())
             s = self.core.state
             p = self.profile
+            r = p.port.registers
             lines = [
-                DataLine("C.1.0", p.meter.serial),
+                DataLine(r.serial, p.meter.serial),
                 DataLine("0.0.0", p.meter.pan),
                 DataLine("0.2.0", p.meter.firmware),
-                DataLine("1.8.0", f"{self.plant.energy_wh() / 1000:010.3f}", "kWh"),
+                DataLine(r.energy_kwh, f"{self.plant.energy_wh() / 1000:010.3f}", "kWh"),
             ]
             for register, value in sorted(s.credit.items()):
                 if register == 0:
-                    lines.append(DataLine("C.50.0", f"{self.credit_wh() / 1000:010.3f}", "kWh"))
+                    lines.append(DataLine(r.credit, f"{self.credit_wh() / 1000:010.3f}", "kWh"))
                 elif register < 4:
                     lines.append(DataLine(f"C.50.{register}", f"{value / 10:09.1f}", "m3"
                                           if register in (1, 2) else "min"))  # fmt: skip
@@ -610,15 +609,15 @@ class SimMeter:
                     lines.append(DataLine(f"C.50.{register}", f"{value / 100_000:.5f}"))
             reasons = ",".join(sorted(self._open_reasons)) or "none"
             lines += [
-                DataLine("C.52.0", "CLOSED" if self.relay_closed else "OPEN"),
+                DataLine(r.relay, "CLOSED" if self.relay_closed else "OPEN"),
                 DataLine("C.52.1", reasons),
-                DataLine("C.53.0", f"{int(self._last_result or 0):02d}"),
-                DataLine("C.54.0", str(s.krn)),
-                DataLine("C.54.1", str(s.kt)),
-                DataLine("C.54.2", f"{s.ti:02d}"),
-                DataLine("C.54.3", str(s.ken)),
-                DataLine("C.55.0", "0" if s.mpl is None else str(s.mpl), "W"),
-                DataLine("C.56.0", str(int(s.tamper))),
+                DataLine(r.last_result, f"{int(self._last_result or 0):02d}"),
+                DataLine(r.krn, str(s.krn)),
+                DataLine(r.kt, str(s.kt)),
+                DataLine(r.ti, f"{s.ti:02d}"),
+                DataLine(r.ken, str(s.ken)),
+                DataLine(r.mpl, "0" if s.mpl is None else str(s.mpl), "W"),
+                DataLine(r.tamper, str(int(s.tamper))),
             ]
             return lines
 
@@ -644,9 +643,19 @@ class SimMeter:
             digits = self.profile.card.card_profile().token_from(tracks)
         except ValueError:
             digits = tracks.get(self.profile.card.token_track, "")
-        self.enter_token(digits, "card")
+        with self._lock:
+            if not self.powered:
+                return  # a reader without supply reads nothing
+            self.enter_token(digits, "card")
 
     # -- side door --------------------------------------------------------------------------
+
+    @property
+    def powered(self) -> bool:
+        """Whether the meter has supply now (it answers on no carrier without)."""
+        with self._lock:
+            self._update_locked(self.clock.now())
+            return self._powered
 
     def set_tamper(self) -> None:
         with self._lock:

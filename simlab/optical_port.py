@@ -49,6 +49,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from enum import Enum
 
 from simlab.clock import SimClock
@@ -103,8 +104,10 @@ class OpticalPort:
         session_timeout_s: float = 120.0,
         reaction_window_s: float = 1.5,
         min_real_timeout_s: float = 0.5,
+        powered: Callable[[], bool] | None = None,
     ) -> None:
         self._meter = meter
+        self._powered = powered or (lambda: True)
         self._clock = clock
         self._char_timeout_s = char_timeout_s
         self._session_timeout_s = session_timeout_s
@@ -163,6 +166,9 @@ class OpticalPort:
     # -- receiving (reader thread) ----------------------------------------------------------
 
     def _on_bytes(self, data: bytes) -> None:
+        if not self._powered():
+            self._to_sign_on()  # a meter without supply hears nothing and keeps no session
+            return
         session_timeout_s = {
             _State.PROGRAMMING: self._session_timeout_s,
             _State.AWAIT_ACK: self._char_timeout_s,

@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = app(args=argv, prog_name="stslab", standalone_mode=False)
     except ArgumentError as exc:
-        print(f"stslab: error: {exc}", file=sys.stderr)
+        # A file with several problems still makes one line (each named with its place).
+        print(f"stslab: error: {'; '.join(str(exc).splitlines())}", file=sys.stderr)
         return 2
     except StsError as exc:
         print(f"stslab: error: {exc}", file=sys.stderr)

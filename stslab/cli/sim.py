@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from stslab.cli.errors import ArgumentError
 
@@ -77,6 +77,10 @@ def sim(
         )
     except ValueError as exc:
         raise ArgumentError("--model", str(exc)) from None
+    try:
+        bench.start()
+    except ValueError as exc:  # e.g. a display vocabulary the profile's LCD cannot show
+        raise ArgumentError("--profile", str(exc)) from None
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -116,7 +120,10 @@ def _print_bench(console: Console, bench, ready: float, bench_out: Path | None) 
 def _print_defects(console: Console) -> None:
     from simlab.defects import CATALOGUE
 
-    table = Table("defect", "rule it breaks", "what the meter does")
+    width = max(len(d.name) for d in CATALOGUE)
+    table = Table(
+        Column("defect", no_wrap=True, min_width=width), "rule it breaks", "what the meter does"
+    )
     for d in CATALOGUE:
         table.add_row(d.name, d.rule, d.description)
     console.print(table)
