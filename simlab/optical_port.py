@@ -275,7 +275,7 @@ class OpticalPort:
 
     def _command(self, command: str, rest: bytes) -> None:
         if command == "B0":
-            self._to_sign_on()
+            self._to_sign_on(keep_buffer=True)  # a sign-on may follow in the same read
             return
         if command not in ("P1", "W1", "R1"):
             self._send_error(PortError.UNSUPPORTED)
@@ -346,9 +346,10 @@ class OpticalPort:
 
     # -- state ------------------------------------------------------------------------------
 
-    def _to_sign_on(self) -> None:
+    def _to_sign_on(self, keep_buffer: bool = False) -> None:
         self._state = _State.SIGN_ON
-        self._buf.clear()
+        if not keep_buffer:
+            self._buf.clear()
         self._password = None
         self._endpoint.baudrate = SIGN_ON_BAUD
 

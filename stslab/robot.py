@@ -10,6 +10,7 @@ the meter or checks it is one journal step (a :class:`~stslab.campaign.StepResul
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
@@ -19,7 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 
-from robot.api import SkipExecution
+from robot.api import SkipExecution, logger
 from robot.api.deco import keyword
 
 from instruments.base import InstrumentError
@@ -115,15 +116,15 @@ class CampaignFault(RuntimeError):
 class CampaignSettings:
     """What the campaign opens: the fields of the library import and ``Open Campaign``."""
 
-    bench: str = "sim"
+    bench: str = CampaignConfig.bench
     dut: str | None = None
     job: str | None = None
-    out: str = "runs"
+    out: str = str(CampaignConfig.out)
     pack: str | None = None
-    mode: str = "pre-submission"
-    speed: float = 50.0
+    mode: str = CampaignConfig.mode
+    speed: float = CampaignConfig.speed
     defects: tuple[str, ...] = ()
-    noise: str = "none"
+    noise: str = CampaignConfig.noise
     seed: int | None = None
     pack_keys: tuple[str, ...] = ()
     ledger: str | None = None
@@ -177,8 +178,6 @@ def _setting(name: str, value: Any) -> Any:
 
 def _selection(plan: list[str]) -> tuple[str, ...]:
     """The pack scenarios this run plans: those the Robot tests are (by id)."""
-    import re
-
     ids = tuple(sorted({p for p in plan if re.fullmatch(_ID_PATTERN, p)}))
     return ids or (_NO_PACK_SCENARIO,)
 
@@ -260,8 +259,8 @@ class StsLab:
     A check keyword judges with the campaign's decision rule and fails with an
     ``AssertionError``: the step is FAIL. A fault (a device that does not answer, an unusable
     reading, a token that cannot be minted, an unknown register) makes the step ERROR and
-    raises `BenchFault` - distinct from a FAIL: it is not a verdict on the meter. With
-    ``on_fault=stop`` a fault raises `FatalBenchFault` and Robot stops the run. A test the
+    raises ``BenchFault`` - distinct from a FAIL: it is not a verdict on the meter. With
+    ``on_fault=stop`` a fault raises ``FatalBenchFault`` and Robot stops the run. A test the
     meter's declarations rule out is skipped with Robot's ``SkipExecution``
     (`Skip Unless Declared`). Each test gets a tag ``stslab:PASS``, ``stslab:FAIL``,
     ``stslab:ERROR`` or ``stslab:SKIP`` with the record's outcome.
@@ -296,15 +295,15 @@ class StsLab:
 
     def __init__(
         self,
-        bench: str = "sim",
+        bench: str = CampaignConfig.bench,
         dut: str | None = None,
         job: str | None = None,
-        out: str = "runs",
+        out: str = str(CampaignConfig.out),
         pack: str | None = None,
-        mode: Literal["pre-submission", "accredited"] = "pre-submission",
-        speed: float = 50.0,
+        mode: Literal["pre-submission", "accredited"] = CampaignConfig.mode,
+        speed: float = CampaignConfig.speed,
         defects: str = "",
-        noise: str = "none",
+        noise: str = CampaignConfig.noise,
         seed: int | None = None,
         pack_keys: str = "",
         ledger: str | None = None,
@@ -370,7 +369,7 @@ class StsLab:
 
         Arguments not given keep the library import's values; ``${STSLAB_*}`` variables
         override both. Calling it again with the same settings does nothing; other settings
-        while the campaign is open fail with `CampaignFault` (one run, one campaign).
+        while the campaign is open fail with ``CampaignFault`` (one run, one campaign).
 
         | ${run} =    Open Campaign    bench=sim    dut=default    speed=10
         """
@@ -576,8 +575,14 @@ class StsLab:
         status = getattr(robot, "status", None)
         message = getattr(robot, "message", "") or ""
         if not target.begun:
-            if not target.declared or status is None or target.pack_outcomes:
-                # not a meter test, nothing journalled, or pack scenarios journalled on their own
+            if (
+                not target.declared
+                or status is None
+                or target.pack_outcomes
+                or target.id in campaign.completed
+            ):
+                # not a meter test, nothing journalled, pack scenarios journalled on their own,
+                # or an id taken (the test failed saying so)
                 return None
             self._begin(target)
         outcome = worst([s.outcome for s in target.steps])
@@ -681,6 +686,7 @@ class StsLab:
         res.duration_s = time.perf_counter() - t0
         res.modelled_s = self.campaign.runner.clock.now() - m0
         self._journal(target, res)
+        logger.info(_step_text(target, res))
 
     def _read_credit_before(self, res: StepResult) -> None:
         assert self.campaign is not None
@@ -1299,7 +1305,7 @@ class StsLab:
     def run_scenario(self, scenario_id: str) -> None:
         """Runs a whole scenario of the pack (its own setup, steps and expectations) through
         the campaign's runner; it is journalled under its own id. FAIL fails the keyword,
-        ERROR raises `BenchFault`, a scenario that does not apply to the meter skips the test.
+        ERROR raises ``BenchFault``, a scenario that does not apply to the meter skips the test.
 
         | Run Scenario    STS-TID-003
         """
@@ -1315,6 +1321,7 @@ class StsLab:
         if scenario_id in campaign.completed:
             raise ValueError(f"scenario {scenario_id} already has a result in this run")
         self._last = None
+        self._credit_before = {}  # the scenario's steps are its own: no baseline for checks
         result = campaign.run_scenario(scenario)
         if target is not None:
             target.pack_outcomes.append(result.outcome)
@@ -1440,21 +1447,35 @@ def _check(name: str, expected: str, observed: str, ok: bool) -> Check:
 
 
 def _failed_checks(step: StepResult) -> str:
-    failed = [c for c in step.checks if c.outcome is Outcome.FAIL]
-    return "; ".join(
-        f"{c.name}: expected {c.expected}{' ' + c.unit if c.unit and c.unit != 's' else ''}, "
-        f"observed {c.observed}"
-        for c in failed
-    )
+    return "; ".join(_check_text(c) for c in step.checks if c.outcome is Outcome.FAIL)
+
+
+def _check_text(check: Check) -> str:
+    unit = f" {check.unit}" if check.unit and check.unit != "s" else ""
+    return f"{check.name}: expected {check.expected}{unit}, observed {check.observed}"
+
+
+def _step_text(target: RobotScenario, step: StepResult) -> str:
+    """The step as the Robot log shows it: outcome, checks, fault, what was observed."""
+    lines = [f"{target.id} step {step.index}: {step.outcome.value}"]
+    lines += [f"{_check_text(c)}: {c.outcome.value}" for c in step.checks]
+    if step.error:
+        lines.append(f"fault: {step.error}")
+    for name, value in step.observations.items():
+        lines.append(f"observed {name}: {value}")
+    lines += step.retries
+    return "\n".join(lines)
 
 
 def _args(*positional: Any, **named: Any) -> str:
     """A keyword's arguments as a step label shows them (the ones given)."""
     parts = [str(p) for p in positional if p is not None]
-    parts += [
-        f"{k}={v}" for k, v in named.items() if v is not None and v != "next" and v != "current"
-    ]
+    parts += [f"{k}={v}" for k, v in named.items() if v not in _DEFAULT_WORDS]
     return " ".join(parts)
+
+
+# Argument values a step label leaves out: they are the defaults.
+_DEFAULT_WORDS = (None, False, "next", "current", "same", "never")
 
 
 def _token_spec(

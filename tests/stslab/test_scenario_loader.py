@@ -290,3 +290,13 @@ def test_a_file_that_is_a_bare_list_says_what_is_wrong(tmp_path: Path) -> None:
     message = str(info.value)
     assert f"{path}:" in message
     assert "dictionary" in message or "mapping" in message, message
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_a_load_steps_on_key_may_be_written_unquoted(tmp_path: Path, value: bool) -> None:
+    # YAML 1.1 reads a bare ``on`` as the boolean true; the documented key must still work.
+    path = tmp_path / "load.yaml"
+    path.write_text(SINGLE_FILE + f"  - do: load\n    on: {str(value).lower()}\n")
+    step = load_scenarios(path)[0].steps[1]
+    assert step.do == "load"
+    assert step.on is value

@@ -1,0 +1,322 @@
+"""Campaigns against SimLab with small packs of our own: PASS, FAIL with expected vs observed,
+a defect caught, a transport fault that is ERROR (and the campaign goes on), a scenario that
+does not apply (SKIP, with why), teardown, evidence by hash, and a record that adds up.
+
+Scenarios inject through the optical port: its timing is the line's, not the simulated
+clock's, so steps are quick at a low clock speed, which keeps the meter's 3 s result
+message on the display long enough for the camera to read it on a busy machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stslab.campaign import Outcome, ScenarioResult, StepResult
+from stslab.journal import read_journal
+from stslab.scenario import Scenario
+from stslab.session import Campaign, CampaignConfig
+from tests.stslab.test_pack import write_pack
+
+SPEED = 2.0
+
+PASSING = """\
+id: T-USED-001
+title: A token entered twice is refused as Used
+group: TID
+clauses: ["IEC 62055-41 TID check"]
+carrier: port
+steps:
+  - id: first
+    do: token
+    token: {class: 0, subclass: 0, amount: 0.2}
+    expect: {result: accept, credit: {change: 0.2}}
+  - do: token
+    token: {class: 0, subclass: 0, amount: 0.2, tid: {same_as: first}}
+    expect: {result: used, display: used, credit: {change: 0}}
+"""
+
+WRONG = """\
+id: T-WRONG-001
+title: An expectation the meter does not meet
+group: TransferCredit
+clauses: ["IEC 62055-41 TransferCredit"]
+carrier: port
+steps:
+  - do: token
+    token: {class: 0, subclass: 0, amount: 0.1}
+    expect: {result: used, credit: {change: 5.0, tolerance: 0.05}}
+"""
+
+FAULT = """\
+id: T-FAULT-001
+title: The port falls silent after the first step
+group: TransferCredit
+clauses: ["IEC 62055-41 TransferCredit"]
+carrier: port
+steps:
+  - id: first
+    do: token
+    token: {class: 0, subclass: 0, amount: 0.1}
+    expect: {result: accept}
+  - id: second
+    do: token
+    token: {class: 0, subclass: 0, amount: 0.1}
+    expect: {result: accept}
+"""
+
+AFTER = """\
+id: T-AFTER-001
+title: The campaign goes on after a fault
+group: TransferCredit
+clauses: ["IEC 62055-41 TransferCredit"]
+carrier: port
+steps:
+  - do: token
+    token: {class: 0, subclass: 0, amount: 0.1}
+    expect: {result: accept}
+"""
+
+LOAD_ON = """\
+id: T-LOAD-001
+title: The load is left on at the end
+group: LoadSwitch
+clauses: ["IEC 62055-41 load switch"]
+carrier: port
+steps:
+  - do: load
+    "on": true
+    mode: CP
+    setpoint: 100
+  - do: observe
+"""
+
+CARD = """\
+id: T-CARD-001
+title: A credit token on a magnetic card
+group: Carriers
+clauses: ["IEC 62055-51 magnetic card"]
+applies: {carriers: [card]}
+carrier: card
+steps:
+  - do: token
+    token: {class: 0, subclass: 0, amount: 0.1}
+    expect: {result: accept}
+"""
+
+PACK = {"1-used.yaml": PASSING, "2-wrong.yaml": WRONG, "3-fault.yaml": FAULT,
+        "4-after.yaml": AFTER, "5-load.yaml": LOAD_ON}  # fmt: skip
+
+
+@dataclass
+class Run:
+    """What one campaign left behind, for the tests to look at."""
+
+    results: dict[str, ScenarioResult]
+    record: dict[str, Any]
+    directory: Path
+    plant: Any = None
+    pressed: frozenset[str] = frozenset()
+    steps_seen: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _run_all(campaign: Campaign, between: Any = None) -> dict[str, ScenarioResult]:
+    results = {}
+    for scenario in campaign.pending():
+        results[scenario.id] = campaign.run_scenario(scenario)
+        if between is not None:
+            between(scenario)
+    return results
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The pack above against SimLab's reference meter, the port falling silent during
+    T-FAULT-001 (set from the step callback) and healed before the next scenario."""
+    base = tmp_path_factory.mktemp("campaign")
+    pack = write_pack(base / "pack", PACK)
+    seen: list[tuple[str, str]] = []
+    with Campaign(CampaignConfig(out=base / "runs", pack=pack, speed=SPEED)) as campaign:
+
+        def on_step(scenario: Scenario, step: StepResult) -> None:
+            seen.append((scenario.id, step.label))
+            if scenario.id == "T-FAULT-001" and step.label == "first":
+                campaign._sim.fault("port").silent = True
+
+        def heal(scenario: Scenario) -> None:
+            campaign._sim.fault("port").clear()
+
+        campaign.on_step = on_step
+        results = _run_all(campaign, heal)
+        sim = campaign._sim
+        record = campaign.finish()
+        # teardown has run; the bench is still up, so SimLab's side door shows the truth
+        plant = sim.plant.state()
+        pressed = sim.keypad_robot.pressed
+        directory = campaign.run.directory
+    return Run(results, record, directory, plant, pressed, seen)
+
+
+def test_a_scenario_the_meter_meets_passes(run: Run) -> None:
+    result = run.results["T-USED-001"]
+    assert result.outcome is Outcome.PASS
+    setup, first, second = result.steps
+    assert setup.kind == "setup" and setup.outcome is Outcome.PASS
+    assert [c.name for c in first.checks] == ["result", "credit change"]
+    assert all(c.outcome is Outcome.PASS for c in first.checks + second.checks)
+    assert [(c.name, c.expected) for c in second.checks] == [
+        ("result", "Used"), ("display", "USEd"), ("credit change", "0 ± 0.05")
+    ]
+    assert first.action["token"]["tid"] == second.action["token"]["tid"]
+    assert first.action["carrier"] == "port"
+
+
+def test_a_wrong_expectation_fails_showing_expected_and_observed(run: Run) -> None:
+    result = run.results["T-WRONG-001"]
+    assert result.outcome is Outcome.FAIL
+    step = result.steps[-1]
+    assert step.outcome is Outcome.FAIL
+    assert step.error is None
+    checks = {c.name: c for c in step.checks}
+    assert (checks["result"].expected, checks["result"].observed) == ("Used", "Accept")
+    assert checks["result"].outcome is Outcome.FAIL
+    credit = checks["credit change"]
+    assert credit.expected == "5.0 ± 0.05"
+    assert credit.observed in ("0.1", "0.100")
+    assert credit.unit == "kWh"
+    assert credit.outcome is Outcome.FAIL
+
+
+def test_a_transport_fault_is_an_error_not_a_failure(run: Run) -> None:
+    result = run.results["T-FAULT-001"]
+    assert result.outcome is Outcome.ERROR
+    _setup, first, second = result.steps
+    assert first.outcome is Outcome.PASS
+    assert second.outcome is Outcome.ERROR
+    assert second.checks == []  # no verdict on the meter
+    assert "port" in second.error
+    assert "within" in second.error  # the call timed out rather than hanging
+
+
+def test_the_campaign_goes_on_after_a_fault(run: Run) -> None:
+    assert run.results["T-AFTER-001"].outcome is Outcome.PASS
+    assert [sid for sid, label in run.steps_seen if label == "setup"] == list(run.results)
+
+
+def test_teardown_switches_the_load_and_source_off_and_releases_the_keys(run: Run) -> None:
+    assert run.results["T-LOAD-001"].outcome is Outcome.PASS
+    assert run.plant.load_on is False
+    assert run.plant.source_on is False
+    assert run.pressed == frozenset()
+
+
+def test_evidence_frames_are_files_named_by_their_hash(run: Run) -> None:
+    step = run.results["T-USED-001"].steps[-1]
+    (frame,) = step.evidence
+    assert frame["kind"] == "display_frame"
+    assert "png" not in frame
+    path = run.directory / frame["file"]
+    assert path.name == f"{frame['sha256']}.png"
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG")
+    assert hashlib.sha256(data).hexdigest() == frame["sha256"]
+    recorded = [s for s in run.record["scenarios"] if s["id"] == "T-USED-001"][0]
+    assert recorded["steps"][-1]["evidence"][0]["sha256"] == frame["sha256"]
+
+
+def test_the_journal_holds_evidence_by_hash_only(run: Run) -> None:
+    text = (run.directory / "journal.jsonl").read_text()
+    assert '"png"' not in text
+    assert "iVBORw0KGgo" not in text  # a base64 PNG header
+    frames = [
+        ev
+        for e in read_journal(run.directory / "journal.jsonl")
+        if e.kind == "step"
+        for ev in e.data["evidence"]
+    ]
+    assert frames and all(set(ev) >= {"sha256", "file", "text"} for ev in frames)
+
+
+def test_the_record_adds_up(run: Run) -> None:
+    record = run.record
+    assert json.loads((run.directory / "record.json").read_text()) == record
+    summary = record["summary"]
+    outcomes = Counter(s["outcome"] for s in record["scenarios"])
+    assert {k: summary[k] for k in ("PASS", "FAIL", "ERROR", "SKIP")} == {
+        k: outcomes.get(k, 0) for k in ("PASS", "FAIL", "ERROR", "SKIP")
+    }
+    assert (summary["PASS"], summary["FAIL"], summary["ERROR"]) == (3, 1, 1)
+    assert summary["scenarios"] == summary["planned"] == len(PACK)
+    assert summary["steps"] == sum(len(s["steps"]) for s in record["scenarios"])
+    assert summary["verdict"] == "FAIL"
+    assert [s["id"] for s in record["scenarios"]] == list(run.results)
+    assert [s["outcome"] for s in record["scenarios"]] == [
+        r.outcome.value for r in run.results.values()
+    ]
+    entries = read_journal(run.directory / "journal.jsonl")
+    assert record["journal"] == {"records": len(entries), "head": entries[-1].hash}
+    assert record["complete"] is True
+    assert record["interruptions"] == []
+    assert record["bench"]["simulated"] is True
+    assert set(record["bench"]["instruments"]) >= {"port", "display", "load", "source"}
+
+
+def test_the_record_never_holds_the_vending_key(run: Run) -> None:
+    text = (run.directory / "record.json").read_text() + (
+        run.directory / "journal.jsonl"
+    ).read_text()
+    assert "abababababababab" not in text.lower()
+    assert run.record["dut"]["key_fingerprint"]
+
+
+def test_a_meter_defect_makes_the_scenario_that_tests_it_fail(tmp_path: Path) -> None:
+    pack = write_pack(tmp_path / "pack", {"1-used.yaml": PASSING})
+    config = CampaignConfig(out=tmp_path / "runs", pack=pack, speed=SPEED,
+                            defects=("accepts-used",))  # fmt: skip
+    with Campaign(config) as campaign:
+        (result,) = _run_all(campaign).values()
+    assert result.outcome is Outcome.FAIL
+    step = result.steps[-1]
+    check = step.checks[0]
+    assert (check.name, check.expected, check.observed) == ("result", "Used", "Accept")
+    assert check.outcome is Outcome.FAIL
+
+
+def test_a_scenario_that_does_not_apply_is_skipped_with_the_reason(tmp_path: Path) -> None:
+    pack = write_pack(tmp_path / "pack", {"card.yaml": CARD, "load.yaml": LOAD_ON})
+    config = CampaignConfig(out=tmp_path / "runs", pack=pack, speed=SPEED, dut="ea11")
+    with pytest.raises(RuntimeError, match="operator stopped"):  # noqa: PT012
+        with Campaign(config) as campaign:
+            results = _run_all(campaign)
+            sim = campaign._sim
+            assert sim.plant.state().load_on is True
+            raise RuntimeError("operator stopped the run")
+    # teardown ran on the way out, even though the run ended in an exception
+    assert sim.plant.state().load_on is False
+    assert sim.plant.state().source_on is False
+    card = results["T-CARD-001"]
+    assert card.outcome is Outcome.SKIP
+    assert card.skip_reason == "the meter declares no card carrier"
+    assert card.steps == []
+    entries = read_journal(campaign.run.directory / "journal.jsonl")
+    (end,) = [e for e in entries if e.kind == "scenario_end" and e.data["id"] == "T-CARD-001"]
+    assert end.data["outcome"] == "SKIP"
+    assert end.data["skip_reason"] == "the meter declares no card carrier"
+
+
+def test_a_completed_scenario_is_not_run_twice(tmp_path: Path) -> None:
+    from stslab.session import CampaignError
+
+    pack = write_pack(tmp_path / "pack", {"card.yaml": CARD})
+    with Campaign(CampaignConfig(out=tmp_path / "runs", pack=pack, dut="ea11")) as campaign:
+        (scenario,) = campaign.pending()
+        campaign.run_scenario(scenario)
+        assert campaign.pending() == []
+        with pytest.raises(CampaignError, match="already completed"):
+            campaign.run_scenario(scenario)

@@ -1,0 +1,229 @@
+"""Nothing is lost: a ``stslab certify`` killed mid-run resumes from its journal, runs every
+scenario exactly once to a result, and says it was interrupted; a damaged or finished run is
+not resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stslab.cli import main
+from stslab.journal import JournalError, read_journal
+from stslab.session import Campaign, CampaignConfig, CampaignError
+from tests.stslab.test_pack import write_pack
+
+REPO = Path(__file__).resolve().parents[2]
+KILL_DEADLINE_S = 90.0  # interpreter start, SimLab start and one scenario on a busy machine
+
+#: A credit token, then a wait on the bench clock (where the kill lands).
+WAITING_SCENARIO = """\
+id: T-RES-00{n}
+title: Resumable scenario {n}
+group: Resume
+clauses: ["IEC 62055-41 TransferCredit"]
+carrier: port
+steps:
+  - id: credit
+    do: token
+    token: {{class: 0, subclass: 0, amount: 0.{n}}}
+    expect: {{result: accept, credit: {{change: 0.{n}}}}}
+  - do: wait
+    seconds: 4
+"""
+
+QUICK_SCENARIO = """\
+id: T-QUICK-00{n}
+title: Quick scenario {n}
+group: Resume
+clauses: ["IEC 62055-41 TransferCredit"]
+carrier: port
+steps:
+  - do: token
+    token: {{class: 0, subclass: 0, amount: 0.{n}}}
+    expect: {{result: accept}}
+"""
+
+
+def _entries(path: Path) -> list:
+    try:
+        return read_journal(path)
+    except (OSError, JournalError):  # not there yet, or a line half written
+        return []
+
+
+def _kill_during_second_scenario(pack: Path, out: Path) -> Path:
+    """Start ``stslab certify`` in a child; SIGKILL it in the second scenario's wait."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stslab", "certify", "--pack", str(pack), "--out", str(out),
+         "--speed", "4", "--quiet"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + KILL_DEADLINE_S
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "certify ended before it could be killed"
+            journals = list(out.glob("*/journal.jsonl"))
+            entries = _entries(journals[0]) if journals else []
+            tokens = [e for e in entries if e.kind == "step" and e.data["kind"] == "token"]
+            if tokens and tokens[-1].data["scenario"] == "T-RES-002":
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+                return journals[0].parent
+            time.sleep(0.05)
+        raise AssertionError("certify never reached the second scenario")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("resume")
+    pack = write_pack(base / "pack", {f"s{n}.yaml": WAITING_SCENARIO.format(n=n)
+                                      for n in (1, 2, 3)})  # fmt: skip
+    run = _kill_during_second_scenario(pack, base / "runs")
+    before = read_journal(run / "journal.jsonl")  # a killed run's journal still verifies
+    assert not (run / "record.json").exists()
+    code = main(["certify", "--resume", str(run), "--pack", str(pack), "--quiet"])
+    record = json.loads((run / "record.json").read_text())
+    return {"run": run, "code": code, "before": before, "record": record,
+            "after": read_journal(run / "journal.jsonl")}  # fmt: skip
+
+
+def test_a_killed_run_resumes_to_a_result(killed_and_resumed: dict) -> None:
+    assert killed_and_resumed["code"] == 0
+    summary = killed_and_resumed["record"]["summary"]
+    assert (summary["verdict"], summary["PASS"], summary["planned"]) == ("PASS", 3, 3)
+    assert killed_and_resumed["record"]["complete"] is True
+
+
+def test_every_scenario_is_in_the_record_exactly_once(killed_and_resumed: dict) -> None:
+    scenarios = killed_and_resumed["record"]["scenarios"]
+    assert [s["id"] for s in scenarios] == ["T-RES-001", "T-RES-002", "T-RES-003"]
+    assert all(s["outcome"] == "PASS" for s in scenarios)
+    # the interrupted scenario ran again from its start: only the new steps count
+    assert [len(s["steps"]) for s in scenarios] == [3, 3, 3]
+
+
+def test_the_record_says_the_run_was_interrupted(killed_and_resumed: dict) -> None:
+    record = killed_and_resumed["record"]
+    assert record["interruptions"]
+    assert any(i.get("during") == "T-RES-002" for i in record["interruptions"])
+    (resume,) = record["resumes"]
+    assert resume["completed"] == ["T-RES-001"]
+
+
+def test_the_journal_chain_holds_across_the_resume(killed_and_resumed: dict) -> None:
+    before, after = killed_and_resumed["before"], killed_and_resumed["after"]
+    assert after[: len(before)] == before
+    assert [e.seq for e in after] == list(range(len(after)))
+    kinds = [e.kind for e in after[len(before) :]]
+    assert kinds[:2] == ["resume", "reestablished"]
+    assert kinds[-1] == "end"
+    assert killed_and_resumed["record"]["journal"]["head"] == after[-1].hash
+
+
+def test_tids_keep_rising_across_the_resume(killed_and_resumed: dict) -> None:
+    def tids(entries: list) -> list[int]:
+        return [e.data["action"]["token"]["tid"] for e in entries
+                if e.kind == "step" and "tid" in e.data["action"].get("token", {})]  # fmt: skip
+
+    before, after = killed_and_resumed["before"], killed_and_resumed["after"]
+    old, new = tids(before), tids(after[len(before) :])
+    assert old and new
+    assert min(new) > max(old)
+    assert new == sorted(set(new))
+
+
+def test_the_meter_was_brought_back_to_its_journalled_state(killed_and_resumed: dict) -> None:
+    before = killed_and_resumed["before"]
+    entered = [e for e in before if e.kind == "step" and e.data["action"].get("digits")]
+    (note,) = [e for e in killed_and_resumed["after"] if e.kind == "reestablished"]
+    assert note.data["replayed_entries"] == len(entered)
+    assert note.data["readout"] == {"krn": "1", "kt": "2"}
+
+
+# --- runs interrupted through the campaign API (cheaper than a kill) --------------------------
+
+
+@pytest.fixture
+def interrupted(tmp_path: Path) -> tuple[Path, Path]:
+    """A run that stopped after the first of two scenarios (no end record)."""
+    pack = write_pack(tmp_path / "pack", {f"q{n}.yaml": QUICK_SCENARIO.format(n=n)
+                                          for n in (1, 2)})  # fmt: skip
+    with Campaign(CampaignConfig(out=tmp_path / "runs", pack=pack, speed=2)) as campaign:
+        campaign.run_scenario(campaign.pending()[0])
+        run = campaign.run.directory
+    return run, pack
+
+
+def test_a_resume_takes_the_pack_from_the_run(
+    interrupted: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run, _pack = interrupted
+    code = main(["certify", "--resume", str(run), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((run / "record.json").read_text())
+    assert [s["id"] for s in record["scenarios"]] == ["T-QUICK-001", "T-QUICK-002"]
+
+
+def test_a_resume_of_a_damaged_journal_is_refused(interrupted: tuple[Path, Path]) -> None:
+    run, _pack = interrupted
+    path = run / "journal.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"setup"', b'"setuq"')
+    path.write_bytes(b"".join(lines))
+    damaged = path.read_bytes()
+    with pytest.raises(CampaignError) as info:
+        Campaign(CampaignConfig(), resume=run).open()
+    assert str(info.value).startswith("the journal cannot be used: ")
+    assert f"{path}:3: record altered" in str(info.value)
+    assert path.read_bytes() == damaged
+
+
+def test_a_resume_of_a_finished_run_is_refused(interrupted: tuple[Path, Path]) -> None:
+    run, _pack = interrupted
+    with Campaign(CampaignConfig(), resume=run) as campaign:
+        for scenario in campaign.pending():
+            campaign.run_scenario(scenario)
+        campaign.finish()
+    finished = (run / "journal.jsonl").read_bytes()
+    with pytest.raises(CampaignError, match="the run already finished"):
+        Campaign(CampaignConfig(), resume=run).open()
+    assert (run / "journal.jsonl").read_bytes() == finished
+
+
+def test_a_resume_without_a_start_record_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "journal.jsonl").write_bytes(b"")
+    with pytest.raises(CampaignError, match="no start record"):
+        Campaign(CampaignConfig(), resume=run).open()
+
+
+@pytest.mark.parametrize("damage", ["edit", "finish"])
+def test_certify_says_why_it_will_not_resume(
+    interrupted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    run, pack = interrupted
+    path = run / "journal.jsonl"
+    if damage == "edit":
+        path.write_bytes(path.read_bytes().replace(b'"setup"', b'"setuq"', 1))
+        reason = "record altered"
+    else:
+        with Campaign(CampaignConfig(), resume=run) as campaign:
+            campaign.finish()
+        reason = "already finished"
+    code = main(["certify", "--resume", str(run), "--pack", str(pack), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert reason in err
