@@ -38,6 +38,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from stslab.pack import PackError
 from stslab.session import DEFAULT_PACK, Campaign, CampaignConfig, CampaignError
 
 #: The keypad robot's hold and gap (KPR/1 defaults, and what the runner restores), in ms.
@@ -99,7 +100,7 @@ def main() -> int:
     args, _ = parser.parse_known_args()  # run_all.py passes every script the same arguments
     try:
         record, wall, opened = run_campaign(args.pack, args.speed, args.dut, tuple(args.select))
-    except (CampaignError, ValueError) as exc:  # a pack, profile or scenario that does not load
+    except (CampaignError, PackError, ValueError) as exc:  # a pack, profile or scenario that does not load
         print(f"campaign_speed: cannot run {args.pack}: {exc}", file=sys.stderr)
         return 2
     summary = record["summary"]

@@ -317,8 +317,6 @@ class ReferenceMeter:
         except TokenFormatError as exc:
             return EntryResult(Result.FORMAT, detail=exc.reason)
         token_class, _block = split_class(value)
-        if token_class == TokenClass.RESERVED:
-            return EntryResult(Result.FORMAT, detail="class 3 is reserved")
         if token_class == TokenClass.INITIATE:
             return self.process_class1(decode_value(value, None))
         decoded = decode_value(value, self.state.key)
@@ -326,7 +324,7 @@ class ReferenceMeter:
             return EntryResult(Result.CRC, detail="CRC does not hold under the meter's key")
         token = decoded.token
         if isinstance(token, ReservedToken):
-            return EntryResult(Result.FUNCTION, token=token, detail="reserved subclass")
+            return EntryResult(Result.FUNCTION, token=token, detail="reserved class or subclass")
         if isinstance(
             token,
             Set1stSectionDecoderKey

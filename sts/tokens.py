@@ -513,7 +513,7 @@ def encode_value(token: Token, key: DecoderKey | None) -> int:
     """The 66-bit token value (before printing as digits)."""
     block = data_block(token)
     token_class = int(token.token_class)
-    if token_class in (0, 2):  # class 1 is sent in clear; class 3 is reserved, left clear
+    if token_class != 1:  # class 1 is sent in clear; classes 0, 2 and reserved 3 encrypted
         if key is None:
             raise StsError("key", f"a class {token_class} token needs a decoder key")
         block = key.cipher.encrypt(block)
@@ -544,7 +544,7 @@ class Decoded:
 def decode_value(value: int, key: DecoderKey | None) -> Decoded:
     """Decode a 66-bit token value; class 0 and 2 are decrypted with ``key``."""
     token_class, block = split_class(value)
-    if token_class in (0, 2):
+    if token_class != 1:
         if key is None:
             raise StsError("key", f"a class {token_class} token needs a decoder key")
         block = key.cipher.decrypt(block)

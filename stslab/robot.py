@@ -797,7 +797,7 @@ class StsLab:
         | Enter Token    ${digits}
         | Enter Token    ${digits}[1:]    carrier=keypad
         """
-        if not digits.isdigit():
+        if not re.fullmatch(r"[0-9]+", digits):
             raise ValueError(f"Enter Token: {digits!r} is not a run of digits")
         minted = self._minted.get(digits)
 

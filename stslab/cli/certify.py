@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -134,7 +135,9 @@ def certify(
     if resume is not None and not (resume / "journal.jsonl").exists():
         raise ArgumentError("--resume", f"{resume} has no journal.jsonl")
     console = Console()
-    args = [str(pack_dir), "-p", "no:cacheprovider", "-p", "no:terminal", "--rootdir",
+    # Our own configuration only: the progress display replaces pytest's terminal output.
+    args = [str(pack_dir), "-c", os.devnull, "-p", "no:cacheprovider", "-p", "no:terminal",
+            "--rootdir",
             str(pack_dir), "--out", str(out), "--mode", mode, "--speed", str(speed),
             "--noise", noise, "--bench", bench]  # fmt: skip
     if dut:

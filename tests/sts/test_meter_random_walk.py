@@ -205,7 +205,8 @@ class _Walk:
             digits = self.class1()
         elif kind == "garbage":
             digits = self.garbage()
-            expected = {Result.FORMAT}
+            # Class-3 garbage is decrypted and fails the CRC; the rest is not a token at all.
+            expected = {Result.FORMAT, Result.CRC}
         elif kind == "history" and self.history:
             digits = self.rng.choice(self.history)
         else:

@@ -108,9 +108,15 @@ def test_format_error(key07: DecoderKey, digits: str) -> None:
     _enter_rejected(_meter(key07), digits, Result.FORMAT)
 
 
-def test_class_3_is_a_format_error(key07: DecoderKey) -> None:
+def test_class_3_garbage_is_a_crc_error(key07: DecoderKey) -> None:
+    # A typo can land in the reserved class 3: the meter checks it like classes 0 and 2.
     digits = to_digits(insert_class(3, 0x0123456789ABCDEF))
-    _enter_rejected(_meter(key07), digits, Result.FORMAT)
+    _enter_rejected(_meter(key07), digits, Result.CRC)
+
+
+def test_a_valid_class_3_token_is_a_function_error(key07: DecoderKey) -> None:
+    digits = encode(ReservedToken(TokenClass.RESERVED, 2, 12345), key07)
+    _enter_rejected(_meter(key07), digits, Result.FUNCTION)
 
 
 def test_grouped_digits_are_accepted(key07: DecoderKey) -> None:

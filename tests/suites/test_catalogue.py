@@ -160,6 +160,13 @@ def test_a_claimed_defect_is_caught_by_an_expectation_that_can_fail() -> None:
             assert any(step.expect is not None for step in s.steps), s.id
 
 
+@pytest.mark.parametrize("scenario", PACK_SCENARIOS, ids=_ids(PACK_SCENARIOS))
+def test_a_scenario_that_presses_keys_requires_a_keypad(scenario: Scenario) -> None:
+    # Otherwise a meter without a keypad would get an ERROR instead of a SKIP.
+    if any(isinstance(step, KeysStep) for step in scenario.steps):
+        assert "keypad" in scenario.applies.carriers, scenario.id
+
+
 # --- literal digits --------------------------------------------------------------------------
 
 
