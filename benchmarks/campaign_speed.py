@@ -100,7 +100,7 @@ def main() -> int:
     args, _ = parser.parse_known_args()  # run_all.py passes every script the same arguments
     try:
         record, wall, opened = run_campaign(args.pack, args.speed, args.dut, tuple(args.select))
-    except (CampaignError, PackError, ValueError) as exc:  # a pack, profile or scenario that does not load
+    except (CampaignError, PackError, ValueError) as exc:  # a pack or scenario that won't load
         print(f"campaign_speed: cannot run {args.pack}: {exc}", file=sys.stderr)
         return 2
     summary = record["summary"]

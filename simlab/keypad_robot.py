@@ -265,10 +265,11 @@ class KeypadRobot:
                 if index and not self._wait_until(t0, up_ms + gap_ms):
                     aborted = True
                     break
-                down_ms = self._elapsed_ms(t0)
                 with self._lock:
                     self._pressed.add(key)
                 self._keypad.key_down(key)
+                # The hold is timed from when the key is down (the meter may be busy).
+                down_ms = self._elapsed_ms(t0)
                 self._send(f"EVT DOWN {key} t={down_ms}")
                 held = self._wait_until(t0, down_ms + hold_ms)
                 up_ms = self._release(key, t0)

@@ -389,6 +389,7 @@ class SimMeter:
                 self._reconnect_by_key()
                 return
             if self._lockout_until is not None and now < self._lockout_until:
+                self._last_result = Result.LOCKOUT
                 self._show_result(EntryResult(Result.LOCKOUT), "keypad")
                 return
             self._process(digits, "keypad")

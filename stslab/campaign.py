@@ -38,6 +38,9 @@ from stslab.scenario import (
     parse_result,
 )
 
+#: Steps that enter something the meter answers on its display.
+ENTRY_STEPS = frozenset({"token", "key_change", "raw", "keys"})
+
 DECISION_RULE = (
     "Simple acceptance (ILAC-G8:09/2019 §4.2.1, no guard band): a step PASSES when every "
     "observation equals its expectation — result codes and display texts exactly, numeric "
@@ -149,6 +152,9 @@ def not_applicable(scenario: Scenario, profile: MeterProfile, carrier: str) -> s
     absent = [f for f in a.features if f not in feats]
     if absent:
         return f"the meter does not declare {', '.join(absent)}"
+    present = [f for f in a.absent if f in feats]
+    if present:
+        return f"applies only to meters without {', '.join(present)}"
     unsupported = [t for t in a.tests if t not in profile.tokens.supported_tests]
     if unsupported:
         return f"class-1 test(s) {unsupported} not declared as supported"
@@ -172,12 +178,60 @@ class BenchHandles:
     simulated: bool = False
     operator: Callable[[str], None] | None = None
     relay: Any = None  # instruments.relay.RelayProbe
+    #: What a simulated bench does in the operator's place (e.g. raise_tamper).
+    sim_actions: dict[str, Callable[[], None]] = field(default_factory=dict)
 
     def get(self, role: str) -> Any:
         driver = self.drivers.get(role)
         if driver is None:
             raise StepFault(f"the bench has no {role} instrument")
         return driver
+
+
+class DisplayWatch:
+    """Reads the display continuously through an action, as a lab's camera records it.
+
+    A meter shows a result for a few seconds; through a slow carrier (the optical port's
+    300-baud sign-on, a card presentation) or on a fast simulated clock that is shorter than
+    the action itself, so one read after the action can miss it. The watch keeps every
+    distinct stable reading with the time its read began.
+    """
+
+    def __init__(self, display: Any, read_timeout_s: float = 1.0) -> None:
+        import threading
+
+        self.display = display
+        self.read_timeout_s = read_timeout_s
+        self.readings: list[tuple[float, Any]] = []
+        self.faults: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="display-watch", daemon=True)
+
+    def start(self) -> DisplayWatch:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            try:
+                reading = self.display.read(self.read_timeout_s)
+            except InstrumentError as exc:
+                self.faults.append(str(exc))
+                if len(self.faults) > 20:
+                    return
+                continue
+            last = self.readings[-1][1] if self.readings else None
+            if last is None or canonical_text(last.text) != canonical_text(reading.text):
+                self.readings.append((began, reading))
+
+    def stop(self) -> list[tuple[float, Any]]:
+        self._stop.set()
+        self._thread.join(timeout=self.read_timeout_s + 2.0)
+        return list(self.readings)
+
+    def since(self, t: float) -> list[Any]:
+        return [r for began, r in self.readings if began >= t]
 
 
 def canonical_text(text: str) -> str:
@@ -208,6 +262,8 @@ class Runner:
             reverse.setdefault(canonical_text(text), []).append(Result(code))
         self._vocabulary = reverse
         self._readout_cache: dict[str, Any] | None = None
+        self._watch: DisplayWatch | None = None
+        self._inject_started: float | None = None
 
     # -- scenario ---------------------------------------------------------------------------
 
@@ -311,6 +367,9 @@ class Runner:
             before = self._before(step.expect)
             handler = getattr(self, f"_do_{step.do}")
             self._acted()
+            if self._needs_watch(step):
+                self._watch = DisplayWatch(self.bench.get("display")).start()
+            self._inject_started = None
             handler(step, via, res, tids)
             if step.expect is not None:
                 self._judge(step.expect, before, res)
@@ -318,6 +377,10 @@ class Runner:
             res.outcome, res.error = Outcome.ERROR, f"cannot mint: {exc}"
         except (InstrumentError, StepFault) as exc:
             res.outcome, res.error = Outcome.ERROR, str(exc)
+        except ValueError as exc:  # a driver refused an argument before sending it
+            res.outcome, res.error = Outcome.ERROR, f"refused by the driver: {exc}"
+        finally:
+            self._finish_watch(res)
         if res.outcome is not Outcome.ERROR:
             res.outcome = worst([c.outcome for c in res.checks]) if res.checks else Outcome.PASS
         res.duration_s = time.perf_counter() - t0
@@ -478,7 +541,14 @@ class Runner:
         self.clock.sleep(1.0)  # the meter boots
 
     def _do_operator(self, step: OperatorStep, via: str, res: StepResult, tids: dict) -> None:
-        res.action = {"prompt": step.prompt}
+        res.action = {"prompt": step.prompt, "sim_action": step.sim_action}
+        if self.bench.simulated and step.sim_action is not None:
+            action = self.bench.sim_actions.get(step.sim_action)
+            if action is None:
+                raise StepFault(f"this simulated bench cannot {step.sim_action!r} by itself")
+            action()
+            res.observations["operator"] = f"simulated bench: {step.sim_action} done"
+            return
         if self.bench.operator is not None:
             self.bench.operator(step.prompt)
             res.observations["operator"] = "confirmed"
@@ -501,6 +571,8 @@ class Runner:
 
     def inject(self, digits: str, via: str, res: StepResult) -> None:
         self._acted()
+        if self._inject_started is None:
+            self._inject_started = time.monotonic()
         if via == "keypad":
             keypad = self.bench.get("keypad")
             keys = [*digits, self.profile.keypad.enter_key]
@@ -585,11 +657,9 @@ class Runner:
     ) -> Result | None:
         """After an entry: the display first (it shows the answer only for a while), then
         the port's register."""
-        wants_display = expect is not None and (expect.display or expect.display_text)
         display_text = None
-        if wants_display or "port" not in self.bench.drivers:
-            reading = self.read_display(res)
-            display_text = reading.text
+        if self._watch is not None:
+            display_text = self._displayed_result(res)
             res.observations["display"] = display_text
         if "port" in self.bench.drivers:
             observed = self.observe_result(res)
@@ -604,6 +674,59 @@ class Runner:
                 )
             )
         return observed
+
+    def _needs_watch(self, step: Any) -> bool:
+        if "display" not in self.bench.drivers or step.do not in ENTRY_STEPS:
+            return False
+        wants = step.expect is not None and (step.expect.display or step.expect.display_text)
+        return bool(wants) or "port" not in self.bench.drivers
+
+    def _settle_s(self) -> float:
+        """Real seconds to keep watching after an entry: the declared message time plus the
+        class-1 test displays (bounded), at least a few camera reads."""
+        d = self.profile.display
+        tests = len(self.profile.tokens.supported_tests)
+        return min(max(0.3, self.clock.real(d.message_seconds + tests * d.test_step_seconds)), 60)
+
+    def _post_entry_readings(self) -> list[Any]:
+        assert self._watch is not None
+        start = self._inject_started or 0.0
+        deadline = time.monotonic() + self._settle_s()
+        # Wait until the meter's answer is on the display (or the declared time is over).
+        while time.monotonic() < deadline:
+            if any(self._vocabulary.get(canonical_text(r.text)) for r in self._watch.since(start)):
+                break
+            time.sleep(0.01)
+        return self._watch.since(start)
+
+    def _post_entry_readings_all(self) -> list[Any]:
+        """Everything shown after the entry, waiting the whole declared display time."""
+        assert self._watch is not None
+        time.sleep(self._settle_s())
+        return self._watch.since(self._inject_started or 0.0)
+
+    def _displayed_result(self, res: StepResult) -> str | None:
+        """The last result message the display showed after the entry began."""
+        readings = self._post_entry_readings()
+        answers = [r for r in readings if self._vocabulary.get(canonical_text(r.text))]
+        if not answers:
+            faults = self._watch.faults if self._watch else []
+            if faults and not readings:
+                raise StepFault(f"display unreadable: {faults[-1]}")
+            return readings[-1].text if readings else None
+        chosen = answers[-1]
+        res.evidence.append(_frame_evidence(chosen))
+        return chosen.text
+
+    def _finish_watch(self, res: StepResult) -> None:
+        watch, self._watch = self._watch, None
+        if watch is None:
+            return
+        watch.stop()
+        start = self._inject_started or 0.0
+        res.observations["display_sequence"] = [r.text for r in watch.since(start)]
+        if watch.faults:
+            res.observations["display_faults"] = len(watch.faults)
 
     def _record_acceptance(self, tid: int | None, observed: Result | None) -> None:
         if tid is not None and observed is Result.ACCEPT:
@@ -626,13 +749,23 @@ class Runner:
                 want = self.profile.display.vocabulary[int(parse_result(expect.display))]
             else:
                 want = expect.display_text or ""
-            seen = res.observations.get("display")
-            if seen is None:
+            if expect.display is not None:
+                seen = res.observations.get("display")
+                if seen is None and self._watch is None:
+                    seen = self.read_display(res).text
+                    res.observations["display"] = seen
+                seen = seen or "nothing readable"
+                ok = canonical_text(want) == canonical_text(seen)
+            elif self._watch is not None:
+                # A test display among the ones shown after the entry (class-1 sequences).
+                shown = [r.text for r in self._post_entry_readings_all()]
+                ok = any(canonical_text(want) == canonical_text(t) for t in shown)
+                seen = " / ".join(shown) or "nothing readable"
+            else:
                 seen = self.read_display(res).text
                 res.observations["display"] = seen
-            res.checks.append(
-                _check("display", want, seen, canonical_text(want) == canonical_text(seen))
-            )
+                ok = canonical_text(want) == canonical_text(seen)
+            res.checks.append(_check("display", want, seen, ok))
         if expect.credit is not None:
             c = expect.credit
             after = self.observe_credit(c.register_no, res)
@@ -751,6 +884,14 @@ def _frame_evidence(reading: Any) -> dict[str, Any]:
 
 
 def typo(digits: str) -> str:
-    """One digit changed, deterministically (the middle digit, +1 mod 10)."""
-    i = len(digits) // 2
-    return digits[:i] + str((int(digits[i]) + 1) % 10) + digits[i + 1 :]
+    """One digit changed, deterministically: the last digit, +1 (or -1 where +1 would make
+    the value 2**66 or more). Changing the last digit moves only the lowest bits, so the
+    class bits (27-28) and the 20-digit format stay: what is left to catch it is the CRC."""
+    from sts.codec import MAX_TOKEN
+
+    last = int(digits[-1])
+    for candidate in ((last + 1) % 10, (last - 1) % 10):
+        changed = digits[:-1] + str(candidate)
+        if int(changed) <= MAX_TOKEN:
+            return changed
+    raise StepFault("no one-digit typo of this token stays a 20-digit token")

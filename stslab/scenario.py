@@ -265,8 +265,12 @@ class PowerCycleStep(_Step):
 
 
 class OperatorStep(_Step):
+    """Ask the operator to do something by hand (open the terminal cover …). On SimLab,
+    ``sim_action`` names what the simulated bench does in the operator's place."""
+
     do: Literal["operator"]
     prompt: str
+    sim_action: Literal["raise_tamper"] | None = None
 
 
 class ObserveStep(_Step):
@@ -301,6 +305,8 @@ class Applicability(_Model):
 
     carriers: list[Carrier] = Field(default_factory=list)
     features: list[str] = Field(default_factory=list)
+    #: Features the meter must NOT declare (e.g. the Function error where MPPUL is absent).
+    absent: list[str] = Field(default_factory=list)
     tests: list[int] = Field(default_factory=list)  # class-1 tests the meter supports
     services: list[int] = Field(default_factory=list)
     ea: list[Literal["07", "09", "11"]] = Field(default_factory=list)
@@ -315,7 +321,6 @@ FEATURES = frozenset(
         "lockout",
         "kct_2",
         "kct_4",
-        "ddtk",
         "reconnect_auto",
         "reconnect_key",
     }
@@ -339,7 +344,7 @@ class Scenario(_Model):
     @field_validator("applies")
     @classmethod
     def _features(cls, v: Applicability) -> Applicability:
-        unknown = sorted(set(v.features) - FEATURES)
+        unknown = sorted((set(v.features) | set(v.absent)) - FEATURES)
         if unknown:
             raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(FEATURES)}")
         return v

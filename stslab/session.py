@@ -196,7 +196,12 @@ class Campaign:
             relay = RelayProbe(self.drivers["analyzer"], 230.0,
                                interval_s=max(0.005, 0.1 / self.bench.clock_speed))  # fmt: skip
         self.handles = BenchHandles(self.drivers, clock, simulated=self.bench.simulated,
-                                    relay=relay)  # fmt: skip
+                                    relay=relay, sim_actions=self._sim_actions())  # fmt: skip
+
+    def _sim_actions(self) -> dict:
+        if self._sim is None:
+            return {}
+        return {"raise_tamper": self._sim.meter.set_tamper}
 
     def _calibration_gate(self) -> None:
         problems = self.bench.deviations(date.today())

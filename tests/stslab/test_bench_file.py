@@ -109,7 +109,7 @@ def _line(text: str, needle: str) -> int:
         (
             "calibration due before its date",
             EXAMPLE_TEXT.replace("due: 2027-02-02", "due: 2025-02-02"),
-            ("instruments.keypad.calibration", "calibration: {certificate: \"KPR"),
+            ("instruments.keypad.calibration", 'calibration: {certificate: "KPR'),
             "due is before the calibration date",
         ),
         (
@@ -141,7 +141,7 @@ def test_an_unknown_role_is_named(tmp_path: Path) -> None:
 
 
 def test_a_missing_bench_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(BenchError, match="absent.yaml: cannot read bench file"):
+    with pytest.raises(BenchError, match=r"absent\.yaml: cannot read bench file"):
         load_bench(tmp_path / "absent.yaml")
 
 

@@ -171,7 +171,9 @@ def test_a_scenario_the_meter_meets_passes(run: Run) -> None:
     assert [c.name for c in first.checks] == ["result", "credit change"]
     assert all(c.outcome is Outcome.PASS for c in first.checks + second.checks)
     assert [(c.name, c.expected) for c in second.checks] == [
-        ("result", "Used"), ("display", "USEd"), ("credit change", "0 ± 0.05")
+        ("result", "Used"),
+        ("display", "USEd"),
+        ("credit change", "0 ± 0.05"),
     ]
     assert first.action["token"]["tid"] == second.action["token"]["tid"]
     assert first.action["carrier"] == "port"
@@ -226,7 +228,7 @@ def test_evidence_frames_are_files_named_by_their_hash(run: Run) -> None:
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG")
     assert hashlib.sha256(data).hexdigest() == frame["sha256"]
-    recorded = [s for s in run.record["scenarios"] if s["id"] == "T-USED-001"][0]
+    recorded = next(s for s in run.record["scenarios"] if s["id"] == "T-USED-001")
     assert recorded["steps"][-1]["evidence"][0]["sha256"] == frame["sha256"]
 
 
@@ -291,12 +293,12 @@ def test_a_meter_defect_makes_the_scenario_that_tests_it_fail(tmp_path: Path) ->
 def test_a_scenario_that_does_not_apply_is_skipped_with_the_reason(tmp_path: Path) -> None:
     pack = write_pack(tmp_path / "pack", {"card.yaml": CARD, "load.yaml": LOAD_ON})
     config = CampaignConfig(out=tmp_path / "runs", pack=pack, speed=SPEED, dut="ea11")
-    with pytest.raises(RuntimeError, match="operator stopped"):  # noqa: PT012
-        with Campaign(config) as campaign:
-            results = _run_all(campaign)
-            sim = campaign._sim
-            assert sim.plant.state().load_on is True
-            raise RuntimeError("operator stopped the run")
+    campaign = Campaign(config)
+    with pytest.raises(RuntimeError, match="operator stopped"), campaign:
+        results = _run_all(campaign)
+        sim = campaign._sim
+        assert sim.plant.state().load_on is True
+        raise RuntimeError("operator stopped the run")
     # teardown ran on the way out, even though the run ended in an exception
     assert sim.plant.state().load_on is False
     assert sim.plant.state().source_on is False

@@ -77,7 +77,9 @@ def owner_key() -> tuple[str, str]:
 
 @pytest.fixture
 def signed_pack(tmp_path: Path, owner_key: tuple[str, str]) -> Path:
-    pack = write_pack(tmp_path / "pack", {"a.yaml": CREDIT_SCENARIO, "b.yaml": NOT_APPLICABLE_SCENARIO})
+    pack = write_pack(
+        tmp_path / "pack", {"a.yaml": CREDIT_SCENARIO, "b.yaml": NOT_APPLICABLE_SCENARIO}
+    )
     sign_pack(pack, owner_key[0])
     return pack
 
@@ -284,6 +286,24 @@ def test_accredited_mode_refuses_simlab(
     message = _refusal(CampaignConfig(out=tmp_path / "runs", pack=signed_pack,
                                       mode="accredited", pack_keys=(key,)))  # fmt: skip
     assert message == "accredited mode needs a real bench, not SimLab"
+
+
+def test_a_refused_accredited_campaign_leaves_no_run_folder(
+    signed_pack: Path, tmp_path: Path, owner_key: tuple[str, str]
+) -> None:
+    key = tmp_path / "owner.pub.pem"
+    key.write_text(owner_key[1])
+    out = tmp_path / "runs"
+    _refusal(CampaignConfig(out=out, pack=signed_pack, mode="accredited", pack_keys=(key,)))
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_campaign_on_a_folder_without_a_manifest_is_refused(tmp_path: Path) -> None:
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "a.yaml").write_text(CREDIT_SCENARIO)
+    message = _refusal(CampaignConfig(out=tmp_path / "runs", pack=pack))
+    assert "manifest" in message
 
 
 def test_pre_submission_runs_an_unsigned_pack_and_records_why_it_is_not_accredited(

@@ -268,6 +268,8 @@ def test_the_record_adds_up_and_the_journal_verifies(run: RobotRun) -> None:
 def test_the_bench_is_released_when_the_run_ends(run: RobotRun) -> None:
     assert stslab_robot._Active.library is None
     assert run.threads_after <= run.threads_before
+    keypad = run.record["bench"]["instruments"]["keypad"]["address"]
+    assert not Path(keypad).parent.exists()  # SimLab stopped and removed its ptys' folder
 
 
 def test_a_campaign_that_cannot_open_stops_the_run(tmp_path: Path) -> None:

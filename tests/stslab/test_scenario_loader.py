@@ -3,12 +3,12 @@ mistake names the file, the scenario id, the step number and the line."""
 
 from __future__ import annotations
 
-import textwrap
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from sts.meter import Result
 from stslab.scenario import (
     KeyChangeStep,
     ObserveStep,
@@ -19,7 +19,6 @@ from stslab.scenario import (
     load_scenarios,
     parse_result,
 )
-from sts.meter import Result
 
 LIST_FILE = """\
 # two scenarios in one file
@@ -127,59 +126,63 @@ steps:
 
 STEP_CASES = {
     "unknown key": (
-        "  - do: token\n"
-        "    token: {class: 0, subclass: 0, amount: 1.0}\n"
-        "    expect: {result: accept, colour: red}  # <-",
+        [
+            "  - do: token",
+            "    token: {class: 0, subclass: 0, amount: 1.0}",
+            "    expect: {result: accept, colour: red}  # <-",
+        ],
         "expect.colour: unknown key",
     ),
     "wrong type": (
-        "  - do: token\n"
-        "    token: {class: 0, subclass: 0, amount: 1.0}\n"
-        "    expect: {relay: {state: open, within_s: soon}}  # <-",
+        [
+            "  - do: token",
+            "    token: {class: 0, subclass: 0, amount: 1.0}",
+            "    expect: {relay: {state: open, within_s: soon}}  # <-",
+        ],
         "expect.relay.within_s: Input should be a valid number",
     ),
     "bad step kind": (
-        "  - do: dance  # <-\n"
-        "    expect: {result: accept}",
+        ["  - do: dance  # <-", "    expect: {result: accept}"],
         "'dance'",
     ),
     "same_as names no earlier step": (
-        "  - do: token\n"
-        "    token: {class: 0, subclass: 0, amount: 1.0, tid: {same_as: later}}  # <-\n"
-        "  - id: later\n"
-        "    do: observe",
+        [
+            "  - do: token",
+            "    token: {class: 0, subclass: 0, amount: 1.0, tid: {same_as: later}}  # <-",
+            "  - id: later",
+            "    do: observe",
+        ],
         "'later' names no earlier step",
     ),
     "class 0 without amount": (
-        "  - do: token\n"
-        "    token: {class: 0, subclass: 0}  # <-",
+        ["  - do: token", "    token: {class: 0, subclass: 0}  # <-"],
         "a class 0 token needs amount",
     ),
     "reserved class 0 subclass": (
-        "  - do: token\n"
-        "    token: {class: 0, subclass: 9, amount: 1.0}  # <-",
+        ["  - do: token", "    token: {class: 0, subclass: 9, amount: 1.0}  # <-"],
         "class 0 subclass 9 is reserved",
     ),
     "reserved class 2 subclass": (
-        "  - do: token\n"
-        "    token: {class: 2, subclass: 10, value: 1}  # <-",
+        ["  - do: token", "    token: {class: 2, subclass: 10, value: 1}  # <-"],
         "class 2 subclass 10 is reserved",
     ),
     "bad result name": (
-        "  - do: token\n"
-        "    token: {class: 0, subclass: 0, amount: 1.0}\n"
-        "    expect: {result: acceptable}  # <-",
+        [
+            "  - do: token",
+            "    token: {class: 0, subclass: 0, amount: 1.0}",
+            "    expect: {result: acceptable}  # <-",
+        ],
         "'acceptable' is not a result",
     ),
     "two TID rules": (
-        "  - do: token\n"
-        "    token: {class: 0, subclass: 0, amount: 1.0, tid: {at_ken: true, absolute: 5}}  # <-",
+        [
+            "  - do: token",
+            "    token: {class: 0, subclass: 0, amount: 1, tid: {next: true, absolute: 5}}  # <-",
+        ],
         "give one TID rule",
     ),
     "raw needs digits or malformed": (
-        "  - do: raw  # <-\n"
-        "    digits: '123'\n"
-        "    malformed: 19_digits",
+        ["  - do: raw  # <-", "    digits: '123'", "    malformed: 19_digits"],
         "give digits or malformed",
     ),
 }
@@ -220,7 +223,7 @@ def _files(tmp_path: Path, bad: str) -> list[tuple[Path, int]]:
 @pytest.mark.parametrize("case", list(STEP_CASES))
 def test_a_step_mistake_names_file_scenario_step_and_line(tmp_path: Path, case: str) -> None:
     step, reason = STEP_CASES[case]
-    bad = BAD_SCENARIO.format(id="T-BAD-001", applies="", step=step)
+    bad = BAD_SCENARIO.format(id="T-BAD-001", applies="", step="\n".join(step))
     for path, line in _files(tmp_path, bad):
         with pytest.raises(ScenarioError) as info:
             load_scenarios(path)
