@@ -12,6 +12,13 @@ is a fault (:class:`~instruments.base.InstrumentTimeout`), never a guess.
 Only what a real camera offers is used: frames from an HTTP snapshot URL (an IP camera, or
 SimLab's camera) or from an image file that a capture tool keeps overwriting, plus the segment
 map file. :func:`calibrate` makes that map from one frame showing every segment.
+
+A frame is refused (never read) when the glass is seen away from where the map has it (a
+bumped camera), when a segment is brighter than the glass around it (a map that does not
+fit), when lit and unlit segments are too close to tell apart, or when a digit cell shows no
+character. One case no single frame can settle: a display showing *every* segment whose ink
+has faded to the level of unlit ghosts (contrast below about 0.12) looks blank, and reads so;
+:func:`calibrate` refuses a view with that little contrast.
 """
 
 from __future__ import annotations

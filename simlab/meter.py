@@ -89,6 +89,12 @@ class SimMeter:
 
     #: The token process; a firmware model may name a subclass of ReferenceMeter here.
     processor_class: type[ReferenceMeter] = ReferenceMeter
+    #: On a fast clock, what a person (or a camera, or a keypad robot) must be able to see or
+    #: do keeps at least this much REAL time: a result message, a test display, the entry
+    #: time-out. At speed 1 these floors never apply; above it they stretch the declared
+    #: times (in simulated seconds) so real-time observers keep up.
+    DISPLAY_REAL_FLOOR_S = 1.0
+    ENTRY_REAL_FLOOR_S = 0.5
 
     def __init__(
         self,
@@ -217,7 +223,9 @@ class SimMeter:
                 events.append(self._test_open_until)
         self._apply_relay()
         if self._entry and self._last_key_at is not None:
-            deadline = self._last_key_at + self.profile.keypad.entry_timeout_s
+            deadline = self._last_key_at + self._at_least_real(
+                self.profile.keypad.entry_timeout_s, self.ENTRY_REAL_FLOOR_S
+            )
             if now >= deadline:
                 self._entry.clear()
             else:
@@ -272,6 +280,10 @@ class SimMeter:
         dt = self.plant.time_to_energy(left)
         if dt is not None and "credit" not in self._open_reasons:
             events.append(self.clock.now() + dt)
+
+    def _at_least_real(self, seconds: float, floor_real_s: float) -> float:
+        """``seconds`` of simulated time, stretched to last at least ``floor_real_s`` real."""
+        return max(seconds, floor_real_s * self.clock.speed)
 
     def opens_at_zero_credit(self) -> bool:
         return True
@@ -453,7 +465,9 @@ class SimMeter:
 
     def _show_result(self, result: EntryResult, carrier: str) -> None:
         text = self.display_text_for(result)
-        until = self.clock.now() + self.profile.display.message_seconds
+        until = self.clock.now() + self._at_least_real(
+            self.profile.display.message_seconds, self.DISPLAY_REAL_FLOOR_S
+        )
         self._message = _Message(DisplayState(text), until)
         if self._tests:
             self._test_until = until  # tests start once the result has been shown
@@ -514,7 +528,7 @@ class SimMeter:
         if self._message is not None and self._message.state.text != self._tests[0][0].text:
             self._message = None
         state, seconds, action = self._tests.pop(0)
-        self._test_until = now + seconds
+        self._test_until = now + self._at_least_real(seconds, self.DISPLAY_REAL_FLOOR_S)
         self._message = _Message(state, self._test_until)
         if action is not None:
             action()

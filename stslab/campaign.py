@@ -194,10 +194,10 @@ class DisplayWatch:
     A meter shows a result for a few seconds; through a slow carrier (the optical port's
     300-baud sign-on, a card presentation) or on a fast simulated clock that is shorter than
     the action itself, so one read after the action can miss it. The watch keeps every
-    distinct stable reading with the time its read began.
+    distinct stable reading with the time it was accepted.
     """
 
-    def __init__(self, display: Any, read_timeout_s: float = 1.0) -> None:
+    def __init__(self, display: Any, read_timeout_s: float = 0.5) -> None:
         import threading
 
         self.display = display
@@ -213,7 +213,6 @@ class DisplayWatch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            began = time.monotonic()
             try:
                 reading = self.display.read(self.read_timeout_s)
             except InstrumentError as exc:
@@ -221,9 +220,12 @@ class DisplayWatch:
                 if len(self.faults) > 20:
                     return
                 continue
+            # A reading counts from when it was accepted: a read begun during typing ends
+            # on the first display that stays still, the meter's answer.
+            done = time.monotonic()
             last = self.readings[-1][1] if self.readings else None
             if last is None or canonical_text(last.text) != canonical_text(reading.text):
-                self.readings.append((began, reading))
+                self.readings.append((done, reading))
 
     def stop(self) -> list[tuple[float, Any]]:
         self._stop.set()
@@ -231,7 +233,7 @@ class DisplayWatch:
         return list(self.readings)
 
     def since(self, t: float) -> list[Any]:
-        return [r for began, r in self.readings if began >= t]
+        return [r for done, r in self.readings if done >= t]
 
 
 def canonical_text(text: str) -> str:

@@ -24,9 +24,11 @@ from robot.api import SkipExecution, logger
 from robot.api.deco import keyword
 
 from instruments.base import InstrumentError
+from sts.meter import Result
 from stslab import __version__
 from stslab.campaign import (
     Check,
+    DisplayWatch,
     Outcome,
     ScenarioResult,
     StepFault,
@@ -45,6 +47,7 @@ from stslab.scenario import (
     NewKeySpec,
     OperatorStep,
     PowerCycleStep,
+    RawStep,
     RelayExpectation,
     Scenario,
     SourceStep,
@@ -81,9 +84,7 @@ RUN_METADATA = "stslab run"
 
 # The scenario id pattern: Robot tests whose id has it can be pack scenarios, and are planned.
 _ID_PATTERN = Scenario.model_fields["id"].metadata[0].pattern
-# Asks the Runner to read the display right after an entry (the meter shows its answer only
-# for a few seconds, and the check keyword comes later); never judged.
-_SHOW_DISPLAY = Expect(display_text="*")
+_RESULT_BY_LABEL = {r.label: r for r in Result}
 # Planned when no Robot test carries a scenario id: matches no pack scenario id.
 _NO_PACK_SCENARIO = "(robot tests only)"
 
@@ -267,9 +268,10 @@ class StsLab:
 
     = Observing after an entry =
 
-    An entry keyword (`Enter Token`, `Mint And Enter Token`, `Press Keys`) reads the display
-    right away (the meter shows its answer only for a few seconds) and the result register;
-    `Result Should Be` and `Display Should Show` judge those readings until the next action.
+    An entry keyword (`Enter Token`, `Mint And Enter Token`, `Enter Key Change`,
+    `Press Keys`) watches the display through the entry (the meter shows its answer only for
+    a few seconds) and reads the result register; `Result Should Be` and
+    `Display Should Show` judge those readings until the next action.
     Actions read the credit first, so `Credit Change Should Be` judges the change across the
     last action.
 
@@ -666,6 +668,8 @@ class StsLab:
             res.outcome, res.error = Outcome.ERROR, f"cannot mint: {exc}"
         except (InstrumentError, StepFault) as exc:
             res.outcome, res.error = Outcome.ERROR, str(exc)
+        except ValueError as exc:  # a driver refused an argument before sending it
+            res.outcome, res.error = Outcome.ERROR, f"refused by the driver: {exc}"
         except BaseException as exc:  # a bug or an interruption: journalled, then passed on
             res.outcome, res.error = Outcome.ERROR, f"{type(exc).__name__}: {exc}"
             self._close_step(target, res, t0, m0)
@@ -704,9 +708,19 @@ class StsLab:
         assert self.campaign is not None and self._opened_with is not None
         return carrier or self._opened_with.carrier or self.campaign.profile.carriers[0]
 
-    def _entry_expect(self) -> Expect | None:
+    def _perform(self, step: Any, via: str, res: StepResult, *, entry: bool) -> None:
+        """The Runner's action for ``step``, without judging; through an entry the display is
+        watched (the meter shows its answer for a few seconds only, and the check keyword
+        comes later)."""
         assert self.campaign is not None
-        return _SHOW_DISPLAY if "display" in self.campaign.drivers else None
+        runner = self.campaign.runner
+        if entry and "display" in runner.bench.drivers:
+            runner._watch = DisplayWatch(runner.bench.get("display")).start()
+        runner._inject_started = None
+        try:
+            getattr(runner, f"_do_{step.do}")(step, via, res, self._target().tids)
+        finally:
+            runner._finish_watch(res)
 
     def _remember_entry(self, res: StepResult) -> None:
         results = res.observations.get("results") or [None]
@@ -800,18 +814,15 @@ class StsLab:
         if not re.fullmatch(r"[0-9]+", digits):
             raise ValueError(f"Enter Token: {digits!r} is not a run of digits")
         minted = self._minted.get(digits)
+        step = RawStep(do="raw", digits=digits)
 
         def act(res: StepResult) -> None:
             assert self.campaign is not None
-            runner = self.campaign.runner
-            via = self._carrier(carrier)
-            res.action = {"digits": digits, "carrier": via}
+            self._perform(step, self._carrier(carrier), res, entry=True)
             if minted is not None:
                 res.action.update(token=minted.fields, key=minted.key_fingerprint)
-            runner.inject(digits, via, res)
-            observed = runner._observe_entry(self._entry_expect(), res, judge=False)
-            if minted is not None:
-                runner._record_acceptance(minted.tid, observed)
+                answer = (res.observations.get("results") or [None])[-1]
+                self.campaign.runner._record_acceptance(minted.tid, _RESULT_BY_LABEL.get(answer))
             self._remember_entry(res)
 
         self._step("Enter Token", _args(f"{len(digits)} digits", carrier=carrier), act)
@@ -846,15 +857,11 @@ class StsLab:
         spec = _token_spec(
             token_class, subclass, amount, value, tests, control, mfr_code, tid, key, rnd
         )
+        step = TokenStep(do="token", token=spec, corrupt=corrupt, id=name)
         entered: list[str] = []
 
         def act(res: StepResult) -> None:
-            assert self.campaign is not None
-            target = self._target()
-            step = TokenStep(
-                do="token", token=spec, corrupt=corrupt, id=name, expect=self._entry_expect()
-            )
-            self.campaign.runner._do_token(step, self._carrier(carrier), res, target.tids)
+            self._perform(step, self._carrier(carrier), res, entry=True)
             entered.append(res.action["digits"])
             self._remember_entry(res)
 
@@ -913,12 +920,10 @@ class StsLab:
             }
         )
 
+        step = KeyChangeStep(do="key_change", new_key=new_key, order=order)
+
         def act(res: StepResult) -> None:
-            assert self.campaign is not None
-            step = KeyChangeStep(do="key_change", new_key=new_key, order=order)
-            self.campaign.runner._do_key_change(
-                step, self._carrier(carrier), res, self._target().tids
-            )
+            self._perform(step, self._carrier(carrier), res, entry=True)
             self._remember_entry(res)
 
         self._step(
@@ -953,9 +958,7 @@ class StsLab:
         step = KeysStep(do="keys", keys=list(keys), hold_ms=hold_ms, gap_ms=gap_ms)
 
         def act(res: StepResult) -> None:
-            assert self.campaign is not None
-            step_ = step.model_copy(update={"expect": self._entry_expect()})
-            self.campaign.runner._do_keys(step_, "keypad", res, self._target().tids)
+            self._perform(step, "keypad", res, entry=True)
             self._remember_entry(res)
 
         self._step("Press Keys", " ".join(keys), act)
@@ -1075,26 +1078,12 @@ class StsLab:
             "Raise a tamper condition on the meter under test (for example open and "
             "close the terminal cover), then confirm."
         )
-
-        def act(res: StepResult) -> None:
-            assert self.campaign is not None
-            sim = self.campaign._sim
-            if sim is None:
-                step = OperatorStep(do="operator", prompt=prompt)
-                self.campaign.runner._do_operator(step, "", res, {})
-                return
-            res.action = {"side_door": "tamper"}
-            sim.meter.set_tamper()
-            res.observations["operator"] = "simulated bench: raised through SimLab's side door"
-
-        self._step("Raise Tamper Condition", "", act)
+        step = OperatorStep(do="operator", prompt=prompt, sim_action="raise_tamper")
+        self._bench_step("Raise Tamper Condition", "", step)
 
     def _bench_step(self, kind: str, detail: str, step: Any) -> None:
-        handler = f"_do_{step.do}"
-
         def act(res: StepResult) -> None:
-            assert self.campaign is not None
-            getattr(self.campaign.runner, handler)(step, "", res, self._target().tids)
+            self._perform(step, "", res, entry=False)
 
         self._step(kind, detail, act)
 
@@ -1195,7 +1184,8 @@ class StsLab:
     def display_should_show(self, result: str | None = None, text: str | None = None) -> None:
         """Judges the display: the meter's text for ``result`` (through the profile's display
         vocabulary) or a literal ``text``, compared as a seven-segment display shows them.
-        After an entry the display read right after it is judged; otherwise it is read now.
+        A result is judged on the answer the display showed to the last entry (read now when
+        there was none); a literal text is read now.
 
         | Display Should Show    accept
         | Display Should Show    text=tA 1
@@ -1419,13 +1409,13 @@ class StsLab:
     def _simlab(self) -> Any:
         campaign = self._open()
         if campaign._sim is None:
-            raise ValueError("SimLab's side door: the campaign's bench is not SimLab")
+            raise StepFault("this keyword needs SimLab's side door: the bench is not SimLab")
         return campaign._sim
 
     def _sim_faults(self, role: str) -> Any:
         sim = self._simlab()
         if role not in sim.faults:
-            raise ValueError(f"SimLab has no {role!r} device ({', '.join(sim.faults)})")
+            raise StepFault(f"SimLab has no {role!r} device ({', '.join(sim.faults)})")
         return sim.fault(role)
 
 

@@ -517,6 +517,36 @@ def settles(condition: Callable[[], bool], limit: float = 5.0) -> bool:
     return condition()
 
 
+# -- lighting ------------------------------------------------------------------------------------
+
+
+def relit(png: bytes, contrast: float, left_light: float) -> Image.Image:
+    """A frame with its contrast scaled about grey 120 and lit from the right (the left edge
+    gets ``left_light`` of the light), as a poorly lit bench camera sees the display."""
+    grey = np.asarray(open_frame(png).convert("L"), float)
+    light = np.linspace(left_light, 1.0, grey.shape[1])[None, :]
+    out = (120 + (grey - 120) * contrast) * light
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "L")
+
+
+@pytest.mark.parametrize("state", [STATES[0], STATES[3], STATES[4]])
+def test_uneven_low_contrast_lighting_still_reads(state: DisplayState) -> None:
+    decoder = SegmentDecoder(SegmentMap.load(PROFILES / "lcd_8digit.yaml"))
+    png = lcd.render_png(LAYOUT_8, state.segments(LAYOUT_8), noise=4, blur=0.6, seed=2)
+    decode = decoder.decode(relit(png, contrast=0.3, left_light=0.45))
+    assert (decode.text, decode.annunciators) == expected(state)
+    assert decode.confidence >= 0.5
+
+
+def test_washed_out_display_is_refused_not_read_as_blank() -> None:
+    decoder = SegmentDecoder(SegmentMap.load(PROFILES / "lcd_8digit.yaml"))
+    state = STATES[0]
+    png = lcd.render_png(LAYOUT_8, state.segments(LAYOUT_8), noise=4, seed=2)
+    decode = decoder.decode(relit(png, contrast=0.05, left_light=1.0))
+    assert not decode.readable
+    assert "too little contrast" in decode.problem
+
+
 # -- perspective and calibration -----------------------------------------------------------------
 
 

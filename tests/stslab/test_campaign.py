@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from simlab.bench import SimBench
 from stslab.campaign import Outcome, ScenarioResult, StepResult
 from stslab.journal import read_journal
 from stslab.scenario import Scenario
@@ -25,6 +27,7 @@ from stslab.session import Campaign, CampaignConfig
 from tests.stslab.test_pack import write_pack
 
 SPEED = 2.0
+PORT_TIMEOUT_S = 2.0
 
 PASSING = """\
 id: T-USED-001
@@ -135,6 +138,17 @@ def _run_all(campaign: Campaign, between: Any = None) -> dict[str, ScenarioResul
     return results
 
 
+def _short_port_timeout(document: Any) -> Any:
+    """SimLab's bench file with a 2 s port timeout (a silent port costs less waiting)."""
+
+    def short(self: SimBench, profile_path: str | None = None) -> dict[str, Any]:
+        doc = document(self, profile_path)
+        doc["instruments"]["port"]["timeout_s"] = PORT_TIMEOUT_S
+        return doc
+
+    return short
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     """The pack above against SimLab's reference meter, the port falling silent during
@@ -142,7 +156,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     base = tmp_path_factory.mktemp("campaign")
     pack = write_pack(base / "pack", PACK)
     seen: list[tuple[str, str]] = []
-    with Campaign(CampaignConfig(out=base / "runs", pack=pack, speed=SPEED)) as campaign:
+    campaign = Campaign(CampaignConfig(out=base / "runs", pack=pack, speed=SPEED))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SimBench, "bench_document", _short_port_timeout(SimBench.bench_document))
+        campaign.open()
+    with closing(campaign):
 
         def on_step(scenario: Scenario, step: StepResult) -> None:
             seen.append((scenario.id, step.label))
@@ -203,7 +221,7 @@ def test_a_transport_fault_is_an_error_not_a_failure(run: Run) -> None:
     assert second.outcome is Outcome.ERROR
     assert second.checks == []  # no verdict on the meter
     assert "port" in second.error
-    assert "within" in second.error  # the call timed out rather than hanging
+    assert f"within {PORT_TIMEOUT_S}" in second.error  # the call timed out, not hung
 
 
 def test_the_campaign_goes_on_after_a_fault(run: Run) -> None:
@@ -278,7 +296,8 @@ def test_the_record_never_holds_the_vending_key(run: Run) -> None:
 
 
 def test_a_meter_defect_makes_the_scenario_that_tests_it_fail(tmp_path: Path) -> None:
-    pack = write_pack(tmp_path / "pack", {"1-used.yaml": PASSING})
+    # The result register alone tells: no display expectation, so no display watch.
+    pack = write_pack(tmp_path / "pack", {"1-used.yaml": PASSING.replace("display: used, ", "")})
     config = CampaignConfig(out=tmp_path / "runs", pack=pack, speed=SPEED,
                             defects=("accepts-used",))  # fmt: skip
     with Campaign(config) as campaign:

@@ -283,8 +283,9 @@ def test_accredited_mode_refuses_simlab(
 ) -> None:
     key = tmp_path / "owner.pub.pem"
     key.write_text(owner_key[1])
-    message = _refusal(CampaignConfig(out=tmp_path / "runs", pack=signed_pack,
-                                      mode="accredited", pack_keys=(key,)))  # fmt: skip
+    out = tmp_path / "runs"
+    message = _refusal(CampaignConfig(out=out, pack=signed_pack, mode="accredited",
+                                      pack_keys=(key,)))  # fmt: skip
     assert message == "accredited mode needs a real bench, not SimLab"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from stslab.cli import main
-from stslab.journal import JournalError, read_journal
+from stslab.journal import Journal, JournalError, read_journal
 from stslab.session import Campaign, CampaignConfig, CampaignError
 from tests.stslab.test_pack import write_pack
 
@@ -33,9 +34,9 @@ steps:
   - id: credit
     do: token
     token: {{class: 0, subclass: 0, amount: 0.{n}}}
-    expect: {{result: accept, credit: {{change: 0.{n}}}}}
+    expect: {{result: accept}}
   - do: wait
-    seconds: 4
+    seconds: 2
 """
 
 QUICK_SCENARIO = """\
@@ -152,54 +153,67 @@ def test_the_meter_was_brought_back_to_its_journalled_state(killed_and_resumed: 
     assert note.data["readout"] == {"krn": "1", "kt": "2"}
 
 
-# --- runs interrupted through the campaign API (cheaper than a kill) --------------------------
+# --- a run interrupted through the campaign API (cheaper than a kill) ------------------------
+
+
+@pytest.fixture(scope="module")
+def interrupted_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run that stopped after the first of two scenarios (no end record)."""
+    base = tmp_path_factory.mktemp("interrupted")
+    pack = write_pack(base / "pack", {f"q{n}.yaml": QUICK_SCENARIO.format(n=n)
+                                      for n in (1, 2)})  # fmt: skip
+    with Campaign(CampaignConfig(out=base / "runs", pack=pack, speed=2)) as campaign:
+        campaign.run_scenario(campaign.pending()[0])
+        return campaign.run.directory
 
 
 @pytest.fixture
-def interrupted(tmp_path: Path) -> tuple[Path, Path]:
-    """A run that stopped after the first of two scenarios (no end record)."""
-    pack = write_pack(tmp_path / "pack", {f"q{n}.yaml": QUICK_SCENARIO.format(n=n)
-                                          for n in (1, 2)})  # fmt: skip
-    with Campaign(CampaignConfig(out=tmp_path / "runs", pack=pack, speed=2)) as campaign:
-        campaign.run_scenario(campaign.pending()[0])
-        run = campaign.run.directory
-    return run, pack
+def interrupted(interrupted_once: Path, tmp_path: Path) -> Path:
+    """A copy of the interrupted run for one test to resume or damage."""
+    run = tmp_path / "runs" / interrupted_once.name
+    shutil.copytree(interrupted_once, run)
+    return run
+
+
+def _finish(run: Path) -> None:
+    """Mark the run finished, as ``Campaign.finish`` does."""
+    with Journal(run / "journal.jsonl") as journal:
+        journal.append("end", {"at": "2026-01-01T00:00:00+00:00", "teardown_problems": [],
+                               "complete": False})  # fmt: skip
+
+
+def _pack_of(run: Path) -> Path:
+    return Path(read_journal(run / "journal.jsonl")[0].data["config"]["pack"])
 
 
 def test_a_resume_takes_the_pack_from_the_run(
-    interrupted: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    interrupted: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run, _pack = interrupted
-    code = main(["certify", "--resume", str(run), "--quiet"])
+    code = main(["certify", "--resume", str(interrupted), "--quiet"])
     assert code == 0, capsys.readouterr().err
-    record = json.loads((run / "record.json").read_text())
+    record = json.loads((interrupted / "record.json").read_text())
     assert [s["id"] for s in record["scenarios"]] == ["T-QUICK-001", "T-QUICK-002"]
 
 
-def test_a_resume_of_a_damaged_journal_is_refused(interrupted: tuple[Path, Path]) -> None:
-    run, _pack = interrupted
-    path = run / "journal.jsonl"
+def test_a_resume_of_a_damaged_journal_is_refused(interrupted: Path) -> None:
+    path = interrupted / "journal.jsonl"
     lines = path.read_bytes().splitlines(keepends=True)
     lines[2] = lines[2].replace(b'"setup"', b'"setuq"')
     path.write_bytes(b"".join(lines))
     damaged = path.read_bytes()
     with pytest.raises(CampaignError) as info:
-        Campaign(CampaignConfig(), resume=run).open()
+        Campaign(CampaignConfig(), resume=interrupted).open()
     assert str(info.value).startswith("the journal cannot be used: ")
     assert f"{path}:3: record altered" in str(info.value)
     assert path.read_bytes() == damaged
 
 
-def test_a_resume_of_a_finished_run_is_refused(interrupted: tuple[Path, Path]) -> None:
-    run, _pack = interrupted
-    with Campaign(CampaignConfig(), resume=run) as campaign:
-        for scenario in campaign.pending():
-            campaign.run_scenario(scenario)
-        campaign.finish()
-    finished = (run / "journal.jsonl").read_bytes()
+def test_a_resume_of_a_finished_run_is_refused(interrupted: Path) -> None:
+    _finish(interrupted)
+    finished = (interrupted / "journal.jsonl").read_bytes()
     with pytest.raises(CampaignError, match="the run already finished"):
-        Campaign(CampaignConfig(), resume=run).open()
-    assert (run / "journal.jsonl").read_bytes() == finished
+        Campaign(CampaignConfig(), resume=interrupted).open()
+    assert (interrupted / "journal.jsonl").read_bytes() == finished
 
 
 def test_a_resume_without_a_start_record_is_refused(tmp_path: Path) -> None:
@@ -212,18 +226,19 @@ def test_a_resume_without_a_start_record_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["edit", "finish"])
 def test_certify_says_why_it_will_not_resume(
-    interrupted: tuple[Path, Path], capsys: pytest.CaptureFixture[str], damage: str
+    interrupted: Path, capsys: pytest.CaptureFixture[str], damage: str
 ) -> None:
-    run, pack = interrupted
-    path = run / "journal.jsonl"
+    path = interrupted / "journal.jsonl"
+    pack = _pack_of(interrupted)
     if damage == "edit":
         path.write_bytes(path.read_bytes().replace(b'"setup"', b'"setuq"', 1))
         reason = "record altered"
     else:
-        with Campaign(CampaignConfig(), resume=run) as campaign:
-            campaign.finish()
+        _finish(interrupted)
         reason = "already finished"
-    code = main(["certify", "--resume", str(run), "--pack", str(pack), "--quiet"])
+    before = path.read_bytes()
+    code = main(["certify", "--resume", str(interrupted), "--pack", str(pack), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2
     assert reason in err
+    assert path.read_bytes() == before

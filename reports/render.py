@@ -1,0 +1,585 @@
+"""The certification report as a view of the record: HTML from Jinja2 templates, then
+PDF/A-3b with the record and the scenario pack manifest attached (WeasyPrint).
+
+What goes on the pages is what ISO/IEC 17025 §7.8 asks of a test report; every value comes
+from the record (``record.json``) or from the report's own identity (id, revision, issue
+date, signer). Evidence frames are embedded only after their SHA-256 matches the record.
+Nothing here talks to a bench.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from reports import charts
+
+TEMPLATES = Path(__file__).parent / "templates"
+RECORD_NAME = "record.json"
+MANIFEST_NAME = "manifest.yaml"
+PRE_SUBMISSION_BANNER = "PRE-SUBMISSION — NOT A CERTIFICATION REPORT"
+DEVELOPMENT_NOTICE = "signed with a development certificate"
+REPORT_FILE = re.compile(r"^report-(?P<run>.+)-R(?P<rev>\d+)\.pdf$")
+#: PDF document-information keys the verifier reads back (WeasyPrint keeps letters/digits).
+META_KEYS = {
+    "report_id": "STSLabReportID",
+    "record_sha256": "STSLabRecordSHA256",
+    "manifest_sha256": "STSLabManifestSHA256",
+    "mode": "STSLabMode",
+    "verdict": "STSLabVerdict",
+    "signer_cert_sha256": "STSLabSignerCertSHA256",
+    "development_signer": "STSLabDevelopmentSigner",
+    "supersedes": "STSLabSupersedes",
+}
+#: Names whose values never reach a page, whatever a future record carries.
+SECRET_NAMES = re.compile(r"(password|secret|private|vending_key|decoder_key|key_data)", re.I)
+
+
+class ReportError(Exception):
+    """A report cannot be made from this run (the message says what and where)."""
+
+
+@dataclass(frozen=True)
+class SignerInfo:
+    """The certificate that will sign the report, as the pages name it."""
+
+    subject: str
+    organisation: str | None
+    cert_sha256: str
+    development: bool
+    issuer: str = ""
+
+
+@dataclass(frozen=True)
+class ReportMeta:
+    """The report's own identity: id, revision, issue time, what it supersedes and why."""
+
+    report_id: str
+    revision: int
+    issued: datetime
+    supersedes: str | None = None
+    amendment_reason: str | None = None
+
+
+@dataclass
+class Run:
+    """Everything a report is made from: the record's bytes, the pack manifest's bytes and
+    the evidence frames the record references (verified against their SHA-256)."""
+
+    record_bytes: bytes
+    record: dict[str, Any]
+    manifest_bytes: bytes
+    manifest_source: str
+    evidence: dict[str, bytes] = field(default_factory=dict)
+    journal_note: str | None = None
+
+    @property
+    def record_sha256(self) -> str:
+        return hashlib.sha256(self.record_bytes).hexdigest()
+
+    @property
+    def manifest_sha256(self) -> str:
+        return hashlib.sha256(self.manifest_bytes).hexdigest()
+
+
+# --- reading a run ------------------------------------------------------------------------
+
+
+def load_run(run_dir: str | Path, pack_dir: str | Path | None = None) -> Run:
+    """Read ``record.json`` of a run folder, find the pack manifest the record names (by its
+    SHA-256) and load every evidence frame the record references.
+
+    Raises :class:`ReportError` when the record is missing or unreadable, the manifest
+    cannot be found, or an evidence file is missing or does not match its hash.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / RECORD_NAME
+    try:
+        record_bytes = path.read_bytes()
+    except FileNotFoundError:
+        raise ReportError(f"{path}: no record (a run that has not finished has none; "
+                          "finish it with `stslab certify --resume`)") from None  # fmt: skip
+    except OSError as exc:
+        raise ReportError(f"{path}: cannot read the record: {exc}") from None
+    record = parse_record(record_bytes, str(path))
+    manifest, source = find_manifest(record, run_dir, pack_dir)
+    evidence = load_evidence(record, run_dir)
+    return Run(record_bytes, record, manifest, source, evidence, check_journal(record, run_dir))
+
+
+def parse_record(data: bytes, where: str) -> dict[str, Any]:
+    """The record as a dict; a clear error for anything that is not a stslab record."""
+    try:
+        record = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{where}: not JSON: {exc}") from None
+    if not isinstance(record, dict) or not str(record.get("schema", "")).startswith(
+        "stslab.record/"
+    ):
+        raise ReportError(f"{where}: not a stslab record (no 'schema': 'stslab.record/…')")
+    missing = [k for k in ("run_id", "mode", "job", "dut", "bench", "pack", "summary",
+                           "scenarios", "decision_rule") if k not in record]  # fmt: skip
+    if missing:
+        raise ReportError(f"{where}: the record has no {', '.join(missing)}")
+    if record["mode"] not in ("accredited", "pre-submission"):
+        raise ReportError(f"{where}: mode {record['mode']!r} is not accredited or pre-submission")
+    return record
+
+
+def find_manifest(
+    record: dict[str, Any], run_dir: Path, pack_dir: str | Path | None = None
+) -> tuple[bytes, str]:
+    """The exact bytes of the pack manifest the record names by SHA-256.
+
+    Looked for in ``pack_dir``, the run folder, and the pack folder the run used; failing
+    those, the manifest is rebuilt from the record's pack entry the way ``stslab pack
+    manifest`` writes it, and used only if its SHA-256 matches.
+    """
+    want = record["pack"].get("manifest_sha256")
+    places = []
+    if pack_dir is not None:
+        places.append(Path(pack_dir) / MANIFEST_NAME)
+    places.append(run_dir / MANIFEST_NAME)
+    if record.get("config", {}).get("pack"):
+        places.append(Path(record["config"]["pack"]) / MANIFEST_NAME)
+    for place in places:
+        try:
+            data = place.read_bytes()
+        except OSError:
+            continue
+        if hashlib.sha256(data).hexdigest() == want:
+            return data, str(place)
+    pack = record["pack"]
+    doc = {"pack": pack.get("id"), "version": pack.get("version"), "title": pack.get("title"),
+           "standards": pack.get("standards"), "files": pack.get("files")}  # fmt: skip
+    rebuilt = yaml.safe_dump(doc, sort_keys=False).encode()
+    if hashlib.sha256(rebuilt).hexdigest() == want:
+        return rebuilt, "rebuilt from the record (byte-identical)"
+    tried = ", ".join(str(p) for p in places)
+    raise ReportError(f"no pack manifest with SHA-256 {want} (tried {tried}); "
+                      "give the pack folder the run used with --pack")  # fmt: skip
+
+
+def display_frames(record: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    """Every display-frame evidence entry in the record."""
+    for scenario in record.get("scenarios", []):
+        for step in scenario.get("steps", []):
+            for ev in step.get("evidence", []):
+                if ev.get("kind") == "display_frame":
+                    yield ev
+
+
+def load_evidence(record: dict[str, Any], run_dir: Path) -> dict[str, bytes]:
+    """The PNG of every referenced frame, by SHA-256, each checked against its hash."""
+    out: dict[str, bytes] = {}
+    root = run_dir.resolve()
+    for ev in display_frames(record):
+        name, digest = ev.get("file"), str(ev.get("sha256", ""))
+        if not name or digest in out:
+            continue
+        path = (run_dir / name).resolve()
+        if root not in path.parents:
+            raise ReportError(f"evidence {name!r} points outside the run folder")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ReportError(f"evidence {path}: cannot read: {exc.strerror or exc}") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise ReportError(f"evidence {path}: SHA-256 {actual} is not the record's {digest}")
+        out[digest] = data
+    return out
+
+
+def check_journal(record: dict[str, Any], run_dir: Path) -> str | None:
+    """Check the record against the run's journal (chain intact, same head); a sentence for
+    the report, or None when the run folder has no journal."""
+    from stslab.journal import JournalError, read_journal
+
+    path = run_dir / "journal.jsonl"
+    if not path.exists():
+        return None
+    try:
+        entries = read_journal(path)
+    except JournalError as exc:
+        raise ReportError(f"the journal does not verify: {exc}") from None
+    head = record.get("journal", {}).get("head")
+    count = record.get("journal", {}).get("records")
+    if not entries or entries[-1].hash != head or len(entries) != count:
+        raise ReportError(f"{run_dir / RECORD_NAME} does not match {path} "
+                          "(the journal has records the record does not)")  # fmt: skip
+    return f"{len(entries)} hash-chained journal records, head {head}, checked at issue"
+
+
+# --- report identity ----------------------------------------------------------------------
+
+
+def report_file_name(run_id: str, revision: int) -> str:
+    return f"report-{run_id}-R{revision}.pdf"
+
+
+def report_id(record: dict[str, Any], revision: int) -> str:
+    """Unique per run and revision: the run id is unique, the revision counts amendments."""
+    return f"STS-{record['run_id']}-R{revision}"
+
+
+def existing_revisions(directory: Path, run_id: str) -> list[int]:
+    """Revisions of this run's report already issued into ``directory``."""
+    found = []
+    for path in directory.glob(f"report-{run_id}-R*.pdf"):
+        m = REPORT_FILE.match(path.name)
+        if m and m["run"] == run_id:
+            found.append(int(m["rev"]))
+    return sorted(found)
+
+
+# --- the view the templates draw ----------------------------------------------------------
+
+
+def _unit(text: str, unit: str | None) -> str:
+    if not unit or text.endswith(f" {unit}") or text in ("", "none", "unreadable", "absent"):
+        return text
+    return f"{text} {unit}"
+
+
+def _safe_items(mapping: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in mapping.items() if not SECRET_NAMES.search(k)]
+
+
+def describe_action(step: dict[str, Any]) -> str:
+    """What the step did, in a line (never key material: keys appear by fingerprint)."""
+    a = step.get("action") or {}
+    kind = step.get("kind")
+    if kind in ("token", "setup") and "token" in a:
+        t = a["token"]
+        parts = [str(t.get("kind", "token"))]
+        if t.get("amount") is not None:
+            parts.append(f"{t['amount']} {t.get('unit', '')}".strip())
+        for name, label in (("watts", "W"), ("register", "register"), ("value", "value")):
+            if t.get(name) is not None:
+                parts.append(f"{t[name]} {label}" if name == "watts" else f"{label} {t[name]}")
+        if t.get("tid") is not None:
+            parts.append(f"TID {t['tid']}")
+        text = ", ".join(parts)
+        if kind == "setup":
+            text = f"top-up {text}"
+        if a.get("carrier"):
+            text += f" via {a['carrier']}"
+        if a.get("digits"):
+            text += f": {a['digits']}"
+        if a.get("key"):
+            text += f" (key {a['key']})"
+        if a.get("corrupted"):
+            text += f" — deliberately corrupted ({a['corrupted']})"
+        return text
+    if kind == "setup":
+        return "baseline: load off, supply on"
+    if kind == "key_change":
+        nk = a.get("new_key", {})
+        sections = ", ".join(str(s) for s in a.get("sections", []))
+        text = f"key change set, sections {sections} via {a.get('carrier', '?')}"
+        attrs = [f"{k.upper()} {nk[k]}" for k in ("krn", "kt", "ti", "ken") if k in nk]
+        if nk.get("base_date") is not None:
+            attrs.append(f"base date {nk['base_date']}")
+        if nk.get("ro"):
+            attrs.append("rollover")
+        if nk.get("fingerprint"):
+            attrs.append(f"key {nk['fingerprint']}")
+        return text + (" → " + ", ".join(attrs) if attrs else "")
+    if kind == "raw":
+        text = f"raw entry {a.get('digits', '')} via {a.get('carrier', '?')}"
+        return text + (f" ({a['malformed']})" if a.get("malformed") else "")
+    if kind == "keys":
+        return "keys " + " ".join(str(k) for k in a.get("keys", []))
+    if kind == "load":
+        if not a.get("on"):
+            return "load off"
+        unit = {"CP": "W", "CC": "A", "CR": "Ω"}.get(str(a.get("mode", "")).upper(), "")
+        return f"load on, {a.get('mode', '')} {a.get('setpoint', '')} {unit}".rstrip()
+    if kind == "source":
+        if not a.get("output"):
+            return "supply off"
+        extra = [f"{a[k]} {u}" for k, u in (("voltage", "V"), ("frequency", "Hz")) if a.get(k)]
+        return "supply on" + (", " + ", ".join(extra) if extra else "")
+    if kind == "wait":
+        if a.get("seconds") is not None:
+            return f"wait {a['seconds']} s"
+        if a.get("energy_wh") is not None:
+            return f"wait for {a['energy_wh']} Wh (at most {a.get('timeout_s')} s)"
+        return f"wait until the load switch is {a.get('relay')} (at most {a.get('timeout_s')} s)"
+    if kind == "power_cycle":
+        return f"supply off for {a.get('off_s')} s, then on"
+    if kind == "operator":
+        return f"operator: {a.get('prompt', '')}"
+    if kind == "observe":
+        return "observe"
+    return ", ".join(f"{k} {v}" for k, v in _safe_items(a)) or str(kind)
+
+
+_OBSERVATION_LABELS = {
+    "energy_wh": ("energy used", "Wh"),
+    "credit_before": ("credit before", "kWh"),
+    "credit_after": ("credit after", "kWh"),
+    "relay": ("load switch", None),
+    "relay_transition_s": ("load switch changed after", "s"),
+    "display": ("display", None),
+    "results": ("result", None),
+    "section_results": ("results per section", None),
+    "key_events": ("key events", None),
+    "operator": ("operator", None),
+}
+
+
+def describe_observations(obs: dict[str, Any]) -> list[str]:
+    """The step's observations as short labelled lines with units."""
+    lines = []
+    for key, value in _safe_items(obs):
+        if key == "samples":
+            lines.append(f"{len(value)} samples (see the timeline)")
+            continue
+        label, unit = _OBSERVATION_LABELS.get(key, (key.replace("_", " "), None))
+        if isinstance(value, list):
+            value = ", ".join("—" if v is None else str(v) for v in value)
+        lines.append(f"{label}: {_unit(str(value), unit)}")
+    return lines
+
+
+def _decisive(frames: list[dict[str, Any]], observed: str) -> dict[str, Any] | None:
+    """The frame a display check was decided on: the last one that read what was observed."""
+    matching = [f for f in frames if f.get("text") == observed]
+    if matching:
+        return matching[-1]
+    return frames[-1] if frames else None
+
+
+def _data_uri(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def scenario_view(scenario: dict[str, Any], evidence: dict[str, bytes]) -> dict[str, Any]:
+    """A scenario as the results table draws it: one row per check, steps numbered."""
+    steps = []
+    number = 0
+    for step in scenario.get("steps", []):
+        if step.get("kind") == "setup":
+            label = "setup"
+        else:
+            number += 1
+            label = str(number)
+        frames = [e for e in step.get("evidence", []) if e.get("kind") == "display_frame"]
+        decided: set[str] = set()
+        checks = []
+        for check in step.get("checks", []):
+            row = {
+                "name": check.get("name", ""),
+                "expected": _unit(str(check.get("expected", "")), check.get("unit")),
+                "observed": _unit(str(check.get("observed", "")), check.get("unit")),
+                "outcome": check.get("outcome", ""),
+                "detail": check.get("detail", ""),
+                "frame": None,
+            }
+            if check.get("name") == "display" and frames:
+                frame = _decisive(frames, str(check.get("observed", "")))
+                if frame is not None:
+                    decided.add(frame["sha256"])
+                    row["frame"] = frame["sha256"]
+            checks.append(row)
+        thumbs = []
+        for ev in frames:
+            png = evidence.get(ev.get("sha256", ""))
+            thumbs.append({
+                "sha256": ev.get("sha256", ""),
+                "text": ev.get("text", ""),
+                "confidence": ev.get("confidence"),
+                "annunciators": ", ".join(ev.get("annunciators", [])),
+                "src": _data_uri("image/png", png) if png else None,
+                "decided": ev.get("sha256") in decided,
+            })  # fmt: skip
+        steps.append({
+            "number": label,
+            "label": step.get("label", ""),
+            "kind": step.get("kind", ""),
+            "action": describe_action(step),
+            "outcome": step.get("outcome", ""),
+            "checks": checks,
+            "observations": describe_observations(step.get("observations") or {}),
+            "error": step.get("error"),
+            "retries": step.get("retries", []),
+            "frames": thumbs,
+            "modelled_s": step.get("modelled_s", 0.0),
+        })  # fmt: skip
+    return {
+        "id": scenario.get("id", ""),
+        "title": scenario.get("title", ""),
+        "group": scenario.get("group", ""),
+        "clauses": scenario.get("clauses", []),
+        "outcome": scenario.get("outcome", ""),
+        "skip_reason": scenario.get("skip_reason"),
+        "source_file": Path(str(scenario.get("source_file", ""))).name,
+        "modelled_s": scenario.get("modelled_s", 0.0),
+        "steps": steps,
+        "timeline": charts.timeline_chart(scenario),
+    }
+
+
+def _date(iso: str | None) -> str:
+    if not iso:
+        return "—"
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return str(iso)
+
+
+def accredited_problems(record: dict[str, Any], signer: SignerInfo | None) -> list[str]:
+    """Why this record cannot make an accredited report (empty when it can)."""
+    problems = []
+    pack = record["pack"]
+    if not pack.get("untampered"):
+        problems.append("the scenario pack was not verified untampered")
+    bench = record["bench"]
+    if bench.get("simulated"):
+        problems.append("the bench was simulated (SimLab)")
+    for role, inst in bench.get("instruments", {}).items():
+        status = inst.get("calibration_status")
+        if status not in ("in calibration", "not required"):
+            problems.append(f"instrument {role}: {status}")
+    if signer is not None and signer.development:
+        problems.append("the signing certificate is a development certificate, "
+                        "not the lab's")  # fmt: skip
+    return problems
+
+
+def build_context(
+    run: Run, meta: ReportMeta, signer: SignerInfo | None, view: str = "pdf"
+) -> dict[str, Any]:
+    """Everything the templates draw."""
+    record = run.record
+    pre = record["mode"] != "accredited"
+    if not pre:
+        problems = accredited_problems(record, signer)
+        if problems:
+            raise ReportError("this record cannot make an accredited report: " +
+                              "; ".join(problems))  # fmt: skip
+    job = record["job"]
+    instruments = []
+    for role, inst in sorted(record["bench"].get("instruments", {}).items()):
+        cal = inst.get("calibration") or {}
+        instruments.append({"role": role, **{k: inst.get(k) for k in
+                                             ("driver", "address", "identity")},
+                            "certificate": cal.get("certificate"), "calibrated": cal.get("date"),
+                            "due": cal.get("due"), "cal_lab": cal.get("lab"),
+                            "uncertainty": cal.get("uncertainty"), "note": cal.get("note"),
+                            "status": inst.get("calibration_status")})  # fmt: skip
+    scenarios = [scenario_view(s, run.evidence) for s in record["scenarios"]]
+    import stslab
+
+    return {
+        "view": view,
+        "record": record,
+        "job": job,
+        "dut": record["dut"],
+        "pack": record["pack"],
+        "bench": record["bench"],
+        "summary": record["summary"],
+        "meta": meta,
+        "signer": signer,
+        "pre_submission": pre,
+        "banner": PRE_SUBMISSION_BANNER if pre else None,
+        "development_notice": DEVELOPMENT_NOTICE if signer and signer.development else None,
+        "title": ("Pre-submission test report" if pre else "Certification test report")
+        + " — STS prepayment electricity meter",
+        "record_sha256": run.record_sha256,
+        "manifest_sha256": run.manifest_sha256,
+        "manifest_source": run.manifest_source,
+        "journal_note": run.journal_note,
+        "instruments": instruments,
+        "scenarios": scenarios,
+        "verdict_chart": charts.verdict_chart(record),
+        "groups": charts.group_counts(record),
+        "started": _date(record.get("started")),
+        "finished": _date(record.get("finished")),
+        "issued": meta.issued.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "issued_iso": meta.issued.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "software": f"stslab {stslab.__version__}",
+        "meta_keys": META_KEYS,
+        "meta_values": metadata_values(run, meta, signer),
+    }
+
+
+def metadata_values(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> dict[str, str]:
+    """The document-information entries that bind the pages to the attachments and signer."""
+    return {
+        "report_id": meta.report_id,
+        "record_sha256": run.record_sha256,
+        "manifest_sha256": run.manifest_sha256,
+        "mode": run.record["mode"],
+        "verdict": str(run.record["summary"].get("verdict", "")),
+        "signer_cert_sha256": signer.cert_sha256 if signer else "",
+        "development_signer": "yes" if signer and signer.development else "no",
+        "supersedes": meta.supersedes or "",
+    }
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["short"] = lambda h, n=16: (h or "")[:n]
+    env.filters["css_string"] = css_string
+    return env
+
+
+def css_string(text: str) -> Markup:
+    """``text`` as a quoted CSS string that nothing in it can break out of (for the page
+    margin boxes, which take their text from the style sheet)."""
+    safe = "".join(c if c.isalnum() or c in " .,:;-_/()·—+" else f"\\{ord(c):x} " for c in text)
+    return Markup(f'"{safe}"')
+
+
+def render_html(run: Run, meta: ReportMeta, signer: SignerInfo | None, view: str = "browser") -> str:
+    """The report as one self-contained HTML document (``view`` "browser" or "pdf")."""
+    env = _environment()
+    context = build_context(run, meta, signer, view)
+    context["css"] = (TEMPLATES / "report.css").read_text()
+    return env.get_template("report.html").render(**context)
+
+
+def render_pdf(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> bytes:
+    """The report as PDF/A-3b, the record and the manifest attached as associated files."""
+    import weasyprint
+    from weasyprint.urls import URLFetcher
+
+    html = render_html(run, meta, signer, view="pdf")
+    issued = meta.issued.astimezone(UTC)
+    attachments = [
+        weasyprint.Attachment(string=run.record_bytes, name=RECORD_NAME,
+                              description=f"stslab record of run {run.record['run_id']} "
+                                          f"(SHA-256 {run.record_sha256})",
+                              created=issued, modified=issued, relationship="Data"),
+        weasyprint.Attachment(string=run.manifest_bytes, name=MANIFEST_NAME,
+                              description=f"scenario pack manifest {run.record['pack'].get('id')} "
+                                          f"{run.record['pack'].get('version')} "
+                                          f"(SHA-256 {run.manifest_sha256})",
+                              created=issued, modified=issued, relationship="Source"),
+    ]  # fmt: skip
+    # Everything the page needs is inline; nothing is fetched from a network or a disk.
+    fetcher = URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+    document = weasyprint.HTML(string=html, url_fetcher=fetcher)
+    return document.write_pdf(pdf_variant="pdf/a-3b", custom_metadata=True,
+                              attachments=attachments, uncompressed_pdf=False)  # fmt: skip
