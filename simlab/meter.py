@@ -91,10 +91,11 @@ class SimMeter:
     processor_class: type[ReferenceMeter] = ReferenceMeter
     #: On a fast clock, what a person (or a camera, or a keypad robot) must be able to see or
     #: do keeps at least this much REAL time: a result message, a test display, the entry
-    #: time-out. At speed 1 these floors never apply; above it they stretch the declared
-    #: times (in simulated seconds) so real-time observers keep up.
-    DISPLAY_REAL_FLOOR_S = 1.0
+    #: time-out, a keypad lockout. At speed 1 these floors never apply; above it they
+    #: stretch the declared times (in simulated seconds) so real-time observers keep up.
+    DISPLAY_REAL_FLOOR_S = 0.5
     ENTRY_REAL_FLOOR_S = 0.5
+    LOCKOUT_REAL_FLOOR_S = 1.5
 
     def __init__(
         self,
@@ -445,7 +446,9 @@ class SimMeter:
             return
         self._rejects += 1
         if policy.enabled and self._rejects >= policy.after_rejects:
-            self._lockout_until = self.clock.now() + self._lockout_next
+            self._lockout_until = self.clock.now() + self._at_least_real(
+                self._lockout_next, self.LOCKOUT_REAL_FLOOR_S
+            )
             self._lockout_next = min(self._lockout_next * policy.factor, policy.max_seconds)
             self._rejects = 0
 

@@ -266,6 +266,7 @@ class Runner:
         self._readout_cache: dict[str, Any] | None = None
         self._watch: DisplayWatch | None = None
         self._inject_started: float | None = None
+        self._lingering: str | None = None
 
     # -- scenario ---------------------------------------------------------------------------
 
@@ -575,6 +576,10 @@ class Runner:
         self._acted()
         if self._inject_started is None:
             self._inject_started = time.monotonic()
+            self._lingering = None
+            if self._watch is not None and self._watch.readings:
+                text = canonical_text(self._watch.readings[-1][1].text)
+                self._lingering = text if self._vocabulary.get(text) else None
         if via == "keypad":
             keypad = self.bench.get("keypad")
             keys = [*digits, self.profile.keypad.enter_key]
@@ -691,12 +696,17 @@ class Runner:
         return min(max(0.3, self.clock.real(d.message_seconds + tests * d.test_step_seconds)), 60)
 
     def _post_entry_readings(self) -> list[Any]:
+        """What the display showed after the entry began, once the answer is there.
+
+        A message still lingering from the step before is not the answer: wait for a new
+        one (or, if the answer is the same text again, for the declared display time)."""
         assert self._watch is not None
         start = self._inject_started or 0.0
+        lingering = self._lingering
         deadline = time.monotonic() + self._settle_s()
-        # Wait until the meter's answer is on the display (or the declared time is over).
         while time.monotonic() < deadline:
-            if any(self._vocabulary.get(canonical_text(r.text)) for r in self._watch.since(start)):
+            texts = [canonical_text(r.text) for r in self._watch.since(start)]
+            if any(self._vocabulary.get(t) and t != lingering for t in texts):
                 break
             time.sleep(0.01)
         return self._watch.since(start)
@@ -711,6 +721,8 @@ class Runner:
         """The last result message the display showed after the entry began."""
         readings = self._post_entry_readings()
         answers = [r for r in readings if self._vocabulary.get(canonical_text(r.text))]
+        fresh = [r for r in answers if canonical_text(r.text) != self._lingering]
+        answers = fresh or answers
         if not answers:
             faults = self._watch.faults if self._watch else []
             if faults and not readings:

@@ -9,10 +9,10 @@ message on the display long enough for the camera to read it on a busy machine.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections import Counter
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,26 @@ from stslab.scenario import Scenario
 from stslab.session import Campaign, CampaignConfig
 from tests.stslab.test_pack import write_pack
 
-SPEED = 2.0
+SPEED = 4.0
 PORT_TIMEOUT_S = 2.0
 
+BACK_TO_BACK = """\
+id: T-USED-001
+title: A token entered twice is refused as Used
+group: TID
+clauses: ["IEC 62055-41 TID check"]
+carrier: port
+steps:
+  - id: first
+    do: token
+    token: {class: 0, subclass: 0, amount: 0.2}
+    expect: {result: accept, credit: {change: 0.2}}
+  - do: token
+    token: {class: 0, subclass: 0, amount: 0.2, tid: {same_as: first}}
+    expect: {result: used, display: used, credit: {change: 0}}
+"""
+
+#: The same, with the first Accept message (3 s) gone from the display before the re-entry.
 PASSING = """\
 id: T-USED-001
 title: A token entered twice is refused as Used
@@ -40,6 +57,8 @@ steps:
     do: token
     token: {class: 0, subclass: 0, amount: 0.2}
     expect: {result: accept, credit: {change: 0.2}}
+  - do: wait
+    seconds: 4
   - do: token
     token: {class: 0, subclass: 0, amount: 0.2, tid: {same_as: first}}
     expect: {result: used, display: used, credit: {change: 0}}
@@ -160,7 +179,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(SimBench, "bench_document", _short_port_timeout(SimBench.bench_document))
         campaign.open()
-    with closing(campaign):
+    with contextlib.closing(campaign):
 
         def on_step(scenario: Scenario, step: StepResult) -> None:
             seen.append((scenario.id, step.label))
@@ -184,8 +203,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 def test_a_scenario_the_meter_meets_passes(run: Run) -> None:
     result = run.results["T-USED-001"]
     assert result.outcome is Outcome.PASS
-    setup, first, second = result.steps
+    setup, first, wait, second = result.steps
     assert setup.kind == "setup" and setup.outcome is Outcome.PASS
+    assert wait.kind == "wait" and wait.outcome is Outcome.PASS
     assert [c.name for c in first.checks] == ["result", "credit change"]
     assert all(c.outcome is Outcome.PASS for c in first.checks + second.checks)
     assert [(c.name, c.expected) for c in second.checks] == [
@@ -341,3 +361,33 @@ def test_a_completed_scenario_is_not_run_twice(tmp_path: Path) -> None:
         assert campaign.pending() == []
         with pytest.raises(CampaignError, match="already completed"):
             campaign.run_scenario(scenario)
+
+
+def test_the_previous_entrys_message_is_not_taken_for_this_entrys_answer(
+    tmp_path: Path,
+) -> None:
+    # Two entries 1 s apart on a 2x clock: the first Accept (3 s on the meter's clock) is
+    # still shown when the second entry starts; the second entry's answer is Used.
+    pack = write_pack(tmp_path / "pack", {"1-used.yaml": BACK_TO_BACK})
+    with Campaign(CampaignConfig(out=tmp_path / "runs", pack=pack, speed=2.0)) as campaign:
+        (result,) = _run_all(campaign).values()
+    display = next(c for c in result.steps[-1].checks if c.name == "display")
+    assert display.observed in ("USEd", "U5Ed"), display
+    assert result.outcome is Outcome.PASS
+
+
+def test_opening_a_campaign_twice_leaves_no_bench_running(tmp_path: Path) -> None:
+    # ``with campaign:`` after ``campaign.open()`` is an easy mistake; it must not leave a
+    # SimLab (threads, ptys, TCP listeners) running behind the campaign's back.
+    from stslab.session import CampaignError
+
+    pack = write_pack(tmp_path / "pack", {"card.yaml": CARD})
+    campaign = Campaign(CampaignConfig(out=tmp_path / "runs", pack=pack))
+    campaign.open()
+    first = campaign._sim
+    try:
+        with contextlib.suppress(CampaignError):  # refusing is fine; a second bench is not
+            campaign.open()
+    finally:
+        campaign.close()
+    assert not first.running
