@@ -30,6 +30,7 @@ RECORD_NAME = "record.json"
 MANIFEST_NAME = "manifest.yaml"
 PRE_SUBMISSION_BANNER = "PRE-SUBMISSION — NOT A CERTIFICATION REPORT"
 DEVELOPMENT_NOTICE = "signed with a development certificate"
+EVIDENCE_SCHEME = "evidence"
 REPORT_FILE = re.compile(r"^report-(?P<run>.+)-R(?P<rev>\d+)\.pdf$")
 #: PDF document-information keys the verifier reads back (WeasyPrint keeps letters/digits).
 META_KEYS = {
@@ -367,7 +368,9 @@ def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def scenario_view(scenario: dict[str, Any], evidence: dict[str, bytes]) -> dict[str, Any]:
+def scenario_view(
+    scenario: dict[str, Any], evidence: dict[str, bytes], inline: bool = True
+) -> dict[str, Any]:
     """A scenario as the results table draws it: one row per check, steps numbered."""
     steps = []
     number = 0
@@ -403,7 +406,8 @@ def scenario_view(scenario: dict[str, Any], evidence: dict[str, bytes]) -> dict[
                 "text": ev.get("text", ""),
                 "confidence": ev.get("confidence"),
                 "annunciators": ", ".join(ev.get("annunciators", [])),
-                "src": _data_uri("image/png", png) if png else None,
+                "src": None if not png else _data_uri("image/png", png) if inline
+                else f"{EVIDENCE_SCHEME}:{ev['sha256']}",
                 "decided": ev.get("sha256") in decided,
             })  # fmt: skip
         steps.append({
@@ -482,7 +486,8 @@ def build_context(
                             "due": cal.get("due"), "cal_lab": cal.get("lab"),
                             "uncertainty": cal.get("uncertainty"), "note": cal.get("note"),
                             "status": inst.get("calibration_status")})  # fmt: skip
-    scenarios = [scenario_view(s, run.evidence) for s in record["scenarios"]]
+    # A browser view carries its frames inline; the PDF renderer fetches them by hash.
+    scenarios = [scenario_view(s, run.evidence, inline=view != "pdf") for s in record["scenarios"]]
     import stslab
 
     return {
@@ -563,7 +568,6 @@ def render_html(run: Run, meta: ReportMeta, signer: SignerInfo | None, view: str
 def render_pdf(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> bytes:
     """The report as PDF/A-3b, the record and the manifest attached as associated files."""
     import weasyprint
-    from weasyprint.urls import URLFetcher
 
     html = render_html(run, meta, signer, view="pdf")
     issued = meta.issued.astimezone(UTC)
@@ -578,8 +582,22 @@ def render_pdf(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> bytes:
                                           f"(SHA-256 {run.manifest_sha256})",
                               created=issued, modified=issued, relationship="Source"),
     ]  # fmt: skip
-    # Everything the page needs is inline; nothing is fetched from a network or a disk.
-    fetcher = URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
-    document = weasyprint.HTML(string=html, url_fetcher=fetcher)
+    document = weasyprint.HTML(string=html, url_fetcher=_evidence_fetcher(run.evidence))
     return document.write_pdf(pdf_variant="pdf/a-3b", custom_metadata=True,
                               attachments=attachments, uncompressed_pdf=False)  # fmt: skip
+
+
+def _evidence_fetcher(evidence: dict[str, bytes]) -> Any:
+    """A URL fetcher that serves verified evidence frames by hash and nothing else: the
+    report never reaches a network or a disk while it renders."""
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class EvidenceFetcher(URLFetcher):
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            scheme, _, digest = url.partition(":")
+            if scheme == EVIDENCE_SCHEME and digest in evidence:
+                return URLFetcherResponse(url, body=evidence[digest],
+                                          headers={"Content-Type": "image/png"})  # fmt: skip
+            return super().fetch(url, headers)
+
+    return EvidenceFetcher(allowed_protocols={"data"}, fail_on_errors=True)

@@ -96,6 +96,7 @@ class SimMeter:
     DISPLAY_REAL_FLOOR_S = 0.5
     ENTRY_REAL_FLOOR_S = 0.5
     LOCKOUT_REAL_FLOOR_S = 1.5
+    TEST_OPEN_REAL_FLOOR_S = 1.0  # the class-1 load switch test's open time
 
     def __init__(
         self,
@@ -516,7 +517,9 @@ class SimMeter:
 
     def _start_load_switch_test(self) -> None:
         self._open_reasons.add("test")
-        self._test_open_until = self.clock.now() + self.profile.load_switch.test_open_s
+        self._test_open_until = self.clock.now() + self._at_least_real(
+            self.profile.load_switch.test_open_s, self.TEST_OPEN_REAL_FLOOR_S
+        )
         self._apply_relay()
 
     def _advance_tests(self, now: float, events: list[float]) -> None:

@@ -267,6 +267,7 @@ class Runner:
         self._watch: DisplayWatch | None = None
         self._inject_started: float | None = None
         self._lingering: str | None = None
+        self._step_started: float | None = None
 
     # -- scenario ---------------------------------------------------------------------------
 
@@ -373,6 +374,7 @@ class Runner:
             if self._needs_watch(step):
                 self._watch = DisplayWatch(self.bench.get("display")).start()
             self._inject_started = None
+            self._step_started = None
             handler(step, via, res, tids)
             if step.expect is not None:
                 self._judge(step.expect, before, res)
@@ -574,12 +576,14 @@ class Runner:
 
     def inject(self, digits: str, via: str, res: StepResult) -> None:
         self._acted()
-        if self._inject_started is None:
-            self._inject_started = time.monotonic()
-            self._lingering = None
-            if self._watch is not None and self._watch.readings:
-                text = canonical_text(self._watch.readings[-1][1].text)
-                self._lingering = text if self._vocabulary.get(text) else None
+        # Each entry (a key change set has several) has its own window on the display.
+        self._inject_started = time.monotonic()
+        if self._step_started is None:
+            self._step_started = self._inject_started
+        self._lingering = None
+        if self._watch is not None and self._watch.readings:
+            text = canonical_text(self._watch.readings[-1][1].text)
+            self._lingering = text if self._vocabulary.get(text) else None
         if via == "keypad":
             keypad = self.bench.get("keypad")
             keys = [*digits, self.profile.keypad.enter_key]
@@ -737,7 +741,7 @@ class Runner:
         if watch is None:
             return
         watch.stop()
-        start = self._inject_started or 0.0
+        start = self._step_started or 0.0
         res.observations["display_sequence"] = [r.text for r in watch.since(start)]
         if watch.faults:
             res.observations["display_faults"] = len(watch.faults)

@@ -10,10 +10,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stslab.cli import main
 from stslab.journal import Journal, JournalError, read_journal
@@ -86,12 +88,21 @@ def _kill_during_second_scenario(pack: Path, out: Path) -> Path:
             proc.wait(timeout=10)
 
 
+def _remove_killed_simlab(run: Path) -> None:
+    """The killed child could not remove its SimLab folder (pty links, segment map)."""
+    bench = yaml.safe_load((run / "bench.yaml").read_text())
+    folder = Path(bench["instruments"]["keypad"]["address"]).parent
+    if folder.name.startswith("stslab-sim-") and folder.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def killed_and_resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("resume")
     pack = write_pack(base / "pack", {f"s{n}.yaml": WAITING_SCENARIO.format(n=n)
                                       for n in (1, 2, 3)})  # fmt: skip
     run = _kill_during_second_scenario(pack, base / "runs")
+    _remove_killed_simlab(run)
     before = read_journal(run / "journal.jsonl")  # a killed run's journal still verifies
     assert not (run / "record.json").exists()
     code = main(["certify", "--resume", str(run), "--pack", str(pack), "--quiet"])
