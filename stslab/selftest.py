@@ -71,7 +71,7 @@ def selftest(
     defects: list[str],
     pack: Path = DEFAULT_PACK,
     dut: str | None = None,
-    speed: float = 50.0,
+    speed: float = 20.0,
     select: tuple[str, ...] = (),
     workers: int = 2,
     include_reference: bool = True,

@@ -73,7 +73,7 @@ class CampaignConfig:
     out: Path = Path("runs")
     pack: Path = DEFAULT_PACK
     mode: Mode = "pre-submission"
-    speed: float = 50.0
+    speed: float = 20.0
     defects: tuple[str, ...] = ()
     noise: str = "none"
     ledger_dir: Path | None = None

@@ -113,7 +113,7 @@ def certify(
     pack_key: Annotated[
         list[Path] | None, typer.Option("--pack-key", help="Trusted pack signing key (PEM).")
     ] = None,
-    speed: Annotated[float, typer.Option(help="SimLab clock speed.")] = 50.0,
+    speed: Annotated[float, typer.Option(help="SimLab clock speed.")] = 20.0,
     defect: Annotated[list[str] | None, typer.Option(help="SimLab meter defect.")] = None,
     noise: Annotated[str, typer.Option(help="SimLab camera noise.")] = "none",
     resume: Annotated[Path | None, typer.Option(help="Resume the run in this folder.")] = None,

@@ -18,7 +18,7 @@ def selftest_command(
     ] = None,
     dut: Annotated[str | None, typer.Option(help="Meter profile for SimLab.")] = None,
     pack: Annotated[Path | None, typer.Option(help="Scenario pack folder.")] = None,
-    speed: Annotated[float, typer.Option(help="SimLab clock speed.")] = 50.0,
+    speed: Annotated[float, typer.Option(help="SimLab clock speed.")] = 20.0,
     select: Annotated[
         list[str] | None, typer.Option("--select", "-k", help="Only scenario ids containing this.")
     ] = None,
