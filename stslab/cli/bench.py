@@ -46,3 +46,28 @@ def check(
     if failed:
         console.print(f"[red]failed:[/] {', '.join(failed)}")
         raise typer.Exit(1)
+
+
+@app.command("calibrate-display")
+def calibrate_display(
+    frame: Annotated[str, typer.Argument(help="An all-segments frame: PNG file or snapshot URL.")],
+    layout: Annotated[Path, typer.Argument(help="The meter model's segment layout (YAML).")],
+    out: Annotated[Path, typer.Option(help="Where to write the calibrated segment map.")],
+) -> None:
+    """Build a camera's segment map from one frame of the display with every segment lit
+    (class-1 test 1): locate the glass, fit the perspective, check every segment reads on."""
+    import urllib.request
+
+    from instruments.display import CalibrationError, calibrate
+
+    try:
+        if frame.startswith(("http://", "https://")):
+            with urllib.request.urlopen(frame, timeout=10) as reply:
+                png = reply.read()
+        else:
+            png = Path(frame).read_bytes()
+        text = calibrate(png, layout.read_text(), layout_source=str(layout))
+    except (OSError, CalibrationError, ValueError) as exc:
+        raise ArgumentError("FRAME", str(exc)) from None
+    out.write_text(text)
+    typer.echo(f"wrote {out}")
