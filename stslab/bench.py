@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from instruments.base import Driver, Identity, InstrumentError, driver_class
-from sts.schema import DocumentError, read_text, validate
+from sts.schema import DocumentError, line_of, parse_yaml_text, read_text, validate
 
 Role = Literal["keypad", "port", "card", "presenter", "display", "analyzer", "source", "load"]
 ROLES: tuple[str, ...] = ("keypad", "port", "card", "presenter", "display", "analyzer",
@@ -102,17 +102,6 @@ class Bench(BaseModel):
     instruments: dict[Role, Instrument]
     source_file: str = Field(default="<memory>", exclude=True)
 
-    @model_validator(mode="after")
-    def _roles(self) -> Bench:
-        for role, inst in self.instruments.items():
-            cls = driver_class(inst.driver)
-            if cls.role and cls.role != role:
-                raise ValueError(
-                    f"instruments.{role}.driver: {inst.driver!r} is a {cls.role} driver, "
-                    f"not a {role} driver"
-                )
-        return self
-
     def deviations(self, today: date) -> list[str]:
         """Calibration problems, one sentence each (empty when every instrument is fine)."""
         out = []
@@ -131,18 +120,36 @@ class Bench(BaseModel):
 
 def load_bench(path: str | Path) -> Bench:
     """Load and validate a bench file."""
-    text = read_text(path, "bench file")
     try:
-        return validate(Bench, text, str(path), extra={"source_file": str(path)})
+        text = read_text(path, "bench file")
     except DocumentError as exc:
         raise BenchError(str(exc)) from None
+    return parse_bench(text, str(path))
 
 
 def parse_bench(text: str, source: str = "<memory>") -> Bench:
     try:
-        return validate(Bench, text, source, extra={"source_file": source})
+        bench = validate(Bench, text, source, extra={"source_file": source})
     except DocumentError as exc:
         raise BenchError(str(exc)) from None
+    _check_roles(bench, text, source)
+    return bench
+
+
+def _check_roles(bench: Bench, text: str, source: str) -> None:
+    """Each driver must be one for the role it is named under."""
+    problems = []
+    _data, root = parse_yaml_text(text, source)
+    for role, inst in bench.instruments.items():
+        cls = driver_class(inst.driver)
+        if cls.role and cls.role != role:
+            line = line_of(root, ("instruments", role, "driver"))
+            problems.append(
+                f"{source}:{line}: instruments.{role}.driver: {inst.driver!r} is a {cls.role} "
+                f"driver, not a {role} driver"
+            )
+    if problems:
+        raise BenchError("\n".join(problems))
 
 
 def open_instrument(

@@ -2,7 +2,7 @@
 Documentation     TransferCredit and the TID store (IEC 62055-41 §9.2, §9.5): accepted credit is
 ...               added once; a stored TID is Used, a TID below the store is Old.
 Resource          stslab.resource
-Test Setup        Prepare Meter
+Test Setup        Meter At Rest
 
 
 *** Test Cases ***

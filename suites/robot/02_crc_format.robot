@@ -3,7 +3,7 @@ Documentation     Authentication and format (IEC 62055-41 §9.1): a token under 
 ...               another meter or mistyped fails the CRC; an entry that is not a 66-bit number in
 ...               20 digits is a Format error. Nothing is credited either way.
 Resource          stslab.resource
-Test Setup        Prepare Meter
+Test Setup        Meter At Rest
 
 
 *** Test Cases ***

@@ -3,7 +3,7 @@ Documentation     InitiateMeterTest (class 1, IEC 62055-41 §9.4): a supported t
 ...               unsupported one is a Function error, another manufacturer's code a MfrCode
 ...               error; class 1 carries no TID, so the same token is accepted again.
 Resource          stslab.resource
-Test Setup        Prepare Meter
+Test Setup        Meter At Rest
 
 
 *** Test Cases ***

@@ -3,7 +3,7 @@ Documentation     Meter-specific management tokens (class 2, IEC 62055-41 ยง1, ย
 ...               power limit is stored and enforced, ClearCredit empties the register,
 ...               ClearTamperCondition clears a tamper condition.
 Resource          stslab.resource
-Test Setup        Prepare Meter
+Test Setup        Meter At Rest
 
 
 *** Test Cases ***

@@ -3,7 +3,7 @@ Documentation     Key changes (IEC 62055-41 §8): a whole set installs the new k
 ...               half a set changes nothing, a change to a DITK is refused, and under a default
 ...               key (DDTK) credit is refused while management tokens are not.
 Resource          stslab.resource
-Test Setup        Prepare Meter
+Test Setup        Meter At Rest
 
 
 *** Test Cases ***

@@ -3,7 +3,7 @@ Documentation     Depletion and top-up, and loss of supply (IEC 62055-41 §9.2, 
 ...               credit the load switch opens and a top-up recloses it per the declared policy;
 ...               credit, the TID store, the key and the limits survive a power cycle.
 Resource          stslab.resource
-Test Setup        Prepare Meter
+Test Setup        Meter At Rest
 
 
 *** Test Cases ***

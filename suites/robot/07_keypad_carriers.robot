@@ -4,7 +4,7 @@ Documentation     Token carriers (IEC 62055-51): the keypad with backspace and i
 ...               The class-1 token 18446744073843772416 ("display KRN and KT", subclass 0,
 ...               MfrCode 0; no TID, not encrypted) is valid on every meter.
 Resource          stslab.resource
-Test Setup        Prepare Meter
+Test Setup        Meter At Rest
 
 
 *** Test Cases ***
@@ -47,6 +47,7 @@ A credit token through the optical port is accepted
     Skip Unless Declared    carrier=port
     Mint And Enter Token    0    0    amount=1.0    carrier=port
     Result Should Be    accept
+    Display Should Show    accept
     Credit Change Should Be    1.0
 
 A credit token on a magnetic card is accepted
@@ -56,6 +57,7 @@ A credit token on a magnetic card is accepted
     Skip Unless Declared    carrier=card
     Mint And Enter Token    0    0    amount=1.0    carrier=card
     Result Should Be    accept
+    Display Should Show    accept
     Credit Change Should Be    1.0
 
 A token accepted through the port is Used through the keypad

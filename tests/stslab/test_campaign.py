@@ -26,7 +26,7 @@ from stslab.scenario import Scenario
 from stslab.session import Campaign, CampaignConfig
 from tests.stslab.test_pack import write_pack
 
-SPEED = 4.0
+SPEED = 2.0
 PORT_TIMEOUT_S = 2.0
 
 BACK_TO_BACK = """\
