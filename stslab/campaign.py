@@ -232,6 +232,12 @@ class DisplayWatch:
         self._thread.join(timeout=self.read_timeout_s + 2.0)
         return list(self.readings)
 
+    def wait_first(self, timeout_s: float = 3.0) -> None:
+        """Block until the first reading (or a fault) is in."""
+        deadline = time.monotonic() + timeout_s
+        while not (self.readings or self.faults) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     def since(self, t: float) -> list[Any]:
         return [r for done, r in self.readings if done >= t]
 
@@ -373,6 +379,7 @@ class Runner:
             self._acted()
             if self._needs_watch(step):
                 self._watch = DisplayWatch(self.bench.get("display")).start()
+                self._watch.wait_first()  # know what the display shows before the entry
             self._inject_started = None
             self._step_started = None
             handler(step, via, res, tids)

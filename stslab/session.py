@@ -108,6 +108,8 @@ class Campaign:
     # -- opening ----------------------------------------------------------------------------
 
     def open(self) -> Campaign:
+        if self._sim is not None or self._drivers_cm is not None:
+            raise CampaignError("the campaign is already open")
         cfg = self.config
         if self.resume_dir is not None:
             self._prepare_resume()
