@@ -734,6 +734,11 @@ class Runner:
         answers = [r for r in readings if self._vocabulary.get(canonical_text(r.text))]
         fresh = [r for r in answers if canonical_text(r.text) != self._lingering]
         answers = fresh or answers
+        if not answers and self._lingering is not None and self._watch is not None:
+            # The same message stayed on through the entry (an answer equal to the one
+            # before it, through a carrier that does not clear the display).
+            before = [r for t, r in self._watch.readings if t < (self._inject_started or 0.0)]
+            answers = [r for r in before if canonical_text(r.text) == self._lingering][-1:]
         if not answers:
             faults = self._watch.faults if self._watch else []
             if faults and not readings:

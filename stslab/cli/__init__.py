@@ -16,6 +16,7 @@ from stslab.cli.bench import app as bench_app
 from stslab.cli.certify import certify
 from stslab.cli.errors import ArgumentError
 from stslab.cli.pack import app as pack_app
+from stslab.cli.robot import robot_command
 from stslab.cli.selftest import selftest_command
 from stslab.cli.sim import sim
 from stslab.cli.token import app as token_app
@@ -34,6 +35,7 @@ app.add_typer(bench_app, name="bench")
 app.command("certify")(certify)
 app.command("selftest")(selftest_command)
 app.add_typer(pack_app, name="pack")
+app.command("robot")(robot_command)
 
 
 def _family(name: str) -> tuple[type[BaseException], ...]:
