@@ -7,7 +7,8 @@ then reads the figures from the run's record:
 
 * ``campaign_wall_s``: real time from opening the campaign (SimLab start, drivers opened and
   identified) to the record written; ``open_s`` is the opening part alone;
-* ``scenarios`` (run, with ``pass``/``fail``/``error``/``skip``), ``steps`` (setup steps
+* ``scenarios`` (run, with ``pass``/``fail``/``error``/``skip``, and the ids of any that
+  failed or erred: the reference meter should have none), ``steps`` (setup steps
   excluded), ``token_steps`` (steps that inject: ``token``, ``raw``, ``key_change``) and
   ``injected_tokens`` (a key change injects one token per section);
 * ``modelled_s``: the bench time the scenarios took (what a real bench would need);
@@ -94,7 +95,9 @@ def overheads(record: dict[str, Any], speed: float) -> dict[str, tuple[float, in
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pack", type=Path, default=DEFAULT_PACK, help="scenario pack folder")
-    parser.add_argument("--speed", type=float, default=50.0, help="SimLab clock speed")
+    parser.add_argument(
+        "--speed", type=float, default=CampaignConfig().speed, help="SimLab clock speed"
+    )
     parser.add_argument("--dut", default=None, help="SimLab meter profile (built-in name/file)")
     parser.add_argument("--select", action="append", default=[], help="scenario ids containing")
     args, _ = parser.parse_known_args()  # run_all.py passes every script the same arguments
@@ -114,6 +117,10 @@ def main() -> int:
     print(f"scenarios={summary['scenarios']}")
     for outcome in ("PASS", "FAIL", "ERROR", "SKIP"):
         print(f"{outcome.lower()}={summary[outcome]}")
+    for outcome in ("FAIL", "ERROR"):  # a reference meter should have none: figures are suspect
+        ids = [sc["id"] for sc in record["scenarios"] if sc["outcome"] == outcome]
+        if ids:
+            print(f"{outcome.lower()}_ids={','.join(ids)}")
     print(f"steps={len(steps)}")
     print(f"token_steps={len(token_steps)}")
     for kind in INJECTING:

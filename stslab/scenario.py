@@ -13,14 +13,16 @@ line. The JSON schema of the format is :func:`json_schema` (``stslab scenarios s
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from sts.meter import Result
-from sts.schema import DocumentError, read_text, validate
+from sts.schema import DocumentError, read_text
 
 SCENARIO_VERSION = 1
 Carrier = Literal["keypad", "port", "card"]
@@ -234,6 +236,14 @@ class LoadStep(_Step):
     mode: Literal["CC", "CR", "CP"] = "CP"
     setpoint: float = Field(default=0.0, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_on(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare ``on:`` key as the boolean true.
+        if isinstance(data, dict) and True in data and "on" not in data:
+            return {("on" if k is True else k): v for k, v in data.items()}
+        return data
+
 
 class SourceStep(_Step):
     do: Literal["source"]
@@ -339,7 +349,7 @@ class Scenario(_Model):
     #: Credit (electricity, kWh) the meter must hold before the steps; topped up if short.
     setup_credit: Decimal | None = None
     steps: list[Step] = Field(min_length=1)
-    source_file: str = Field(default="<memory>", exclude=True)
+    source_file: SkipJsonSchema[str] = Field(default="<memory>", exclude=True)
 
     @field_validator("applies")
     @classmethod
@@ -355,11 +365,11 @@ class Scenario(_Model):
         for i, step in enumerate(self.steps, 1):
             if step.id is not None:
                 if step.id in seen:
-                    raise ValueError(f"step {i}: id {step.id!r} is used twice")
+                    raise ValueError(f"step {i}: id: {step.id!r} is used twice")
                 seen.add(step.id)
             same_as = step.token.tid.same_as if isinstance(step, TokenStep) else None
             if same_as is not None and same_as not in seen:
-                raise ValueError(f"step {i}: tid.same_as {same_as!r} names no earlier step")
+                raise ValueError(f"step {i}: token.tid.same_as: {same_as!r} names no earlier step")
         return self
 
     def step_label(self, index: int) -> str:
@@ -380,15 +390,21 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
 
 
 def parse_scenarios(text: str, source: str) -> list[Scenario]:
+    from pydantic import ValidationError
+
     from sts.schema import parse_yaml_text
 
-    data, _root = parse_yaml_text(text, source)
-    wrapped = "scenarios" in data if isinstance(data, dict) else False
-    body = text if wrapped else _indent_as_list(text)
     try:
-        doc = validate(ScenarioFile, body, source)
+        data, _root = parse_yaml_text(text, source)
     except DocumentError as exc:
-        raise ScenarioError(_name_scenarios(str(exc), data, wrapped)) from None
+        raise ScenarioError(str(exc)) from None
+    wrapped = isinstance(data, dict) and "scenarios" in data
+    body = text if wrapped else _indent_as_list(text)
+    data, root = parse_yaml_text(body, source)
+    try:
+        doc = ScenarioFile.model_validate(data if isinstance(data, dict) else {})
+    except ValidationError as exc:
+        raise ScenarioError(_explain(exc, root, source, data, 0 if wrapped else 1)) from None
     return [s.model_copy(update={"source_file": source}) for s in doc.scenarios]
 
 
@@ -397,35 +413,45 @@ def _indent_as_list(text: str) -> str:
     return "scenarios:\n- " + "\n  ".join(text.splitlines()) + "\n"
 
 
-def _name_scenarios(message: str, data: Any, wrapped: bool) -> str:
-    """Rewrite ``scenarios.N.steps.M`` paths as ``scenario <id> step M+1``."""
-    items = data.get("scenarios") if wrapped and isinstance(data, dict) else [data]
+_STEP_MESSAGE = re.compile(r"step (\d+): ([\w.]+): (.*)", re.DOTALL)
+
+
+def _explain(exc: Any, root: Any, source: str, data: Any, shift: int) -> str:
+    """Each error as ``file:line: scenario <id> step <n>: key.path: message``."""
+    from sts.schema import line_of
+
+    items = data.get("scenarios") if isinstance(data, dict) else None
     out = []
-    for line in message.splitlines():
-        head, sep, rest = line.partition(": scenarios.")
-        if not sep:
-            out.append(line)
-            continue
-        if not wrapped:
-            # line numbers are one more than the file's: the list header was added
-            file_part, _, num = head.rpartition(":")
-            if num.isdigit():
-                head = f"{file_part}:{int(num) - 1}"
-        index_text, _, path = rest.partition(".")
-        index = int(index_text.split(":")[0]) if index_text.split(":")[0].isdigit() else None
-        sid = "?"
-        if index is not None and isinstance(items, list) and index < len(items):
-            item = items[index]
-            if isinstance(item, dict):
-                sid = str(item.get("id", "?"))
-        where = f"scenario {sid}"
-        if path.startswith("steps."):
-            step_index, _, step_rest = path[len("steps.") :].partition(".")
-            if step_index.isdigit():
-                where += f" step {int(step_index) + 1}"
-                kind, _, after = step_rest.partition(".")
-                path = after if kind in STEP_KINDS else step_rest
-        out.append(f"{head}: {where}: {path}" if path else f"{head}: {where}")
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = msg.removeprefix("Value error, ")
+        where, key, line_loc = "", list(loc), list(loc)
+        if len(loc) >= 2 and loc[0] == "scenarios" and isinstance(loc[1], int):
+            index = loc[1]
+            item = items[index] if isinstance(items, list) and index < len(items) else None
+            where = f"scenario {item.get('id', '?') if isinstance(item, dict) else '?'}"
+            key = loc[2:]
+            step_msg = _STEP_MESSAGE.match(msg) if not key else None
+            if len(key) >= 2 and key[0] == "steps" and isinstance(key[1], int):
+                step = key[1]
+                steps = item.get("steps") if isinstance(item, dict) else None
+                entry = steps[step] if isinstance(steps, list) and step < len(steps) else None
+                key = key[2:]
+                if key and isinstance(entry, dict) and key[0] == entry.get("do"):
+                    key = key[1:]  # the step union's tag, not a key of the file
+                where += f" step {step + 1}"
+                line_loc = ["scenarios", index, "steps", step, *key]
+            elif step_msg is not None:  # a scenario-level rule about one step
+                step = int(step_msg.group(1))
+                key = step_msg.group(2).split(".")
+                msg = step_msg.group(3)
+                where += f" step {step}"
+                line_loc = ["scenarios", index, "steps", step - 1, *key]
+        line = line_of(root, tuple(line_loc))
+        head = f"{source}:{max(1, line - shift)}" if line else source
+        parts = [head, where, ".".join(str(p) for p in key), msg]
+        out.append(": ".join(p for p in parts if p))
     return "\n".join(out)
 
 

@@ -27,7 +27,7 @@ from stslab.factory import TokenFactory, key_state_from_profile
 from stslab.job import Job, demo_job, load_job
 from stslab.journal import Journal, JournalError, read_journal
 from stslab.ledger import Ledger, ledger_path, load_ledger
-from stslab.pack import PackStatus, trusted_keys, verify_pack
+from stslab.pack import PackError, PackStatus, trusted_keys, verify_pack
 from stslab.scenario import Scenario, load_scenarios
 
 Mode = Literal["accredited", "pre-submission"]
@@ -119,6 +119,8 @@ class Campaign:
         if cfg.select:
             self.scenarios = [s for s in self.scenarios if any(k in s.id for k in cfg.select)]
         self.pack = self._check_pack()
+        if cfg.mode == "accredited" and cfg.bench == "sim":
+            raise CampaignError("accredited mode needs a real bench, not SimLab")
         self._open_run_dir()
         try:
             self._open_bench()
@@ -139,7 +141,10 @@ class Campaign:
         if cfg.mode == "pre-submission":
             trusted = {**trusted, **{f"{k} (development key)": v
                                      for k, v in trusted_keys(DEV_KEYS).items()}}  # fmt: skip
-        status = verify_pack(cfg.pack, trusted)
+        try:
+            status = verify_pack(cfg.pack, trusted)
+        except PackError as exc:
+            raise CampaignError(str(exc)) from None
         if cfg.mode == "accredited" and not status.untampered:
             raise CampaignError(
                 "accredited mode refuses this scenario pack: " + "; ".join(status.problems)

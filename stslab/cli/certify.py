@@ -129,11 +129,13 @@ def certify(
 
     if mode not in ("pre-submission", "accredited"):
         raise ArgumentError("--mode", f"{mode!r} is not pre-submission or accredited")
+    if resume is not None and not (resume / "journal.jsonl").exists():
+        raise ArgumentError("--resume", f"{resume} has no journal.jsonl")
+    if resume is not None and pack is None:
+        pack = _run_pack(resume)
     pack_dir = (pack or DEFAULT_PACK).resolve()
     if not (pack_dir / "manifest.yaml").exists():
         raise ArgumentError("--pack", f"{pack_dir} has no manifest.yaml")
-    if resume is not None and not (resume / "journal.jsonl").exists():
-        raise ArgumentError("--resume", f"{resume} has no journal.jsonl")
     console = Console()
     # Our own configuration only: the progress display replaces pytest's terminal output.
     args = [str(pack_dir), "-c", os.devnull, "-p", "no:cacheprovider", "-p", "no:terminal",
@@ -160,7 +162,10 @@ def certify(
     code = pytest.main(args, plugins=[progress, _Select()])
     record = progress.record
     if record is None:
-        raise ArgumentError("certify", f"the campaign did not run (pytest exit status {code})")
+        reason = getattr(progress.config, "_stslab_error", None)
+        raise ArgumentError(
+            "certify", reason or f"the campaign did not run (pytest exit status {code})"
+        )
     _summary(console, record, progress.run_dir)
     verdict = record["summary"]["verdict"]
     raise typer.Exit(0 if verdict == "PASS" else 1 if verdict == "FAIL" else 3)
@@ -183,3 +188,17 @@ def _summary(console: Console, record: dict[str, Any], run_dir: Path | None) -> 
         console.print(f"[yellow]deviation:[/] {d}")
     if run_dir is not None:
         console.print(f"run folder: {run_dir}  (record.json, journal.jsonl, evidence/)")
+
+
+def _run_pack(run_dir: Path) -> Path | None:
+    """The pack a run was started with, from its journal's start record (None if unreadable:
+    the campaign then refuses the resume and says why)."""
+    from stslab.journal import JournalError, iter_journal
+
+    try:
+        first = next(iter(iter_journal(run_dir / "journal.jsonl")), None)
+    except JournalError:
+        return None
+    if first is None or first.kind != "start":
+        return None
+    return Path(first.data["config"]["pack"])

@@ -25,9 +25,13 @@ def manifest(
 ) -> None:
     """Write manifest.yaml (SHA-256 of every scenario file); removes an old signature."""
     from stslab.pack import PackError, build_manifest
-    from stslab.session import load_pack
+    from stslab.scenario import ScenarioError
+    from stslab.session import CampaignError, load_pack
 
-    load_pack(directory)  # every scenario must load before a manifest vouches for it
+    try:
+        load_pack(directory)  # every scenario must load before a manifest vouches for it
+    except (ScenarioError, CampaignError) as exc:
+        raise ArgumentError("DIRECTORY", str(exc)) from None
     try:
         path = build_manifest(directory, pack_id, version, list(standard or ()), title)
     except PackError as exc:
