@@ -8,6 +8,7 @@ the record holds samples, and the timeline says which points were measured.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -219,11 +220,10 @@ def timeline_chart(scenario: dict[str, Any]) -> str | None:
     if not wants_timeline(scenario):
         return None
     tl = timeline(scenario)
-    width, left, right = 680.0, 70.0, 14.0
+    width, left, right = 680.0, 92.0, 14.0
     plot_w = width - left - right
-    end = tl.end_s if tl.end_s > 0 else 1.0
-    xticks = _ticks(end, 8)
-    span = xticks[-1] or 1.0
+    span = tl.end_s if tl.end_s > 0 else 1.0
+    xticks = [t for t in _ticks(span, 8) if t <= span + 1e-9]
 
     def x(t: float) -> float:
         return left + plot_w * min(max(t, 0.0), span) / span
@@ -231,7 +231,7 @@ def timeline_chart(scenario: dict[str, Any]) -> str | None:
     body: list[str] = []
     top = 16.0
     # step boundaries, numbered as in the results table
-    body.append(_text(left - 6, top - 4, "step", 8, "end", "#555"))
+    body.append(_text(4, top - 4, "step", 8, "start", "#555"))
     last_label = -1e9
     for t0, number in tl.step_starts:
         body.append(_line(x(t0), top, x(t0), top + 196, "#ccc", 0.5, "2,2"))
@@ -242,8 +242,8 @@ def timeline_chart(scenario: dict[str, Any]) -> str | None:
     def panel(y: float, h: float, title: str, unit: str, points: list[tuple[float, float]],
               stepwise: bool, markers: bool) -> None:  # fmt: skip
         body.append(_rect(left, y, plot_w, h, "#fafafa", "#bbb"))
-        body.append(_text(8, y + 10, title, 8.5, weight="bold"))
-        body.append(_text(8, y + 21, unit, 8, fill="#555"))
+        body.append(_text(4, y + 10, title, 8.5, weight="bold"))
+        body.append(_text(4, y + 21, unit, 7.5, fill="#555"))
         high = max((v for _, v in points), default=0.0)
         yticks = _ticks(high * 1.05 if high > 0 else 1.0, 3)
         ytop = yticks[-1] or 1.0
@@ -260,7 +260,7 @@ def timeline_chart(scenario: dict[str, Any]) -> str | None:
             return
         if stepwise:
             path = [f"M{_num(x(points[0][0]))},{_num(yy(points[0][1]))}"]
-            for (_, v_prev), (t_next, v_next) in zip(points, points[1:], strict=False):
+            for (_, v_prev), (t_next, v_next) in itertools.pairwise(points):
                 path.append(f"L{_num(x(t_next))},{_num(yy(v_prev))}")
                 path.append(f"L{_num(x(t_next))},{_num(yy(v_next))}")
             path.append(f"L{_num(x(tl.end_s))},{_num(yy(points[-1][1]))}")
@@ -281,7 +281,7 @@ def timeline_chart(scenario: dict[str, Any]) -> str | None:
           tl.power, stepwise=not tl.power_measured, markers=False)  # fmt: skip
     # load-switch state band
     y, h = top + 144, 22.0
-    body.append(_text(8, y + 9, "load switch", 8.5, weight="bold"))
+    body.append(_text(4, y + 14, "load switch", 8.5, weight="bold"))
     body.append(_rect(left, y, plot_w, h, RELAY_COLOURS[None], "#bbb"))
     for i, (t_from, state) in enumerate(tl.relay):
         t_to = tl.relay[i + 1][0] if i + 1 < len(tl.relay) else tl.end_s

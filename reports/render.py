@@ -32,16 +32,17 @@ PRE_SUBMISSION_BANNER = "PRE-SUBMISSION — NOT A CERTIFICATION REPORT"
 DEVELOPMENT_NOTICE = "signed with a development certificate"
 EVIDENCE_SCHEME = "evidence"
 REPORT_FILE = re.compile(r"^report-(?P<run>.+)-R(?P<rev>\d+)\.pdf$")
-#: PDF document-information keys the verifier reads back (WeasyPrint keeps letters/digits).
+#: PDF document-information keys the verifier reads back (WeasyPrint writes a meta name in
+#: lower case, letters and digits only).
 META_KEYS = {
-    "report_id": "STSLabReportID",
-    "record_sha256": "STSLabRecordSHA256",
-    "manifest_sha256": "STSLabManifestSHA256",
-    "mode": "STSLabMode",
-    "verdict": "STSLabVerdict",
-    "signer_cert_sha256": "STSLabSignerCertSHA256",
-    "development_signer": "STSLabDevelopmentSigner",
-    "supersedes": "STSLabSupersedes",
+    "report_id": "stslabreportid",
+    "record_sha256": "stslabrecordsha256",
+    "manifest_sha256": "stslabmanifestsha256",
+    "mode": "stslabmode",
+    "verdict": "stslabverdict",
+    "signer_cert_sha256": "stslabsignercertsha256",
+    "development_signer": "stslabdevelopmentsigner",
+    "supersedes": "stslabsupersedes",
 }
 #: Names whose values never reach a page, whatever a future record carries.
 SECRET_NAMES = re.compile(r"(password|secret|private|vending_key|decoder_key|key_data)", re.I)
@@ -133,6 +134,11 @@ def parse_record(data: bytes, where: str) -> dict[str, Any]:
                            "scenarios", "decision_rule") if k not in record]  # fmt: skip
     if missing:
         raise ReportError(f"{where}: the record has no {', '.join(missing)}")
+    wrong = [
+        k for k in ("job", "dut", "bench", "pack", "summary") if not isinstance(record[k], dict)
+    ]
+    if wrong or not isinstance(record["scenarios"], list):
+        raise ReportError(f"{where}: malformed record ({', '.join(wrong) or 'scenarios'})")
     if record["mode"] not in ("accredited", "pre-submission"):
         raise ReportError(f"{where}: mode {record['mode']!r} is not accredited or pre-submission")
     return record
@@ -248,8 +254,12 @@ def existing_revisions(directory: Path, run_id: str) -> list[int]:
 # --- the view the templates draw ----------------------------------------------------------
 
 
+_NUMERIC = re.compile(r"^[-+≥≤<>]?\s*\d")
+
+
 def _unit(text: str, unit: str | None) -> str:
-    if not unit or text.endswith(f" {unit}") or text in ("", "none", "unreadable", "absent"):
+    """A numeric value with its unit ("0.500" -> "0.500 kWh"); words are left alone."""
+    if not unit or text.endswith(f" {unit}") or not _NUMERIC.match(text):
         return text
     return f"{text} {unit}"
 
@@ -286,6 +296,8 @@ def describe_action(step: dict[str, Any]) -> str:
         return text
     if kind == "setup":
         return "baseline: load off, supply on"
+    if kind in ("token", "raw", "key_change") and not a:
+        return f"{kind.replace('_', ' ')} (nothing was entered: see the error)"
     if kind == "key_change":
         nk = a.get("new_key", {})
         sections = ", ".join(str(s) for s in a.get("sections", []))
@@ -388,7 +400,11 @@ def scenario_view(
         else:
             number += 1
             label = str(number)
-        frames = [e for e in step.get("evidence", []) if e.get("kind") == "display_frame"]
+        frames = []
+        for ev in step.get("evidence", []):  # a frame read twice is shown once
+            if ev.get("kind") == "display_frame" and all(ev.get("sha256") != f.get("sha256")
+                                                         for f in frames):  # fmt: skip
+                frames.append(ev)
         decided: set[str] = set()
         checks = []
         for check in step.get("checks", []):
@@ -565,7 +581,9 @@ def css_string(text: str) -> Markup:
     return Markup(f'"{safe}"')
 
 
-def render_html(run: Run, meta: ReportMeta, signer: SignerInfo | None, view: str = "browser") -> str:
+def render_html(
+    run: Run, meta: ReportMeta, signer: SignerInfo | None, view: str = "browser"
+) -> str:
     """The report as one self-contained HTML document (``view`` "browser" or "pdf")."""
     env = _environment()
     context = build_context(run, meta, signer, view)

@@ -89,7 +89,9 @@ def _lab_signer(key: Any, cert: pyca_x509.Certificate, chain: Sequence[pyca_x509
 
     now = datetime.now(UTC)
     if cert.not_valid_after_utc < now:
-        raise SigningError(f"the signing certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+        raise SigningError(
+            f"the signing certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}"
+        )
     if cert.not_valid_before_utc > now:
         raise SigningError("the signing certificate is not valid yet")
     der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
@@ -219,8 +221,17 @@ def _name(common_name: str) -> pyca_x509.Name:
 
 
 def _usage(**flags: bool) -> pyca_x509.KeyUsage:
-    names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-             "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    names = (
+        "digital_signature",
+        "content_commitment",
+        "key_encipherment",
+        "data_encipherment",
+        "key_agreement",
+        "key_cert_sign",
+        "crl_sign",
+        "encipher_only",
+        "decipher_only",
+    )
     return pyca_x509.KeyUsage(**{n: flags.get(n, False) for n in names})  # fmt: skip
 
 
@@ -304,6 +315,14 @@ def sign_pdf(
     info = writer.trailer["/Info"]
     info["/Producer"] = generic.TextStringObject(VENDOR)
     writer.update_container(info)
+    # WeasyPrint lists each associated file twice in the catalogue's /AF; once is right.
+    associated = writer.root.get("/AF")
+    if associated is not None:
+        refs = [associated.raw_get(i) for i in range(len(associated))]
+        unique = list({(r.idnum, r.generation): r for r in refs}.values())
+        if len(unique) != len(associated):
+            writer.root["/AF"] = generic.ArrayObject(unique)
+            writer.update_root()
     meta = signers.PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD,
         subfilter=fields.SigSeedSubFilter.PADES,

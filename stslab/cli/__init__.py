@@ -16,6 +16,7 @@ from stslab.cli.bench import app as bench_app
 from stslab.cli.certify import certify
 from stslab.cli.errors import ArgumentError
 from stslab.cli.pack import app as pack_app
+from stslab.cli.report import report, verify
 from stslab.cli.robot import robot_command
 from stslab.cli.selftest import selftest_command
 from stslab.cli.sim import sim
@@ -35,6 +36,8 @@ app.add_typer(bench_app, name="bench")
 app.command("certify")(certify)
 app.command("selftest")(selftest_command)
 app.add_typer(pack_app, name="pack")
+app.command("report")(report)
+app.command("verify")(verify)
 app.command("robot")(robot_command)
 
 

@@ -121,6 +121,9 @@ def certify(
         list[str] | None, typer.Option("--select", "-k", help="Only scenario ids containing this.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
+    no_report: Annotated[
+        bool, typer.Option("--no-report", help="Leave the record; issue no signed PDF.")
+    ] = False,
 ) -> None:
     """Run the scenario pack against the meter and leave a journal and a record."""
     import pytest
@@ -167,6 +170,11 @@ def certify(
             "certify", reason or f"the campaign did not run (pytest exit status {code})"
         )
     _summary(console, record, progress.run_dir)
+    if not no_report and progress.run_dir is not None:
+        # The signed PDF/A-3b report (a development certificate signs pre-submission runs).
+        from stslab.cli.report import report as issue_report
+
+        issue_report(run_dir=progress.run_dir)
     verdict = record["summary"]["verdict"]
     raise typer.Exit(0 if verdict == "PASS" else 1 if verdict == "FAIL" else 3)
 
