@@ -174,7 +174,7 @@ def certify(
         # The signed PDF/A-3b report (a development certificate signs pre-submission runs).
         from stslab.cli.report import report as issue_report
 
-        issue_report(run_dir=progress.run_dir)
+        issue_report(run_dir=progress.run_dir, junit=progress.run_dir / "junit.xml")
     verdict = record["summary"]["verdict"]
     raise typer.Exit(0 if verdict == "PASS" else 1 if verdict == "FAIL" else 3)
 
