@@ -94,6 +94,8 @@ def report(
     )
     from reports.sign import SigningError, write_new
 
+    # Typer reads the environment for a command line; a direct caller (certify) gets it here.
+    tsa = tsa or os.environ.get("STSLAB_TSA_URL") or None
     try:
         run = load_run(run_dir, pack)
     except ReportError as exc:
