@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from sts.errors import StsError
@@ -43,7 +42,13 @@ app.command("robot")(robot_command)
 
 def _family(name: str) -> tuple[type[BaseException], ...]:
     """Click's exception class ``name`` as click itself and as Typer's own copy define it."""
-    found = {getattr(click.exceptions, name)}
+    found: set[type[BaseException]] = set()
+    try:  # Typer may use click itself or its own copy of it: catch both
+        import click
+
+        found.add(getattr(click.exceptions, name))
+    except ImportError:
+        pass
     for cls in typer.BadParameter.__mro__ + typer.Abort.__mro__ + typer.Exit.__mro__:
         if cls.__name__ == name:
             found.add(cls)
