@@ -171,10 +171,16 @@ def certify(
         )
     _summary(console, record, progress.run_dir)
     if not no_report and progress.run_dir is not None:
-        # The signed PDF/A-3b report (a development certificate signs pre-submission runs).
-        from stslab.cli.report import report as issue_report
+        if record["mode"] == "accredited":
+            # An accredited report is signed with the lab's own key, not a development one.
+            console.print(
+                f"issue the signed report: stslab report {progress.run_dir} --p12 LAB.p12"
+            )
+        else:
+            # The signed PDF/A-3b report (a development certificate signs pre-submission runs).
+            from stslab.cli.report import report as issue_report
 
-        issue_report(run_dir=progress.run_dir, junit=progress.run_dir / "junit.xml")
+            issue_report(run_dir=progress.run_dir, junit=progress.run_dir / "junit.xml")
     verdict = record["summary"]["verdict"]
     raise typer.Exit(0 if verdict == "PASS" else 1 if verdict == "FAIL" else 3)
 
