@@ -376,6 +376,15 @@ class MeterProfile(_Strict):
             raise ProfileError(str(exc)) from None
 
     @classmethod
+    def load(cls, ref: str | None) -> MeterProfile:
+        """A profile from a YAML file path, or a built-in name (default: ``default``)."""
+        if ref is None:
+            return cls.builtin("default")
+        if Path(ref).exists() or ref.endswith((".yaml", ".yml")):
+            return cls.from_yaml(ref)
+        return cls.builtin(ref)
+
+    @classmethod
     def builtin(cls, name: str = "default") -> MeterProfile:
         """A profile shipped with SimLab: ``default`` or ``ea11``."""
         ref = resources.files("simlab").joinpath(PROFILE_DIR, f"meter_{name}.yaml")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from simlab.profile import MeterProfile
@@ -267,7 +266,3 @@ def _profile_dir(profile: MeterProfile):  # type: ignore[no-untyped-def]
     from pathlib import Path
 
     return Path(profile.source).parent if profile.source not in ("<memory>", "") else None
-
-
-def amount_units(amount: Decimal, subclass: int) -> int:
-    return amounts.to_base_units(amount, subclass)

@@ -42,11 +42,7 @@ class CampaignError(Exception):
 
 def load_dut(ref: str | None) -> MeterProfile:
     try:
-        if ref is None:
-            return MeterProfile.builtin("default")
-        if Path(ref).exists() or ref.endswith((".yaml", ".yml")):
-            return MeterProfile.from_yaml(ref)
-        return MeterProfile.builtin(ref)
+        return MeterProfile.load(ref)
     except ProfileError as exc:
         raise CampaignError(str(exc)) from None
 

@@ -20,11 +20,7 @@ def load_profile(ref: str | None):  # type: ignore[no-untyped-def]
     from simlab.profile import MeterProfile, ProfileError
 
     try:
-        if ref is None:
-            return MeterProfile.builtin("default")
-        if Path(ref).exists() or ref.endswith((".yaml", ".yml")):
-            return MeterProfile.from_yaml(ref)
-        return MeterProfile.builtin(ref)
+        return MeterProfile.load(ref)
     except ProfileError as exc:
         raise ArgumentError("--profile", str(exc)) from None
 
