@@ -30,6 +30,8 @@ import numpy as np
 import yaml
 from PIL import Image, ImageDraw
 
+from sts.schema import line_of
+
 Point = tuple[float, float]
 Polygon = tuple[Point, ...]
 Shape = tuple[Polygon, ...]
@@ -151,7 +153,7 @@ class SegmentMap:
         try:
             return cls._checked(data, source)
         except _Bad as bad:
-            line = _line_of(node, bad.loc)
+            line = line_of(node, tuple(bad.loc)) or 1
             raise SegmentMapError(
                 f"{source}: {key_path(bad.loc)} (line {line}): {bad.message}"
             ) from None
@@ -328,31 +330,6 @@ def _check_geometry(smap: SegmentMap) -> None:
         if (under >= 2).any():
             raise _Bad(loc, f"overlaps {key_path(located[int(under.max()) - 1][0])}")
         region[mask] = k + 2
-
-
-def _line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int:
-    """1-based line of the deepest YAML node that ``loc`` reaches."""
-    if node is None:
-        return 1
-    line = node.start_mark.line + 1
-    for part in loc:
-        nxt = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if str(key.value) == str(part):
-                    nxt, line = value, key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            nxt = node.value[part]
-            line = nxt.start_mark.line + 1
-        if nxt is None:
-            break
-        node = nxt
-    return line
 
 
 # libyaml when present: a map is thousands of numbers, ten times faster to read in C.

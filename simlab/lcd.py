@@ -48,6 +48,8 @@ from pydantic import (
     model_validator,
 )
 
+from sts.schema import line_of
+
 Point = tuple[float, float]
 Polygon = tuple[Point, ...]
 
@@ -463,7 +465,7 @@ class SegmentLayout(BaseModel):
                     loc, msg = loc + cause.loc, cause.msg
                 elif isinstance(cause, ValueError):
                     msg = str(cause)
-                line = _line_of(node, loc)
+                line = line_of(node, tuple(loc)) or 1
                 lines.append(f"{source}: {_key(loc)} (line {line}): {msg}")
             raise LayoutError("\n".join(lines)) from None
 
@@ -727,31 +729,6 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(
     _Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True)
 )
-
-
-def _line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int:
-    """1-based line of the deepest YAML node that ``loc`` reaches."""
-    if node is None:
-        return 1
-    line = node.start_mark.line + 1
-    for part in loc:
-        nxt = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == str(part):
-                    nxt, line = value, key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            nxt = node.value[part]
-            line = nxt.start_mark.line + 1
-        if nxt is None:
-            break
-        node = nxt
-    return line
 
 
 # --------------------------------------------------------------------------------------------

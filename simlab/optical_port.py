@@ -149,7 +149,7 @@ class OpticalPort:
 
     @property
     def state(self) -> str:
-        """ "sign-on", "await-ack" or "programming" (as of the last byte received)."""
+        """ "sign-on", "await-ack" or "programming": set before the reply that enters it is sent."""
         return self._state.value
 
     def close(self) -> None:
@@ -211,9 +211,10 @@ class OpticalPort:
             return True
         ident = self._meter.identification()
         identification_baud(ident)
-        self._send(b"/" + ident.encode("ascii") + CRLF)
+        # State first, reply second: whoever hears the reply finds the port already in it.
         self._max_baud_char = ident[3]
         self._state = _State.AWAIT_ACK
+        self._send(b"/" + ident.encode("ascii") + CRLF)
         return True
 
     def _option_select(self) -> bool:
@@ -241,12 +242,15 @@ class OpticalPort:
         self._switch_speed(MODE_C_BAUD[baud_char])
         if mode == "0":
             payload = "".join(line.render() + "\r\n" for line in self._meter.readout()) + "!\r\n"
+            # The session ends with this block; the line drops back to 300 baud once it is out.
+            self._state = _State.SIGN_ON
+            self._password = None
             self._send_block(payload)
             self._to_sign_on()
         else:
             self._password = None
-            self._send_block(f"({self._meter.device_address})", command="P0")
             self._state = _State.PROGRAMMING
+            self._send_block(f"({self._meter.device_address})", command="P0")
         return True
 
     def _programming_frame(self) -> bool:

@@ -89,6 +89,8 @@ def refuses(port: int) -> bool:
         socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False  # queued on the listener as it closed: not yet refused, ask again
     return False
 
 

@@ -500,8 +500,8 @@ def accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0):
             return True
-    except ConnectionRefusedError:
-        return False
+    except (ConnectionRefusedError, ConnectionResetError):
+        return False  # a reset: queued on a listener that was closing
 
 
 def wait_until(condition, timeout_s: float = 5.0) -> bool:
