@@ -391,3 +391,55 @@ def test_opening_a_campaign_twice_leaves_no_bench_running(tmp_path: Path) -> Non
     finally:
         campaign.close()
     assert not first.running
+
+
+class _ProbeThatSeesOpen:
+    """A relay probe that sees the switch open ``after_s`` real seconds into its wait."""
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self.timeouts: list[float] = []
+        self.last_state = "closed"
+
+    def wait(self, state: str, timeout_s: float) -> Any:
+        from instruments.relay import RelayObservation, RelayTimeout
+
+        self.timeouts.append(timeout_s)
+        if self.after_s > timeout_s:
+            seen = RelayObservation("closed", None, 0.0, ())  # type: ignore[arg-type]
+            raise RelayTimeout(f"not {state} within {timeout_s:.3f} s", seen)
+        return RelayObservation(state, self.after_s, 0.0, ())  # type: ignore[arg-type]
+
+
+def _runner_with(probe: _ProbeThatSeesOpen, action_s_ago: float) -> Any:
+    import time
+    from types import SimpleNamespace
+
+    from stslab.campaign import Runner
+    from stslab.clock import BenchClock
+
+    runner = Runner.__new__(Runner)  # only what judging the relay uses
+    runner.bench = SimpleNamespace(relay=probe)
+    runner.clock = BenchClock(10.0)
+    runner._inject_started = time.monotonic() - action_s_ago
+    runner._action_started = runner._inject_started
+    return runner
+
+
+def test_a_relay_window_counts_from_the_entry_not_from_the_checks_before_it() -> None:
+    from stslab.scenario import Expect
+
+    expect = Expect.model_validate({"relay": {"state": "open", "within_s": 5}})  # 0.5 s real
+    probe = _ProbeThatSeesOpen(after_s=0.05)
+    res = StepResult(1, "1", "token", Outcome.PASS)
+    _runner_with(probe, action_s_ago=0.3)._judge_relay(expect, res)
+    assert 0.1 < probe.timeouts[0] <= 0.2  # what is left of the window after 0.3 s
+    (check,) = res.checks
+    assert check.outcome is Outcome.PASS
+    seen_by = float(check.observed.split(" by ")[1].split()[0])
+    assert 3.5 <= seen_by < 4.5  # (0.3 s before the wait + 0.05 s into it) x speed 10
+
+    late = _ProbeThatSeesOpen(after_s=0.25)  # within 0.5 s of the wait, not of the entry
+    res = StepResult(1, "1", "token", Outcome.PASS)
+    _runner_with(late, action_s_ago=0.3)._judge_relay(expect, res)
+    assert res.checks[0].outcome is Outcome.FAIL
