@@ -9,6 +9,7 @@ are recorded. Every step result goes to the journal as it happens.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,10 @@ DECISION_RULE = (
     "values within the stated tolerance; a state change within the stated time. A device "
     "fault or unreadable observation is ERROR, never PASS or FAIL."
 )
+#: How old (bench seconds) the last step's closing readout may be to serve as the next step's
+#: "before": no action came between, and in 1 s even a 100 A load moves credit by 0.007 kWh,
+#: a seventh of the default tolerance.
+READOUT_REUSE_S = 1.0
 NOMINAL_SUPPLY_V = 230.0
 NOMINAL_FREQUENCY_HZ = 50.0
 
@@ -270,6 +275,7 @@ class Runner:
             reverse.setdefault(canonical_text(text), []).append(Result(code))
         self._vocabulary = reverse
         self._readout_cache: dict[str, Any] | None = None
+        self._readout_at: float | None = None  # bench time of the cached readout
         self._watch: DisplayWatch | None = None
         self._inject_started: float | None = None
         self._lingering: str | None = None
@@ -366,7 +372,8 @@ class Runner:
 
     def _run_step(self, scenario: Scenario, index: int, carrier: str, tids: dict) -> StepResult:
         step = scenario.steps[index]
-        self._acted()
+        if self._readout_age() > READOUT_REUSE_S:
+            self._acted()
         res = StepResult(
             index, scenario.step_label(index), step.do, Outcome.PASS, started=time.time()
         )
@@ -628,15 +635,24 @@ class Runner:
 
     def readout(self, res: StepResult | None = None) -> dict[str, Any]:
         """The port's data readout; one readout serves every observation until the next
-        action (each readout takes a few hundred ms at the standard's line speeds)."""
+        action, and the next step's "before" when it is at most READOUT_REUSE_S old (each
+        readout takes a few hundred ms at the standard's line speeds)."""
         if self._readout_cache is None:
             port = self.bench.get("port")
             scratch = res or StepResult(-1, "observe", "observe", Outcome.PASS)
             self._readout_cache = self._retry("readout", scratch, port.readout)
+            self._readout_at = self.clock.now()
         return self._readout_cache
+
+    def _readout_age(self) -> float:
+        """Bench seconds since the cached readout was taken (infinite when there is none)."""
+        if self._readout_cache is None or self._readout_at is None:
+            return math.inf
+        return self.clock.now() - self._readout_at
 
     def _acted(self) -> None:
         self._readout_cache = None
+        self._readout_at = None
 
     def observe_credit(self, register: int, res: StepResult | None = None) -> Decimal | None:
         if "port" not in self.bench.drivers:

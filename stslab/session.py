@@ -61,6 +61,11 @@ def load_pack(directory: Path) -> list[Scenario]:
     return scenarios
 
 
+#: The fastest SimLab clock at which the shipped catalogue is validated (all PASS on the
+#: reference meter); faster runs are recorded with a deviation.
+VALIDATED_SIM_SPEED = 20.0
+
+
 @dataclass
 class CampaignConfig:
     bench: str = "sim"
@@ -214,6 +219,14 @@ class Campaign:
             if problems:
                 raise CampaignError("accredited mode refuses: " + "; ".join(problems))
         self.deviations += [f"instrument {p}" for p in problems]
+        speed = self.bench.clock_speed
+        if self.bench.simulated and speed > VALIDATED_SIM_SPEED:
+            self.deviations.append(
+                f"SimLab clock speed {speed:g} is above {VALIDATED_SIM_SPEED:g}, the highest at "
+                "which the catalogue is validated against the reference meter: SimLab keeps "
+                "displays, lockouts and the load switch test at least 0.5-1.5 s real, which "
+                "stretches the meter's declared times past some scenarios' windows"
+            )
 
     def _open_ledger(self) -> None:
         cfg = self.config

@@ -391,3 +391,71 @@ def test_opening_a_campaign_twice_leaves_no_bench_running(tmp_path: Path) -> Non
     finally:
         campaign.close()
     assert not first.running
+
+
+THREE_CREDITS = """\
+id: T-READOUT-001
+title: Credit changes across steps, one of them after a wait
+group: TransferCredit
+clauses: ["IEC 62055-41 TransferCredit"]
+carrier: port
+steps:
+  - do: token
+    token: {class: 0, subclass: 0, amount: 0.2}
+    expect: {result: accept, credit: {change: 0.2}}
+  - do: token
+    token: {class: 0, subclass: 0, amount: 0.3}
+    expect: {result: accept, credit: {change: 0.3}}
+  - do: wait
+    seconds: 3
+  - do: token
+    token: {class: 0, subclass: 0, amount: 0.4}
+    expect: {result: accept, credit: {change: 0.4}}
+"""
+
+
+def test_a_fresh_closing_readout_serves_as_the_next_steps_before_and_a_stale_one_does_not(
+    tmp_path: Path,
+) -> None:
+    pack = write_pack(tmp_path / "pack", {"1-credit.yaml": THREE_CREDITS})
+    readouts_by_step: list[tuple[str, int]] = []
+    with Campaign(CampaignConfig(out=tmp_path / "runs", pack=pack, speed=SPEED)) as campaign:
+        port = campaign.drivers["port"]
+        taken = [0]
+        real_readout = port.readout
+
+        def counted() -> Any:
+            taken[0] += 1
+            return real_readout()
+
+        port.readout = counted
+
+        def on_step(scenario: Scenario, step: StepResult) -> None:
+            readouts_by_step.append((step.kind, taken[0]))
+            taken[0] = 0
+
+        campaign.on_step = on_step
+        (result,) = _run_all(campaign).values()
+    assert result.outcome is Outcome.PASS, [c for s in result.steps for c in s.checks]
+    kinds = [kind for kind, _ in readouts_by_step]
+    counts = dict(enumerate(n for _, n in readouts_by_step))
+    first = kinds.index("token")
+    second, wait, third = first + 1, first + 2, first + 3
+    assert kinds[first : third + 1] == ["token", "token", "wait", "token"]
+    assert counts[second] == 1  # the first token's closing readout was its "before"
+    assert counts[wait] == 0
+    assert counts[third] == 2  # 3 s passed: a readout of its own before the entry
+
+
+def test_a_simlab_clock_above_the_validated_speed_is_a_recorded_deviation(
+    tmp_path: Path, run: Run
+) -> None:
+    from stslab.session import VALIDATED_SIM_SPEED
+
+    assert not any("clock speed" in d for d in run.record["deviations"])  # speed 2
+    pack = write_pack(tmp_path / "pack", {"1-credit.yaml": WRONG})
+    fast = CampaignConfig(out=tmp_path / "runs", pack=pack, speed=VALIDATED_SIM_SPEED * 2)
+    with Campaign(fast) as campaign:
+        record = campaign.finish()
+    (deviation,) = [d for d in record["deviations"] if "clock speed" in d]
+    assert f"clock speed {VALIDATED_SIM_SPEED * 2:g} is above {VALIDATED_SIM_SPEED:g}" in deviation
