@@ -345,7 +345,7 @@ _OBSERVATION_LABELS = {
     "credit_before": ("credit before", "kWh"),
     "credit_after": ("credit after", "kWh"),
     "relay": ("load switch", None),
-    "relay_transition_s": ("load switch changed after", "s"),
+    "relay_transition_s": ("load switch state seen by", "s"),
     "display": ("display", None),
     "results": ("result", None),
     "section_results": ("results per section", None),

@@ -77,6 +77,9 @@ class MeterSnapshot:
     energy_wh: float
     entries: int
     defects: tuple[str, ...] = field(default_factory=tuple)
+    #: a result message or a class-1 test display is on the LCD (not the credit)
+    showing_message: bool = False
+    tests_pending: int = 0  # class-1 test displays still to come
 
 
 class SimMeter:
@@ -711,6 +714,8 @@ class SimMeter:
                 energy_wh=self.plant.energy_wh(),
                 entries=self._entries,
                 defects=self.defects,
+                showing_message=self._message is not None,
+                tests_pending=len(self._tests),
             )
 
 

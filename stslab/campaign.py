@@ -10,6 +10,7 @@ are recorded. Every step result goes to the journal as it happens.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -52,7 +53,11 @@ DECISION_RULE = (
 #: "before": no action came between, and in 1 s even a 100 A load moves credit by 0.007 kWh,
 #: a seventh of the default tolerance.
 READOUT_REUSE_S = 1.0
+#: The least real time the credit display must stay unchanged to count as the meter being
+#: back at rest (a camera sees several frames; a person would watch as long).
+CREDIT_DISPLAY_STEADY_REAL_S = 1.0
 NOMINAL_SUPPLY_V = 230.0
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 NOMINAL_FREQUENCY_HZ = 50.0
 
 
@@ -280,6 +285,10 @@ class Runner:
         self._inject_started: float | None = None
         self._lingering: str | None = None
         self._step_started: float | None = None
+        #: When a relay window opens: the step's action, then the end of its last entry; None
+        #: outside a scenario step (a Robot keyword's window opens when it is called).
+        self._relay_anchor: float | None = None
+        self._relay_judged = False
 
     # -- scenario ---------------------------------------------------------------------------
 
@@ -389,6 +398,7 @@ class Runner:
                 self._watch.wait_first()  # know what the display shows before the entry
             self._inject_started = None
             self._step_started = None
+            self._relay_anchor, self._relay_judged = time.monotonic(), False
             handler(step, via, res, tids)
             if step.expect is not None:
                 self._judge(step.expect, before, res)
@@ -400,6 +410,7 @@ class Runner:
             res.outcome, res.error = Outcome.ERROR, f"refused by the driver: {exc}"
         finally:
             self._finish_watch(res)
+            self._relay_anchor, self._relay_judged = None, False
         if res.outcome is not Outcome.ERROR:
             res.outcome = worst([c.outcome for c in res.checks]) if res.checks else Outcome.PASS
         res.duration_s = time.perf_counter() - t0
@@ -500,6 +511,7 @@ class Runner:
                 keypad.configure(80, 120)
         res.observations["key_events"] = len(events)
         self._acted()
+        self._entered()
         self._observe_entry(step.expect, res)
 
     def _do_load(self, step: LoadStep, via: str, res: StepResult, tids: dict) -> None:
@@ -523,9 +535,12 @@ class Runner:
             "seconds": step.seconds,
             "energy_wh": step.energy_wh,
             "relay": step.relay,
+            "display": step.display,
             "timeout_s": step.timeout_s,
         }
-        if step.seconds is not None:
+        if step.display is not None:
+            res.observations["display"] = self._wait_for_credit_display(step.timeout_s, res)
+        elif step.seconds is not None:
             self.clock.sleep(step.seconds)
         elif step.energy_wh is not None:
             analyzer = self.bench.get("analyzer")
@@ -550,6 +565,42 @@ class Runner:
             obs = probe.wait(step.relay, self.clock.real(step.timeout_s))
             res.observations["relay"] = obs.state
             res.observations["relay_transition_s"] = _bench_s(obs.transition_s, self.clock)
+
+    def _wait_for_credit_display(self, timeout_s: float, res: StepResult) -> str:
+        """Read the display until it shows the credit register's value (to its last digit)
+        steadily: unchanged for the declared time of one class-1 test display, and at least
+        CREDIT_DISPLAY_STEADY_REAL_S, so a test display that happens to show the same number
+        (the cumulative kWh) is not taken for it. The display text; a StepFault naming what
+        it showed last when ``timeout_s`` bench seconds pass first."""
+        display = self.bench.get("display")
+        steady_real_s = max(
+            self.clock.real(self.profile.display.test_step_seconds), CREDIT_DISPLAY_STEADY_REAL_S
+        )
+        deadline = self.clock.now() + timeout_s
+        since: float | None = None  # real time the credit was first seen, this run of reads
+        last = "nothing readable"
+        while True:
+            reading = display.read()
+            shown = _displayed_number(reading.text)
+            if reading.text != last or shown is None:
+                since = None
+            last = reading.text
+            if shown is not None and since is None:
+                self._acted()  # the credit now, not the one read before the wait
+                credit = self.observe_credit(0, res)
+                if credit is None:
+                    raise StepFault("waiting for the credit display needs the meter port")
+                if abs(shown[0] - credit) <= shown[1]:
+                    since = time.monotonic()
+            if since is not None and time.monotonic() - since >= steady_real_s:
+                res.evidence.append(_frame_evidence(reading))
+                return reading.text
+            if self.clock.now() >= deadline:
+                raise StepFault(
+                    f"the display did not return to the credit within {timeout_s:g} s "
+                    f"(last shown: {last!r})"
+                )
+            time.sleep(0.02)
 
     def _do_power_cycle(self, step: PowerCycleStep, via: str, res: StepResult, tids: dict) -> None:
         source = self.bench.get("source")
@@ -614,6 +665,13 @@ class Runner:
                 presenter.present()
         else:
             raise StepFault(f"unknown carrier {via!r}")
+        self._entered()
+
+    def _entered(self) -> None:
+        """The entry is complete (ENTER released, the port's ACK, the card presented): a
+        relay window of this step counts from here."""
+        if self._relay_anchor is not None:
+            self._relay_anchor = time.monotonic()
 
     # -- observation ------------------------------------------------------------------------
 
@@ -689,8 +747,11 @@ class Runner:
     def _observe_entry(
         self, expect: Expect | None, res: StepResult, judge: bool = True
     ) -> Result | None:
-        """After an entry: the display first (it shows the answer only for a while), then
-        the port's register."""
+        """After an entry: the load switch first when the step expects a state of it (its
+        window runs from the entry), then the display (it shows the answer only for a while;
+        the watch keeps recording meanwhile), then the port's register."""
+        if judge and expect is not None and expect.relay is not None:
+            self._judge_relay(expect, res)
         display_text = None
         if self._watch is not None:
             display_text = self._displayed_result(res)
@@ -790,6 +851,8 @@ class Runner:
         return self.bench.relay
 
     def _judge(self, expect: Expect, before: dict[str, Any], res: StepResult) -> None:
+        if expect.relay is not None and not self._relay_judged:
+            self._judge_relay(expect, res)  # first: its window runs from the step's action
         if expect.display is not None or expect.display_text is not None:
             if expect.display is not None:
                 want = self.profile.display.vocabulary[int(parse_result(expect.display))]
@@ -854,8 +917,6 @@ class Runner:
                         unit,
                     )
                 )
-        if expect.relay is not None:
-            self._judge_relay(expect, res)
         if expect.readout is not None:
             values = self.readout(res)
             regs = self.profile.port.registers
@@ -873,16 +934,20 @@ class Runner:
         assert expect.relay is not None
         probe = self._relay()
         want = expect.relay.state
+        self._relay_judged = self._relay_anchor is not None  # judged once per scenario step
+        # The window counts from the step's action, or the end of its last entry.
+        elapsed = 0.0 if self._relay_anchor is None else time.monotonic() - self._relay_anchor
+        elapsed = max(0.0, elapsed)
         try:
-            obs = probe.wait(want, self.clock.real(expect.relay.within_s))
-            t = _bench_s(obs.transition_s, self.clock)
+            obs = probe.wait(want, max(0.0, self.clock.real(expect.relay.within_s) - elapsed))
+            t = _bench_s(elapsed + (obs.transition_s or 0.0), self.clock)
             res.observations["relay"] = obs.state
             res.observations["relay_transition_s"] = t
             res.checks.append(
                 Check(
                     "load switch",
                     f"{want} within {expect.relay.within_s} s",
-                    f"{obs.state} after {t:.2f} s",
+                    f"{obs.state} by {t:.2f} s",
                     Outcome.PASS,
                     "s",
                 )
@@ -909,6 +974,15 @@ def _same_value(want: str, seen: str) -> bool:
         return Decimal(want) == Decimal(seen)
     except InvalidOperation:
         return want.strip().upper() == seen.strip().upper()
+
+
+def _displayed_number(text: str) -> tuple[Decimal, Decimal] | None:
+    """The number a display text shows and one unit of its last digit, or None."""
+    text = text.strip()
+    if _NUMBER.fullmatch(text) is None:
+        return None
+    value = Decimal(text)
+    return value, Decimal(1).scaleb(value.as_tuple().exponent)  # type: ignore[arg-type]
 
 
 def _bench_s(real_s: float | None, clock: BenchClock) -> float:

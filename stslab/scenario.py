@@ -253,19 +253,25 @@ class SourceStep(_Step):
 
 
 class WaitStep(_Step):
-    """Wait (simulated or real time): a duration, an amount of energy, or a state."""
+    """Wait (simulated or real time): a duration, an amount of energy, or a state.
+
+    ``display: credit`` waits until the meter is back at its default display (a message or
+    a test sequence has ended): the display steadily shows the number the port's credit
+    register holds, to the display's last digit."""
 
     do: Literal["wait"]
     seconds: float | None = Field(default=None, gt=0)
     energy_wh: float | None = Field(default=None, gt=0)
     relay: Literal["open", "closed"] | None = None
+    display: Literal["credit"] | None = None
     timeout_s: float = Field(default=600.0, gt=0)
 
     @model_validator(mode="after")
     def _one(self) -> WaitStep:
-        given = [n for n in ("seconds", "energy_wh", "relay") if getattr(self, n) is not None]
+        kinds = ("seconds", "energy_wh", "relay", "display")
+        given = [n for n in kinds if getattr(self, n) is not None]
         if len(given) != 1:
-            raise ValueError("a wait needs exactly one of seconds, energy_wh, relay")
+            raise ValueError("a wait needs exactly one of seconds, energy_wh, relay, display")
         return self
 
 

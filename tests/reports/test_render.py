@@ -307,7 +307,7 @@ def test_observations_carry_their_units(report: dict) -> None:
     text = " ".join(report["pages"])
     layout = report["layout"]
     assert re.search(r"credit change\s+1\.5 ± 0\.05 kWh\s+1\.500 kWh\s+PASS", layout)
-    assert re.search(r"load switch\s+open within 20\.0 s\s+open after \d+\.\d\d s\s+PASS", layout)
+    assert re.search(r"load switch\s+open within 20\.0 s\s+open by \d+\.\d\d s\s+PASS", layout)
     assert "credit before: 1.000 kWh" in text  # the setup's top-up reading
 
 

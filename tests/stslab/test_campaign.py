@@ -27,6 +27,7 @@ from stslab.session import Campaign, CampaignConfig
 from tests.stslab.test_pack import write_pack
 
 SPEED = 2.0
+VALIDATED_SPEED = 20.0  # the default campaign speed
 PORT_TIMEOUT_S = 2.0
 
 BACK_TO_BACK = """\
@@ -459,3 +460,109 @@ def test_a_simlab_clock_above_the_validated_speed_is_a_recorded_deviation(
         record = campaign.finish()
     (deviation,) = [d for d in record["deviations"] if "clock speed" in d]
     assert f"clock speed {VALIDATED_SIM_SPEED * 2:g} is above {VALIDATED_SIM_SPEED:g}" in deviation
+
+
+KWH_TEST_THEN_REST = """\
+id: T-REST-001
+title: After the cumulative kWh test display the meter is back at its credit
+group: InitiateMeterTest
+clauses: ["IEC 62055-41 InitiateMeterTest"]
+carrier: port
+steps:
+  - do: token
+    token: {class: 1, subclass: 0, tests: [2]}
+    expect: {result: accept}
+  - do: wait
+    display: credit
+    timeout_s: 300
+"""
+
+
+def test_waiting_for_the_credit_display_outlasts_a_test_display_showing_the_same_number(
+    tmp_path: Path,
+) -> None:
+    # A fresh meter has no credit and has metered no energy: the cumulative kWh test shows
+    # "0.0", the same number as the credit display. The wait must not end on it.
+    pack = write_pack(tmp_path / "pack", {"1-rest.yaml": KWH_TEST_THEN_REST})
+    config = CampaignConfig(out=tmp_path / "runs", pack=pack, speed=VALIDATED_SPEED)
+    at_rest: list[tuple[bool, int]] = []
+    with Campaign(config) as campaign:
+        assert campaign._sim is not None
+        sim = campaign._sim
+
+        def on_step(scenario: Scenario, step: StepResult) -> None:
+            if step.kind == "wait":
+                snap = sim.true_state()
+                at_rest.append((snap.showing_message, snap.tests_pending))
+
+        campaign.on_step = on_step
+        (result,) = _run_all(campaign).values()
+    wait = result.steps[-1]
+    assert result.outcome is Outcome.PASS, wait.error
+    assert wait.observations["display"] == "0.0"
+    assert at_rest == [(False, 0)]  # no message, no test display left: the credit
+
+
+def test_waiting_for_the_credit_display_past_its_time_out_is_an_error(tmp_path: Path) -> None:
+    short = KWH_TEST_THEN_REST.replace("timeout_s: 300", "timeout_s: 1")  # 50 ms real
+    pack = write_pack(tmp_path / "pack", {"1-rest.yaml": short})
+    config = CampaignConfig(out=tmp_path / "runs", pack=pack, speed=VALIDATED_SPEED)
+    with Campaign(config) as campaign:
+        (result,) = _run_all(campaign).values()
+    wait = result.steps[-1]
+    assert wait.outcome is Outcome.ERROR
+    assert "did not return to the credit within 1 s" in (wait.error or "")
+
+
+class _ProbeThatSeesIt:
+    """A relay probe that sees the awaited state ``after_s`` real seconds into its wait."""
+
+    def __init__(self, after_s: float) -> None:
+        self.after_s = after_s
+        self.timeouts: list[float] = []
+        self.last_state = "closed"
+
+    def wait(self, state: str, timeout_s: float) -> Any:
+        from instruments.relay import RelayObservation, RelayTimeout
+
+        self.timeouts.append(timeout_s)
+        if self.after_s > timeout_s:
+            seen = RelayObservation("closed", None, 0.0, ())  # type: ignore[arg-type]
+            raise RelayTimeout(f"not {state} within {timeout_s:.3f} s", seen)
+        return RelayObservation(state, self.after_s, 0.0, ())  # type: ignore[arg-type]
+
+
+def _judge_relay_after(probe: _ProbeThatSeesIt, entered_s_ago: float | None) -> StepResult:
+    import time
+    from types import SimpleNamespace
+
+    from stslab.campaign import Runner
+    from stslab.clock import BenchClock
+    from stslab.scenario import Expect
+
+    runner = Runner.__new__(Runner)  # only what judging the relay uses
+    runner.bench = SimpleNamespace(relay=probe)
+    runner.clock = BenchClock(10.0)
+    runner._relay_anchor = None if entered_s_ago is None else time.monotonic() - entered_s_ago
+    runner._relay_judged = False
+    res = StepResult(1, "1", "token", Outcome.PASS)
+    expect = Expect.model_validate({"relay": {"state": "open", "within_s": 5}})  # 0.5 s real
+    runner._judge_relay(expect, res)
+    return res
+
+
+def test_a_relay_window_counts_from_the_entry_not_from_the_observations_after_it() -> None:
+    probe = _ProbeThatSeesIt(after_s=0.05)
+    (check,) = _judge_relay_after(probe, entered_s_ago=0.3).checks
+    assert 0.1 < probe.timeouts[0] <= 0.2  # what is left of the window 0.3 s after the entry
+    assert check.outcome is Outcome.PASS
+    seen_by = float(check.observed.split(" by ")[1].split()[0])
+    assert 3.5 <= seen_by < 4.5  # (0.3 s before the wait + 0.05 s into it) x speed 10
+    late = _ProbeThatSeesIt(after_s=0.25)  # within 0.5 s of the wait, not of the entry
+    assert _judge_relay_after(late, entered_s_ago=0.3).checks[0].outcome is Outcome.FAIL
+
+
+def test_outside_a_scenario_step_a_relay_window_opens_when_it_is_asked_for() -> None:
+    probe = _ProbeThatSeesIt(after_s=0.25)  # a Robot keyword: no step, no entry to count from
+    assert _judge_relay_after(probe, entered_s_ago=None).checks[0].outcome is Outcome.PASS
+    assert probe.timeouts == [0.5]
