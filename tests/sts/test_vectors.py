@@ -1,6 +1,6 @@
-"""Every published vector (shared/sts/vectors.json), both directions, through the Python API,
-with its intermediate values: decoder keys, TIDs, amount fields, data blocks, CRCs and the IEC
-STA example ciphertext."""
+"""Every published vector (tests/sts/vectors.json, the project's shared/sts/vectors.json), both
+directions, through the Python API, with its intermediate values: decoder keys, TIDs, amount
+fields, data blocks, CRCs and the IEC STA example ciphertext."""
 
 from __future__ import annotations
 
@@ -34,18 +34,14 @@ from sts.tokens import (
 )
 from sts.vending import NewKey, encode_key_change
 
-VECTORS_PATH = Path(__file__).parents[3] / "shared/sts/vectors.json"
-_DATA: dict[str, Any] | None = (
-    json.loads(VECTORS_PATH.read_text(encoding="utf-8")) if VECTORS_PATH.is_file() else None
-)
-_MISSING = pytest.mark.skip(
-    reason=f"published vectors not found at {VECTORS_PATH} (shared/ must sit beside the clone)"
-)
+#: The published vectors, kept with the tests so every clone checks them (a copy of the
+#: project's shared/sts/vectors.json; test_the_vectors_are_the_published_ones checks it).
+VECTORS_PATH = Path(__file__).with_name("vectors.json")
+PUBLISHED_PATH = Path(__file__).parents[3] / "shared/sts/vectors.json"
+_DATA: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 
 
 def _params(select: Callable[[dict[str, Any]], bool], key: str = "vectors") -> list[Any]:
-    if _DATA is None:
-        return [pytest.param(None, marks=_MISSING, id="vectors-missing")]
     items = [v for v in _DATA[key] if select(v)]
     assert items, f"no {key} entry matches; the vectors file changed shape"
     return [pytest.param(v, id=v.get("id", v.get("input50_hex"))) for v in items]
@@ -260,3 +256,9 @@ def test_key_change_pair_both_directions(v: dict[str, Any]) -> None:
     assert isinstance(done.effects[0], KeyInstalled)
     assert meter.state.key.hex() == v["intermediate"]["new_decoder_key_hex"]
     assert meter.state.ti == int(i["new_ti"])
+
+
+def test_the_vectors_are_the_published_ones() -> None:
+    if not PUBLISHED_PATH.is_file():
+        pytest.skip(f"no published copy at {PUBLISHED_PATH} to compare with")
+    assert json.loads(PUBLISHED_PATH.read_text(encoding="utf-8")) == _DATA

@@ -16,13 +16,8 @@ import pytest
 
 from stslab.cli import main
 
-VECTORS_PATH = Path(__file__).parents[3] / "shared/sts/vectors.json"
-_DATA: dict[str, Any] | None = (
-    json.loads(VECTORS_PATH.read_text(encoding="utf-8")) if VECTORS_PATH.is_file() else None
-)
-_MISSING = pytest.mark.skip(
-    reason=f"published vectors not found at {VECTORS_PATH} (shared/ must sit beside the clone)"
-)
+VECTORS_PATH = Path(__file__).parents[1] / "sts" / "vectors.json"  # the published vectors
+_DATA: dict[str, Any] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
 
 IEC_DK = "0ABC12DEF3456789"
 DK_07 = "E653341F9D5BF36F"  # the compliance meter's key: DKGA02, KRN 1, TI 01
@@ -39,9 +34,8 @@ NEW_KEY = "--new-krn 2 --new-ti 1 --new-kt 2"
 
 #: Every decoder key these tests use or derive, and the vending keys: none may be printed.
 SECRETS = {IEC_DK, DK_07, DK_11, VK_02, VK_04, "0011223344556677"}
-if _DATA is not None:
-    for _vector in _DATA["vectors"]:
-        SECRETS.update(v for k, v in _vector["intermediate"].items() if k.endswith("key_hex"))
+for _vector in _DATA["vectors"]:
+    SECRETS.update(v for k, v in _vector["intermediate"].items() if k.endswith("key_hex"))
 
 
 def _assert_no_secrets(text: str) -> None:
@@ -67,8 +61,6 @@ def _one_line_error(err: str, option: str) -> None:
 
 
 def _params(select: Any) -> list[Any]:
-    if _DATA is None:
-        return [pytest.param(None, marks=_MISSING, id="vectors-missing")]
     items = [v for v in _DATA["vectors"] if select(v)]
     assert items, "no vector matches; the vectors file changed shape"
     return [pytest.param(v, id=v["id"]) for v in items]
