@@ -330,6 +330,8 @@ def describe_action(step: dict[str, Any]) -> str:
             return f"wait {a['seconds']} s"
         if a.get("energy_wh") is not None:
             return f"wait for {a['energy_wh']} Wh (at most {a.get('timeout_s')} s)"
+        if a.get("display") == "credit":
+            return f"wait until the display shows the credit (at most {a.get('timeout_s')} s)"
         return f"wait until the load switch is {a.get('relay')} (at most {a.get('timeout_s')} s)"
     if kind == "power_cycle":
         return f"supply off for {a.get('off_s')} s, then on"

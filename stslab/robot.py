@@ -1050,6 +1050,17 @@ class StsLab:
         step = WaitStep(do="wait", relay=state, timeout_s=timeout)
         self._bench_step("Wait For Load Switch", _args(state, timeout=timeout), step)
 
+    @keyword("Wait For Credit Display")
+    def wait_for_credit_display(self, timeout: float = 600.0) -> None:
+        """Waits until the meter is back at its default display: the display steadily shows
+        the credit the meter port reads (after a class-1 test sequence or a message); not
+        within ``timeout`` seconds of bench time is a fault.
+
+        | Wait For Credit Display    timeout=600
+        """
+        step = WaitStep(do="wait", display="credit", timeout_s=timeout)
+        self._bench_step("Wait For Credit Display", _args(timeout=timeout), step)
+
     @keyword("Power Cycle Meter")
     def power_cycle_meter(self, off_s: float = 5.0) -> None:
         """Switches the meter's supply off for ``off_s`` seconds of bench time, on again, and

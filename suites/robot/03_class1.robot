@@ -15,7 +15,7 @@ Test 0 (all tests) is accepted
     Result Should Be    accept
     Display Should Show    accept
     # the test sequence (a few seconds per declared test) runs to its end
-    Wait Seconds    45
+    Wait For Credit Display    timeout=600
 
 An unnamed control bit is a function error
     [Tags]    id:STS-C1-013    group:InitiateMeterTest

@@ -632,3 +632,24 @@ def test_reports_never_import_the_bench() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("action", "described"),
+    [
+        ({"seconds": 45}, "wait 45 s"),
+        ({"energy_wh": 100, "timeout_s": 600}, "wait for 100 Wh (at most 600 s)"),
+        ({"relay": "open", "timeout_s": 60}, "wait until the load switch is open (at most 60 s)"),
+        (
+            {"display": "credit", "timeout_s": 600},
+            "wait until the display shows the credit (at most 600 s)",
+        ),
+    ],
+)
+def test_every_kind_of_wait_is_described_as_what_it_waited_for(
+    action: dict[str, Any], described: str
+) -> None:
+    from reports.render import describe_action
+
+    full = {"seconds": None, "energy_wh": None, "relay": None, "display": None, **action}
+    assert describe_action({"kind": "wait", "action": full}) == described

@@ -310,8 +310,9 @@ def test_libdoc_renders_every_keyword_with_its_documentation(tmp_path: Path) -> 
     names = {k["name"]: k for k in doc["keywords"]}
     for name in ("Open Campaign", "Mint Token", "Enter Token", "Mint And Enter Token",
                  "Enter Key Change", "Press Keys", "Set Load", "Set Source", "Wait Seconds",
-                 "Wait For Load Switch", "Read Display", "Read Register", "Result Should Be",
-                 "Display Should Show", "Credit Change Should Be", "Load Switch Should Be",
+                 "Wait For Load Switch", "Wait For Credit Display", "Read Display",
+                 "Read Register", "Result Should Be", "Display Should Show",
+                 "Credit Change Should Be", "Load Switch Should Be",
                  "Power Cycle Meter", "Run Scenario"):  # fmt: skip
         assert name in names, name
         assert names[name]["doc"].strip(), name
