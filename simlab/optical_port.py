@@ -244,7 +244,6 @@ class OpticalPort:
             payload = "".join(line.render() + "\r\n" for line in self._meter.readout()) + "!\r\n"
             # The session ends with this block; the line drops back to 300 baud once it is out.
             self._state = _State.SIGN_ON
-            self._password = None
             self._send_block(payload)
             self._to_sign_on()
         else:

@@ -74,7 +74,7 @@ class CampaignConfig:
     out: Path = Path("runs")
     pack: Path = DEFAULT_PACK
     mode: Mode = "pre-submission"
-    speed: float = 20.0
+    speed: float = VALIDATED_SIM_SPEED
     defects: tuple[str, ...] = ()
     noise: str = "none"
     ledger_dir: Path | None = None
@@ -181,6 +181,7 @@ class Campaign:
             except BenchError as exc:
                 raise CampaignError(str(exc)) from None
         self._calibration_gate()
+        self._clock_gate()
         port = self.profile.port
         extra = {"port": {"password": port.password, "token_register": port.token_register,
                           "device_address": port.device_address}}  # fmt: skip
@@ -219,6 +220,8 @@ class Campaign:
             if problems:
                 raise CampaignError("accredited mode refuses: " + "; ".join(problems))
         self.deviations += [f"instrument {p}" for p in problems]
+
+    def _clock_gate(self) -> None:
         speed = self.bench.clock_speed
         if self.bench.simulated and speed > VALIDATED_SIM_SPEED:
             self.deviations.append(
