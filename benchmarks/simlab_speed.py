@@ -29,8 +29,8 @@ from pathlib import Path
 import pyvisa
 import serial
 
+from dut.profile import MeterProfile
 from simlab.bench import SimBench
-from simlab.profile import MeterProfile
 from sts.meter import Result
 from sts.tokens import TransferCredit, encode
 

@@ -7,7 +7,7 @@ the four ``glass`` corners (top-left, top-right, bottom-right, bottom-left), the
 union), in pixels with the origin top left and pixel ``(i, j)`` centred on the integer point.
 
 It is the YAML schema SimLab's camera serves as ``/layout.yaml`` and ships as
-``simlab/profiles/lcd_*.yaml``, read here independently: a bench must be able to load the map
+``dut/profiles/lcd_*.yaml``, read here independently: a bench must be able to load the map
 of a real meter without SimLab. Segment ids: ``d1.a`` … ``dN.dp`` for the digit cells,
 ``ann.<name>`` for annunciators.
 

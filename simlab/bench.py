@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from dut.profile import MeterProfile
 from simlab.camera import CameraServer
 from simlab.card_writer import CardPresenter, CardWriter
 from simlab.clock import SimClock
@@ -26,7 +27,6 @@ from simlab.keypad_robot import KeypadRobot
 from simlab.meter import MeterSnapshot, SimMeter, create_meter, load_model
 from simlab.optical_port import OpticalPort
 from simlab.plant import LoadRating, Plant
-from simlab.profile import MeterProfile
 from simlab.scpi.chroma_61500 import Chroma61500
 from simlab.scpi.chroma_63800 import Chroma63800
 from simlab.scpi.yokogawa_wt310 import YokogawaWT310

@@ -45,10 +45,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator
 from enum import Enum, IntEnum
 
+from dut.card import SENTINELS, TRACK_CAPACITY, iso_track_problem
 from simlab.faults import TransportFaults
 from simlab.meter_io import MeterCardReader
 from simlab.pty import PtyEndpoint
@@ -57,14 +57,6 @@ log = logging.getLogger(__name__)
 
 ESC, FS = 0x1B, 0x1C
 LINE_SPEED = 9600
-TRACK_CAPACITY = {1: 79, 2: 40, 3: 107}
-SENTINELS = {1: ("%", "?"), 2: (";", "?"), 3: (";", "?")}
-_NUMERIC = frozenset("0123456789:<=>")
-TRACK_CHARACTERS = {
-    1: frozenset(chr(code) for code in range(0x20, 0x60)) - {"%", "?"},
-    2: _NUMERIC,
-    3: _NUMERIC,
-}
 _LEDS = {0x82: ("green", "yellow", "red"), 0x83: ("green",), 0x84: ("yellow",), 0x85: ("red",)}
 _MAX_TRACK_BYTES = 255
 
@@ -86,67 +78,6 @@ class Status(IntEnum):
     COMMAND_FORMAT_ERROR = 0x32
     INVALID_COMMAND = 0x34
     INVALID_SWIPE = 0x39
-
-
-def track_problem(track: int, data: str) -> str | None:
-    """Why ``data`` cannot be encoded on ``track`` in ISO format, or None when it can."""
-    if track not in TRACK_CAPACITY:
-        return f"there is no track {track}"
-    bad = sorted(set(data) - TRACK_CHARACTERS[track])
-    if bad:
-        return f"track {track} cannot carry {''.join(bad)!r}"
-    limit = TRACK_CAPACITY[track] - 3
-    if len(data) > limit:
-        return f"track {track} holds at most {limit} data characters, got {len(data)}"
-    return None
-
-
-@dataclass(frozen=True)
-class CardProfile:
-    """Where the 20-digit token sits on a magnetic card.
-
-    PROVISIONAL: the IEC 62055-51 magnetic card layout is not public, so it is declared per
-    meter. Default: the token alone on track 2. The token track's data is
-    ``prefix + token [+ field_separator + field ...] + suffix``; sentinels and LRC are the
-    writer's business, not the profile's.
-    """
-
-    token_track: int = 2
-    prefix: str = ""
-    suffix: str = ""
-    field_separator: str = "="
-
-    def __post_init__(self) -> None:
-        if self.token_track not in TRACK_CAPACITY:
-            raise ValueError(f"token_track {self.token_track} is not 1, 2 or 3")
-        if len(self.field_separator) != 1:
-            raise ValueError(f"field_separator {self.field_separator!r} is not one character")
-        problem = track_problem(self.token_track, self.field_separator) or track_problem(
-            self.token_track, self.prefix + "0" * 20 + self.suffix
-        )
-        if problem:
-            raise ValueError(f"card profile does not fit: {problem}")
-
-    def tracks_for(self, token: str, fields: Sequence[str] = ()) -> dict[int, str]:
-        """The tracks to write for ``token`` (20 digits) and optional extra fields."""
-        if len(token) != 20 or not (token.isascii() and token.isdigit()):
-            raise ValueError(f"token {token!r} is not 20 digits")
-        data = self.prefix + self.field_separator.join([token, *fields]) + self.suffix
-        problem = track_problem(self.token_track, data)
-        if problem:
-            raise ValueError(f"card data does not fit: {problem}")
-        return {self.token_track: data}
-
-    def token_from(self, tracks: Mapping[int, str]) -> str:
-        """The token a card carries; ValueError when the card does not fit this profile."""
-        data = tracks.get(self.token_track, "")
-        if not (data.startswith(self.prefix) and data.endswith(self.suffix)):
-            raise ValueError(f"track {self.token_track} {data!r} does not fit the card profile")
-        data = data[len(self.prefix) : len(data) - len(self.suffix)]
-        token = data.split(self.field_separator, 1)[0]
-        if len(token) != 20 or not (token.isascii() and token.isdigit()):
-            raise ValueError(f"track {self.token_track} carries no 20-digit token")
-        return token
 
 
 class CardWriter:
@@ -324,7 +255,7 @@ class CardWriter:
             self._reply(bytes([block]))
             return
         card = {track: data for track, data in block.items() if data}
-        if not card or any(track_problem(track, data) for track, data in card.items()):
+        if not card or any(iso_track_problem(track, data) for track, data in card.items()):
             self._reply(bytes([Status.COMMAND_FORMAT_ERROR]))
             return
         with self._lock:

@@ -300,7 +300,7 @@ def _fill(shape: Sequence[Polygon], width: int, height: int) -> tuple[int, int, 
 class SegmentLayout(BaseModel):
     """The segment map of one meter model's LCD, in image pixels.
 
-    Fields are exactly the keys of the layout YAML (see ``simlab/profiles/lcd_8digit.yaml``).
+    Fields are exactly the keys of the layout YAML (see ``dut/profiles/lcd_8digit.yaml``).
     Checked on construction: every point lies in the image, every segment covers at least one
     pixel of the glass, no two segments share a pixel, the required annunciators exist.
     """
@@ -471,14 +471,14 @@ class SegmentLayout(BaseModel):
 
     @classmethod
     def builtin(cls, name: str = "lcd_8digit") -> SegmentLayout:
-        """A layout shipped in ``simlab/profiles`` (``lcd_8digit``, ``lcd_6digit``)."""
-        folder = resources.files("simlab") / "profiles"
+        """A layout shipped in ``dut/profiles`` (``lcd_8digit``, ``lcd_6digit``)."""
+        folder = resources.files("dut") / "profiles"
         entry = folder / f"{name}.yaml"
         if not entry.is_file():
             known = sorted(p.name[:-5] for p in folder.iterdir() if p.name.startswith("lcd_"))
             raise LayoutError(f"no built-in LCD layout {name!r} (known: {', '.join(known)})")
         text = entry.read_text(encoding="utf-8")
-        return cls.parse_yaml(text, source=f"simlab/profiles/{name}.yaml")
+        return cls.parse_yaml(text, source=f"dut/profiles/{name}.yaml")
 
     def to_yaml(self, header: str = "") -> str:
         """The layout as YAML that :meth:`parse_yaml` reads back to an equal layout."""

@@ -23,10 +23,10 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from dut.profile import MeterProfile
 from simlab.lcd import DisplayState, SegmentLayout, encode_text
 from simlab.meter_io import DataLine, PortError, WriteResult
 from simlab.plant import Plant
-from simlab.profile import MeterProfile
 from sts.meter import (
     CreditAdded,
     CreditCleared,

@@ -18,8 +18,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from dut.profile import MeterProfile
 from instruments.base import InstrumentError, ProtocolViolation
-from simlab.profile import MeterProfile
 from sts.meter import Result
 from stslab.clock import BenchClock
 from stslab.factory import MintError, TokenFactory

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from simlab.profile import MeterProfile
+from dut.profile import MeterProfile
 from sts import amount as amounts
 from sts.dkga import Dkga, KeyAttributes, derive_decoder_key
 from sts.identity import Drn, Pan

@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from dut.profile import MeterProfile, ProfileError
 from instruments.base import InstrumentError
-from simlab.profile import MeterProfile, ProfileError
 from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
 from stslab.clock import BenchClock

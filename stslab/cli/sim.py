@@ -17,7 +17,7 @@ from stslab.cli.errors import ArgumentError
 
 def load_profile(ref: str | None):  # type: ignore[no-untyped-def]
     """A meter profile from a file path, or a built-in name (``default``, ``ea11``)."""
-    from simlab.profile import MeterProfile, ProfileError
+    from dut.profile import MeterProfile, ProfileError
 
     try:
         return MeterProfile.load(ref)

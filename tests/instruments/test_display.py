@@ -40,7 +40,7 @@ from simlab.lcd import DisplayState, SegmentLayout
 
 LAYOUT_8 = SegmentLayout.builtin("lcd_8digit")
 LAYOUT_6 = SegmentLayout.builtin("lcd_6digit")
-PROFILES = Path(lcd.__file__).parent / "profiles"
+PROFILES = Path(lcd.__file__).parents[1] / "dut" / "profiles"
 ALL_ICONS_8 = frozenset(LAYOUT_8.annunciators)
 
 STATES = [

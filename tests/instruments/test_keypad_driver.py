@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import serial
 
+from dut.profile import MeterProfile
 from instruments.base import (
     InstrumentError,
     InstrumentGone,
@@ -28,7 +29,6 @@ from simlab.faults import TransportFaults
 from simlab.keypad_robot import KeypadRobot
 from simlab.meter import create_meter
 from simlab.plant import Plant
-from simlab.profile import MeterProfile
 from sts.tokens import TransferCredit, encode
 
 TOKEN = "12345678901234567890"

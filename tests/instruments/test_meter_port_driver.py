@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from dut.profile import MeterProfile
 from instruments.base import (
     InstrumentError,
     InstrumentGone,
@@ -30,7 +31,6 @@ from simlab.faults import TransportFaults
 from simlab.meter import SimMeter, create_meter
 from simlab.optical_port import OpticalPort
 from simlab.plant import Plant
-from simlab.profile import MeterProfile
 from sts.tokens import TransferCredit, encode
 
 PASSWORD = "S3cret-77"

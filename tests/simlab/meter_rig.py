@@ -12,10 +12,10 @@ import functools
 from collections.abc import Iterable
 from pathlib import Path
 
+from dut.profile import MeterProfile
 from simlab.lcd import SegmentLayout
 from simlab.meter import MeterSnapshot, SimMeter, create_meter
 from simlab.plant import LoadMode, LoadRating, Plant
-from simlab.profile import MeterProfile
 from sts.dkga import Dkga, derive_decoder_key
 from sts.keys import DecoderKey
 from sts.meter import Result

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 import pytest
 import serial
 
+from dut.card import CardLayout
 from simlab.card_writer import (
     LINE_SPEED,
     CardPresenter,
-    CardProfile,
     CardWriter,
     Status,
-    track_problem,
 )
 from simlab.faults import TransportFaults
 
@@ -239,7 +238,7 @@ def test_manual_presenter(writer: CardWriter) -> None:
 
 
 def test_token_travels_through_profile_writer_and_presenter(writer: CardWriter) -> None:
-    profile = CardProfile(token_track=3, prefix="99", suffix="=1", field_separator="=")
+    profile = CardLayout(token_track=3, prefix="99", suffix="=1", field_separator="=")
     reader = FakeCardReader()
     CardPresenter(writer, reader)
     tracks = profile.tracks_for(TOKEN, fields=["0042"])
@@ -250,55 +249,6 @@ def test_token_travels_through_profile_writer_and_presenter(writer: CardWriter) 
     while not reader.cards and time.monotonic() < deadline:
         time.sleep(0.01)
     assert profile.token_from(reader.cards[0]) == TOKEN
-
-
-def test_default_card_profile_puts_the_token_alone_on_track_2() -> None:
-    profile = CardProfile()
-    assert profile.tracks_for(TOKEN) == {2: TOKEN}
-    assert profile.token_from({2: TOKEN}) == TOKEN
-    assert profile.token_from({2: TOKEN + "=77"}) == TOKEN
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"token_track": 4},
-        {"field_separator": "=="},
-        {"field_separator": "^"},  # not on a numeric track
-        {"prefix": "A"},
-        {"token_track": 2, "prefix": "1" * 18},  # 38 data characters do not fit track 2
-    ],
-)
-def test_card_profile_that_cannot_fit_is_refused(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        CardProfile(**kwargs)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    "tracks", [{}, {2: "1234"}, {2: "A" + TOKEN}, {1: TOKEN}, {2: TOKEN[:-1] + "=" + "1"}]
-)
-def test_card_without_a_token_is_refused_by_the_profile(tracks: dict[int, str]) -> None:
-    with pytest.raises(ValueError):
-        CardProfile().token_from(tracks)
-
-
-def test_profile_refuses_a_token_that_is_not_20_digits() -> None:
-    with pytest.raises(ValueError, match="20 digits"):
-        CardProfile().tracks_for("1234")
-
-
-def test_profile_refuses_fields_the_track_cannot_carry() -> None:
-    with pytest.raises(ValueError, match="cannot carry"):
-        CardProfile().tracks_for(TOKEN, fields=["AB"])
-    with pytest.raises(ValueError, match="at most 37"):
-        CardProfile().tracks_for(TOKEN, fields=["1" * 20])
-
-
-def test_track_problem_names_the_problem() -> None:
-    assert track_problem(2, TOKEN) is None
-    assert "cannot carry" in (track_problem(2, "12A") or "")
-    assert "at most 37" in (track_problem(2, "1" * 38) or "")
-    assert "no track 4" in (track_problem(4, "1") or "")
 
 
 @pytest.mark.parametrize(

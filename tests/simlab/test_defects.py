@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
+from dut.profile import MeterProfile
 from simlab.defects import BY_NAME, CATALOGUE, Defect, apply_defects, lookup
-from simlab.profile import MeterProfile
 from sts.amount import encode_exponent_mantissa, round_up
 from sts.meter import ReferenceMeter, Result
 from sts.tokens import ClearTamperCondition, SetMaximumPowerLimit

@@ -34,7 +34,7 @@ from simlab.lcd import (
 
 LAYOUT_8 = SegmentLayout.builtin("lcd_8digit")
 LAYOUT_6 = SegmentLayout.builtin("lcd_6digit")
-PROFILES = Path(__file__).resolve().parents[2] / "simlab" / "profiles"
+PROFILES = Path(__file__).resolve().parents[2] / "dut" / "profiles"
 
 
 def canonical(text: str) -> str:

@@ -28,7 +28,7 @@ from tests.simlab.meter_models import NoTamperClearMeter
 from tests.simlab.meter_rig import builtin_profile
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILE = REPO / "simlab" / "profiles" / "meter_default.yaml"
+PROFILE = REPO / "dut" / "profiles" / "meter_default.yaml"
 MODEL = "tests.simlab.meter_models:NoTamperClearMeter"
 START_TIMEOUT_S = 30.0  # interpreter start and imports on a busy machine
 STOP_TIMEOUT_S = 15.0

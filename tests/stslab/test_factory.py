@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from simlab.profile import MeterProfile
+from dut.profile import MeterProfile
 from sts.identity import Pan
 from sts.tokens import (
     InitiateMeterTest,

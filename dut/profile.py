@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dut.card import CardLayout
 from sts.dkga import Dkga, KeyAttributes, derive_decoder_key
 from sts.identity import Pan
 from sts.keys import DecoderKey, EncryptionAlgorithm, fingerprint, parse_hex_key
@@ -168,7 +169,7 @@ class KeypadProfile(_Strict):
 
 
 class DisplayProfile(_Strict):
-    #: Built-in layout name (simlab/profiles/<name>.yaml) or a path to a layout YAML.
+    #: Built-in layout name (dut/profiles/<name>.yaml) or a path to a layout YAML.
     layout: str = "lcd_8digit"
     #: Result code -> what the display shows (manufacturer-specific texts).
     vocabulary: dict[int, str]
@@ -246,11 +247,9 @@ class CardSection(_Strict):
         self.card_profile()  # raises ValueError naming what does not fit
         return self
 
-    def card_profile(self):  # type: ignore[no-untyped-def]
-        """The card layout as SimLab's card writer and presenter use it."""
-        from simlab.card_writer import CardProfile
-
-        return CardProfile(self.token_track, self.prefix, self.suffix, self.field_separator)
+    def card_profile(self) -> CardLayout:
+        """The card layout as SimLab's card writer and the harness's card driver use it."""
+        return CardLayout(self.token_track, self.prefix, self.suffix, self.field_separator)
 
 
 class TokenProcessing(_Strict):
@@ -355,7 +354,7 @@ class MeterProfile(_Strict):
             if not path.is_absolute() and self.source not in ("<memory>", ""):
                 path = Path(self.source).parent / path
             return path
-        return Path(str(resources.files("simlab").joinpath(PROFILE_DIR, f"{ref}.yaml")))
+        return Path(str(resources.files("dut").joinpath(PROFILE_DIR, f"{ref}.yaml")))
 
     # -- loading --------------------------------------------------------------------------
 
@@ -387,7 +386,7 @@ class MeterProfile(_Strict):
     @classmethod
     def builtin(cls, name: str = "default") -> MeterProfile:
         """A profile shipped with SimLab: ``default`` or ``ea11``."""
-        ref = resources.files("simlab").joinpath(PROFILE_DIR, f"meter_{name}.yaml")
+        ref = resources.files("dut").joinpath(PROFILE_DIR, f"meter_{name}.yaml")
         if not ref.is_file():
             raise ProfileError(f"no built-in meter profile {name!r}")
         return cls.parse_yaml(ref.read_text(), source=str(ref))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from dut.profile import MeterProfile, ProfileError
 from simlab.bench import SimBench
 from simlab.meter import create_meter
 from simlab.plant import Plant
-from simlab.profile import MeterProfile, ProfileError
 from sts.dkga import Dkga, derive_decoder_key
 from sts.keys import EncryptionAlgorithm
 from sts.meter import Result
