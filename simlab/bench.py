@@ -199,38 +199,14 @@ class SimBench:
 
     def bench_document(self, profile_path: str | None = None) -> dict[str, Any]:
         """The bench file (as data) describing this simulated bench."""
-        today = date.today()
-        addresses = self.addresses()
-        instruments: dict[str, Any] = {}
-        for role in ROLES:
-            entry: dict[str, Any] = {
-                "driver": DRIVERS[role],
-                "address": addresses[role],
-                "timeout_s": 5.0,
-            }
-            if role == "display":
-                entry["options"] = {"segment_map": str(self.segment_map_path)}
-            if role in ("analyzer", "source", "load"):
-                entry["read_termination"] = "\n"
-                entry["write_termination"] = "\n"
-            if role != "presenter":
-                entry["calibration"] = {
-                    "certificate": f"SIMLAB-{role.upper()}",
-                    "date": today.isoformat(),
-                    "due": (today + timedelta(days=365)).isoformat(),
-                    "note": "simulated instrument",
-                }
-            instruments[role] = entry
-        doc: dict[str, Any] = {
-            "bench_version": 1,
-            "name": "simlab",
-            "simulated": True,
-            "clock_speed": self.speed,
-            "instruments": instruments,
-        }
-        if profile_path:
-            doc["dut_profile"] = profile_path
-        return doc
+        return describe_bench(
+            "simlab",
+            DRIVERS,
+            self.addresses(),
+            self.segment_map_path,
+            clock_speed=self.speed,
+            profile_path=profile_path,
+        )
 
     def write_bench_file(self, path: str | Path, profile_path: str | None = None) -> Path:
         path = Path(path)
@@ -249,3 +225,47 @@ class SimBench:
     def fault(self, role: str) -> TransportFaults:
         """The transport faults of one device (set attributes to inject, ``clear()`` to heal)."""
         return self.faults[role]
+
+
+def describe_bench(
+    name: str,
+    drivers: dict[str, str],
+    addresses: dict[str, str],
+    segment_map_path: Path,
+    *,
+    clock_speed: float,
+    profile_path: str | None = None,
+) -> dict[str, Any]:
+    """A SimLab bench file (as data): each role's driver and address, simulated instruments
+    calibrated today for a year."""
+    today = date.today()
+    instruments: dict[str, Any] = {}
+    for role in ROLES:
+        entry: dict[str, Any] = {
+            "driver": drivers[role],
+            "address": addresses[role],
+            "timeout_s": 5.0,
+        }
+        if role == "display":
+            entry["options"] = {"segment_map": str(segment_map_path)}
+        if role in ("analyzer", "source", "load"):
+            entry["read_termination"] = "\n"
+            entry["write_termination"] = "\n"
+        if role != "presenter":
+            entry["calibration"] = {
+                "certificate": f"SIMLAB-{role.upper()}",
+                "date": today.isoformat(),
+                "due": (today + timedelta(days=365)).isoformat(),
+                "note": "simulated instrument",
+            }
+        instruments[role] = entry
+    doc: dict[str, Any] = {
+        "bench_version": 1,
+        "name": name,
+        "simulated": True,
+        "clock_speed": clock_speed,
+        "instruments": instruments,
+    }
+    if profile_path:
+        doc["dut_profile"] = profile_path
+    return doc

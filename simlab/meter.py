@@ -156,6 +156,7 @@ class SimMeter:
         self._lockout_next = profile.keypad.lockout.first_seconds
         self._entries = 0
         self._powered = plant.meter_supplied()
+        self._relay_applied: bool | None = None
         self._update_locked(self.clock.now())
 
     # -- life cycle -----------------------------------------------------------------------
@@ -185,6 +186,13 @@ class SimMeter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def advance(self, now: float) -> tuple[float | None, DisplayState]:
+        """Bring the meter to ``now`` without its worker thread (virtual time drives it):
+        when its next event is due, and what the LCD shows."""
+        with self._lock:
+            due = self._update_locked(now)
+            return due, self._display_locked()
 
     def on_entry(self, callback: Callable[[EntryResult, str], None]) -> None:
         """Call ``callback(result, carrier)`` after every token entry (for transcripts)."""
@@ -288,7 +296,7 @@ class SimMeter:
 
     def _at_least_real(self, seconds: float, floor_real_s: float) -> float:
         """``seconds`` of simulated time, stretched to last at least ``floor_real_s`` real."""
-        return max(seconds, floor_real_s * self.clock.speed)
+        return max(seconds, self.clock.floor(floor_real_s))
 
     def opens_at_zero_credit(self) -> bool:
         return True
@@ -327,7 +335,10 @@ class SimMeter:
         return self._powered and not self._open_reasons
 
     def _apply_relay(self) -> None:
-        self.plant.set_relay(self.relay_closed)
+        closed = self.relay_closed
+        if closed != self._relay_applied:  # a change of circuit only when it changes
+            self._relay_applied = closed
+            self.plant.set_relay(closed)
 
     # -- power ----------------------------------------------------------------------------
 
@@ -569,16 +580,19 @@ class SimMeter:
         """What the LCD shows now (what the camera renders)."""
         with self._lock:
             self._update_locked(self.clock.now())
-            if not self._powered:
-                return DisplayState("", frozenset())
-            ann = self._annunciators()
-            if self._message is not None:
-                msg = self._message.state
-                return DisplayState(msg.text, msg.annunciators | ann)
-            if self._entry:
-                n = self.layout.digit_count
-                return DisplayState("".join(self._entry[-n:]), ann)
-            return self._credit_display(ann)
+            return self._display_locked()
+
+    def _display_locked(self) -> DisplayState:
+        if not self._powered:
+            return DisplayState("", frozenset())
+        ann = self._annunciators()
+        if self._message is not None:
+            msg = self._message.state
+            return DisplayState(msg.text, msg.annunciators | ann)
+        if self._entry:
+            n = self.layout.digit_count
+            return DisplayState("".join(self._entry[-n:]), ann)
+        return self._credit_display(ann)
 
     def _credit_display(self, ann: frozenset[str]) -> DisplayState:
         credit = self.core.state.credit

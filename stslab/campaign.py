@@ -252,6 +252,13 @@ class DisplayWatch:
         return [r for done, r in self.readings if done >= t]
 
 
+def watch_display(display: Any) -> Any:
+    """A running watch on ``display``: the reader's own when it has one (SimLab's virtual
+    camera records every display change as virtual time passes), else a reading thread."""
+    own = getattr(display, "watch", None)
+    return own() if callable(own) else DisplayWatch(display).start()
+
+
 def canonical_text(text: str) -> str:
     """Display text as a seven-segment display can tell it apart (O=0, S=5), trimmed."""
     return " ".join(text.replace("O", "0").replace("S", "5").split())
@@ -393,11 +400,11 @@ class Runner:
             handler = getattr(self, f"_do_{step.do}")
             self._acted()
             if self._needs_watch(step):
-                self._watch = DisplayWatch(self.bench.get("display")).start()
+                self._watch = watch_display(self.bench.get("display"))
                 self._watch.wait_first()  # know what the display shows before the entry
             self._inject_started = None
             self._step_started = None
-            self._relay_anchor = time.monotonic()
+            self._relay_anchor = self.clock.monotonic()
             handler(step, via, res, tids)
             if step.expect is not None:
                 self._judge(step.expect, before, res)
@@ -590,8 +597,8 @@ class Runner:
                 if credit is None:
                     raise StepFault("waiting for the credit display needs the meter port")
                 if abs(shown[0] - credit) <= shown[1]:
-                    since = time.monotonic()
-            if since is not None and time.monotonic() - since >= steady_real_s:
+                    since = self.clock.monotonic()
+            if since is not None and self.clock.monotonic() - since >= steady_real_s:
                 res.evidence.append(_frame_evidence(reading))
                 return reading.text
             if self.clock.now() >= deadline:
@@ -599,7 +606,7 @@ class Runner:
                     f"the display did not return to the credit within {timeout_s:g} s "
                     f"(last shown: {last!r})"
                 )
-            time.sleep(0.02)
+            self.clock.pause(0.02)
 
     def _do_power_cycle(self, step: PowerCycleStep, via: str, res: StepResult, tids: dict) -> None:
         source = self.bench.get("source")
@@ -641,7 +648,7 @@ class Runner:
     def inject(self, digits: str, via: str, res: StepResult) -> None:
         self._acted()
         # Each entry (a key change set has several) has its own window on the display.
-        self._inject_started = time.monotonic()
+        self._inject_started = self.clock.monotonic()
         if self._step_started is None:
             self._step_started = self._inject_started
         self._lingering = None
@@ -670,7 +677,7 @@ class Runner:
         """The entry is complete (ENTER released, the port's ACK, the card presented): a
         relay window of this step counts from here."""
         if self._relay_anchor is not None:
-            self._relay_anchor = time.monotonic()
+            self._relay_anchor = self.clock.monotonic()
 
     # -- observation ------------------------------------------------------------------------
 
@@ -790,18 +797,27 @@ class Runner:
         assert self._watch is not None
         start = self._inject_started or 0.0
         lingering = self._lingering
-        deadline = time.monotonic() + self._settle_s()
-        while time.monotonic() < deadline:
+        deadline = self.clock.monotonic() + self._settle_s()
+        while self.clock.monotonic() < deadline:
             texts = [canonical_text(r.text) for r in self._watch.since(start)]
             if any(self._vocabulary.get(t) and t != lingering for t in texts):
                 break
-            time.sleep(0.01)
+            self._watch_pause(deadline)
         return self._watch.since(start)
+
+    def _watch_pause(self, deadline: float) -> None:
+        """Give the watch time to record more: a poll interval, or on virtual time until the
+        next moment the display can change (the watch knows it)."""
+        until_change = getattr(self._watch, "wait_change", None)
+        if until_change is not None:
+            until_change(deadline)
+        else:
+            self.clock.pause(0.01)
 
     def _post_entry_readings_all(self) -> list[Any]:
         """Everything shown after the entry, waiting the whole declared display time."""
         assert self._watch is not None
-        time.sleep(self._settle_s())
+        self.clock.pause(self._settle_s())
         return self._watch.since(self._inject_started or 0.0)
 
     def _displayed_result(self, res: StepResult) -> str | None:
@@ -935,7 +951,7 @@ class Runner:
         probe = self._relay()
         want = expect.relay.state
         # The window counts from the step's action, or the end of its last entry.
-        elapsed = 0.0 if self._relay_anchor is None else time.monotonic() - self._relay_anchor
+        elapsed = 0.0 if self._relay_anchor is None else self.clock.monotonic() - self._relay_anchor
         elapsed = max(0.0, elapsed)
         try:
             obs = probe.wait(want, max(0.0, self.clock.real(expect.relay.within_s) - elapsed))

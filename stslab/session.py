@@ -1,7 +1,8 @@
 """One certification campaign's session: bench, DUT, job, pack, ledger, journal, runner.
 
-A :class:`Campaign` opens everything a run needs (SimLab in-process for ``bench="sim"``, or
-the drivers of a bench file), runs scenarios through the :class:`~stslab.campaign.Runner`,
+A :class:`Campaign` opens everything a run needs (SimLab in-process for ``bench="sim"`` on
+its real transports, or on virtual time for ``bench="virtual"``, or the drivers of a bench
+file), runs scenarios through the :class:`~stslab.campaign.Runner`,
 journals every step, and always tears the bench down (load off, source off, actuators
 released, drivers closed). The same object serves ``stslab certify``, the pytest plugin and
 the Robot Framework library.
@@ -22,7 +23,7 @@ from dut.profile import MeterProfile, ProfileError
 from instruments.base import InstrumentError
 from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
-from stslab.clock import BenchClock
+from stslab.clock import BenchClock, Clock
 from stslab.factory import TokenFactory, key_state_from_profile
 from stslab.job import Job, demo_job, load_job
 from stslab.journal import Journal, JournalError, read_journal
@@ -61,6 +62,14 @@ def load_pack(directory: Path) -> list[Scenario]:
     return scenarios
 
 
+#: Bench names that start SimLab in this process: on its real transports, or on virtual time.
+SIMLAB_BENCHES = ("sim", "virtual")
+
+
+def is_simlab(bench: str) -> bool:
+    return bench in SIMLAB_BENCHES
+
+
 #: The fastest SimLab clock at which the shipped catalogue is validated (all PASS on the
 #: reference meter); faster runs are recorded with a deviation.
 VALIDATED_SIM_SPEED = 20.0
@@ -81,6 +90,8 @@ class CampaignConfig:
     pack_keys: tuple[Path, ...] = ()
     select: tuple[str, ...] = ()
     seed: int | None = None
+    #: SimLab meter model (``module:Class``, a simlab.meter.SimMeter subclass).
+    model: str | None = None
 
 
 @dataclass
@@ -120,7 +131,7 @@ class Campaign:
         if cfg.select:
             self.scenarios = [s for s in self.scenarios if any(k in s.id for k in cfg.select)]
         self.pack = self._check_pack()
-        if cfg.mode == "accredited" and cfg.bench == "sim":
+        if cfg.mode == "accredited" and is_simlab(cfg.bench):
             raise CampaignError("accredited mode needs a real bench, not SimLab")
         self._open_run_dir()
         try:
@@ -167,11 +178,8 @@ class Campaign:
 
     def _open_bench(self) -> None:
         cfg = self.config
-        if cfg.bench == "sim":
-            from simlab.bench import SimBench
-
-            self._sim = SimBench(self.profile, speed=cfg.speed, defects=cfg.defects,
-                                 noise=cfg.noise, seed=cfg.seed).start()  # fmt: skip
+        if is_simlab(cfg.bench):
+            self._sim = self._start_simlab()
             bench_file = self.run.directory / "bench.yaml"
             self._sim.write_bench_file(bench_file, self.profile.source)
             self.bench: Bench = load_bench(bench_file)
@@ -197,15 +205,33 @@ class Campaign:
                 self.identities[role] = str(driver.identify())
             except (InstrumentError, NotImplementedError) as exc:
                 raise CampaignError(f"{role}: cannot identify the instrument: {exc}") from None
-        clock = BenchClock(self.bench.clock_speed)
+        # SimLab on virtual time owns the clock; any other bench runs on real time.
+        clock: Clock = getattr(self._sim, "clock", None) if self.config.bench == "virtual" else None
+        clock = clock or BenchClock(self.bench.clock_speed)
         relay = None
         if "analyzer" in self.drivers:
             from instruments.relay import RelayProbe
 
             relay = RelayProbe(self.drivers["analyzer"], 230.0,
-                               interval_s=max(0.005, 0.1 / self.bench.clock_speed))  # fmt: skip
+                               interval_s=max(0.005, 0.1 / clock.speed),
+                               clock=clock.monotonic, sleep=clock.pause)  # fmt: skip
         self.handles = BenchHandles(self.drivers, clock, simulated=self.bench.simulated,
                                     relay=relay, sim_actions=self._sim_actions())  # fmt: skip
+
+    def _start_simlab(self) -> Any:
+        cfg = self.config
+        try:
+            if cfg.bench == "virtual":
+                from simlab.virtual import VirtualBench
+
+                return VirtualBench(self.profile, defects=cfg.defects, model=cfg.model,
+                                    noise=cfg.noise, seed=cfg.seed).start()  # fmt: skip
+            from simlab.bench import SimBench
+
+            return SimBench(self.profile, speed=cfg.speed, defects=cfg.defects, model=cfg.model,
+                            noise=cfg.noise, seed=cfg.seed).start()  # fmt: skip
+        except (ImportError, AttributeError, TypeError, ValueError) as exc:
+            raise CampaignError(f"cannot start SimLab: {exc}") from None
 
     def _sim_actions(self) -> dict:
         if self._sim is None:
@@ -234,7 +260,9 @@ class Campaign:
     def _open_ledger(self) -> None:
         cfg = self.config
         directory = cfg.ledger_dir or (
-            self.run.directory / "ledger" if cfg.bench == "sim" else Path.home() / ".stslab/ledger"
+            self.run.directory / "ledger"
+            if is_simlab(cfg.bench)
+            else Path.home() / ".stslab/ledger"
         )
         path = ledger_path(directory, self.profile.meter.serial)
         ledger = load_ledger(path)
@@ -267,6 +295,7 @@ class Campaign:
                 "config": {"bench": self.config.bench, "dut": self.config.dut,
                            "job": self.config.job, "speed": self.config.speed,
                            "defects": list(self.config.defects), "noise": self.config.noise,
+                           "model": self.config.model,
                            "pack": str(self.config.pack), "select": list(self.config.select)},
                 "job": self.job.model_dump(mode="json"),
                 "dut": {
@@ -298,6 +327,13 @@ class Campaign:
             "clock_speed": self.bench.clock_speed,
             "instruments": {},
         }
+        cfg = self.config
+        if is_simlab(cfg.bench):
+            out["simlab"] = {
+                "time": "virtual" if cfg.bench == "virtual" else f"real x{cfg.speed:g}",
+                "model": cfg.model or "simlab.meter:SimMeter",
+                "defects": list(cfg.defects),
+            }
         today = date.today()
         for role, inst in self.bench.instruments.items():
             cal = inst.calibration

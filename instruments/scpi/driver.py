@@ -295,6 +295,35 @@ class ScpiDriver(Driver):
     def _connect(self, remaining: Remaining) -> None:
         self._drop()
         self.transcript.note(f"connecting to {self.address}")
+        resource = self._open_resource(remaining)
+        self._resource = resource
+        self._desynced = False
+        try:
+            link = self._socket()
+            if link is not None:
+                # A non-blocking connect reports a refusal only through SO_ERROR.
+                failure = link[0].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if failure:
+                    raise self._lost(f"cannot connect to {self.address}: {os.strerror(failure)}")
+                # Request/reply traffic: without this, Nagle and delayed ACKs add ~40 ms to a
+                # command followed by its error query (pyvisa-py cannot set it as an attribute).
+                link[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            identity = self._ask_identity(remaining)
+            self._check_model(identity)
+            self._check_same(identity)
+            self._identity = identity
+            stale = self._drain_errors(remaining)
+            if stale:
+                self.transcript.note(f"errors queued before connecting: {stale}")
+            self._setup(remaining)
+        except BaseException:
+            self._drop()
+            raise
+
+    def _open_resource(self, remaining: Remaining) -> MessageBasedResource:
+        """The VISA resource at the driver's address, opened (a subclass may reach its
+        instrument another way: anything with ``write_raw``, ``read_raw``, ``timeout``,
+        ``clear`` and ``close``)."""
         manager = self._manager
         assert manager is not None
         wait_ms = _milliseconds(remaining())
@@ -323,29 +352,7 @@ class ScpiDriver(Driver):
             with contextlib.suppress(Exception):
                 resource.close()
             raise self.error(InstrumentError, f"{self.address} is not a message-based resource")
-        self._resource = resource
-        self._desynced = False
-        try:
-            link = self._socket()
-            if link is not None:
-                # A non-blocking connect reports a refusal only through SO_ERROR.
-                failure = link[0].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if failure:
-                    raise self._lost(f"cannot connect to {self.address}: {os.strerror(failure)}")
-                # Request/reply traffic: without this, Nagle and delayed ACKs add ~40 ms to a
-                # command followed by its error query (pyvisa-py cannot set it as an attribute).
-                link[0].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            identity = self._ask_identity(remaining)
-            self._check_model(identity)
-            self._check_same(identity)
-            self._identity = identity
-            stale = self._drain_errors(remaining)
-            if stale:
-                self.transcript.note(f"errors queued before connecting: {stale}")
-            self._setup(remaining)
-        except BaseException:
-            self._drop()
-            raise
+        return resource
 
     def _resync(self, remaining: Remaining) -> None:
         self.transcript.note("resynchronising after a failed exchange")

@@ -100,7 +100,13 @@ class _Progress:
 
 
 def certify(
-    bench: Annotated[str, typer.Option(help="Bench file, or 'sim' for SimLab in-process.")] = "sim",
+    bench: Annotated[
+        str,
+        typer.Option(
+            help="Bench file, or SimLab in-process: 'sim' (real transports, fast clock) or "
+            "'virtual' (virtual time: a campaign in seconds)."
+        ),
+    ] = "sim",
     dut: Annotated[
         str | None, typer.Option(help="DUT (meter) profile: a file or a built-in name.")
     ] = None,
@@ -116,6 +122,9 @@ def certify(
     speed: Annotated[float, typer.Option(help="SimLab clock speed.")] = 20.0,
     defect: Annotated[list[str] | None, typer.Option(help="SimLab meter defect.")] = None,
     noise: Annotated[str, typer.Option(help="SimLab camera noise.")] = "none",
+    model: Annotated[
+        str | None, typer.Option(help="SimLab meter model: module:Class (a SimMeter subclass).")
+    ] = None,
     resume: Annotated[Path | None, typer.Option(help="Resume the run in this folder.")] = None,
     select: Annotated[
         list[str] | None, typer.Option("--select", "-k", help="Only scenario ids containing this.")
@@ -153,6 +162,8 @@ def certify(
         args += ["--resume", str(resume)]
     for d in defect or ():
         args += ["--defect", d]
+    if model:
+        args += ["--model", model]
     for k in pack_key or ():
         args += ["--pack-key", str(k)]
     progress = _Progress(console, quiet)

@@ -42,6 +42,9 @@ class SteppedClock:
     def to_real(self, sim_seconds: float) -> float:
         return max(0.0, sim_seconds)
 
+    def floor(self, real_s: float) -> float:
+        return max(0.0, real_s) * self.speed
+
     def advance(self, seconds: float) -> None:
         self._now += seconds
 

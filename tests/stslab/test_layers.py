@@ -13,7 +13,10 @@ import pytest
     ["stslab.campaign", "stslab.session", "stslab.factory", "stslab.record", "dut.profile"],
 )
 def test_harness_modules_do_not_import_simlab(module: str) -> None:
-    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'simlab'))"
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'simlab'))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", f"{module} imports {out.stdout.strip()}"
 
