@@ -27,6 +27,9 @@ class SelftestRow:
     failures: list[str] = field(default_factory=list)  # FAILs of the reference meter
     scenarios_run: int = 0
     wall_s: float = 0.0
+    bench: str = "sim"
+    #: every scenario's verdict, in the order run
+    outcomes: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -43,20 +46,24 @@ def run_one(
     select: tuple[str, ...],
     stop_at_kill: bool,
     unreliable: frozenset[str] = frozenset(),
+    bench: str = "sim",
+    model: str | None = None,
 ) -> SelftestRow:
     """One SimLab meter through the pack. For a defect, a FAIL counts as a kill only in a
     scenario the reference meter passed (``unreliable`` lists the others)."""
     import time
 
-    row = SelftestRow(defect or REFERENCE)
+    row = SelftestRow(defect or REFERENCE, bench=bench)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="stslab-selftest-") as out:
-        cfg = CampaignConfig(bench="sim", dut=dut, out=Path(out), pack=Path(pack), speed=speed,
-                             defects=(defect,) if defect else (), select=select)  # fmt: skip
+        cfg = CampaignConfig(bench=bench, dut=dut, out=Path(out), pack=Path(pack), speed=speed,
+                             defects=(defect,) if defect else (), select=select,
+                             model=model)  # fmt: skip
         with Campaign(cfg) as campaign:
             for scenario in campaign.pending():
                 result = campaign.run_scenario(scenario)
                 row.scenarios_run += 1
+                row.outcomes[result.id] = result.outcome.value
                 if result.outcome is Outcome.FAIL and result.id in unreliable:
                     row.errors.append(f"{result.id} (fails on the reference meter too)")
                 elif result.outcome is Outcome.FAIL:
@@ -81,20 +88,64 @@ def selftest(
     workers: int = 2,
     include_reference: bool = True,
     stop_at_kill: bool = True,
+    bench: str = "sim",
+    model: str | None = None,
 ) -> list[SelftestRow]:
     rows: list[SelftestRow] = []
     unreliable: frozenset[str] = frozenset()
+    where = {"bench": bench, "model": model}
     if include_reference:
-        reference = run_one(None, str(pack), dut, speed, select, stop_at_kill=False)
+        reference = run_one(None, str(pack), dut, speed, select, stop_at_kill=False, **where)
         rows.append(reference)
         unreliable = frozenset(reference.failures + reference.errors)
     if workers <= 1:
         return rows + [
-            run_one(d, str(pack), dut, speed, select, stop_at_kill, unreliable) for d in defects
+            run_one(d, str(pack), dut, speed, select, stop_at_kill, unreliable, **where)
+            for d in defects
         ]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [
-            pool.submit(run_one, d, str(pack), dut, speed, select, stop_at_kill, unreliable)
+            pool.submit(
+                run_one, d, str(pack), dut, speed, select, stop_at_kill, unreliable, **where
+            )
             for d in defects
         ]
         return rows + [f.result() for f in futures]
+
+
+@dataclass
+class Difference:
+    """One scenario whose verdict differs between two benches for one meter."""
+
+    meter: str
+    scenario: str
+    verdicts: dict[str, str]
+
+
+def compare(
+    benches: tuple[str, ...],
+    defects: list[str],
+    pack: Path = DEFAULT_PACK,
+    dut: str | None = None,
+    speed: float = 20.0,
+    select: tuple[str, ...] = (),
+    workers: int = 2,
+    model: str | None = None,
+) -> tuple[list[SelftestRow], list[Difference]]:
+    """Every scenario on every bench kind, for the reference meter and each defect (no early
+    stop): the rows, and each scenario whose verdict is not the same on all of them."""
+    rows: list[SelftestRow] = []
+    for bench in benches:
+        rows += selftest(defects, pack, dut, speed, select, workers, include_reference=True,
+                         stop_at_kill=False, bench=bench, model=model)  # fmt: skip
+    by_meter: dict[str, dict[str, SelftestRow]] = {}
+    for row in rows:
+        by_meter.setdefault(row.defect, {})[row.bench] = row
+    differences = []
+    for meter, per_bench in by_meter.items():
+        ids = sorted({i for row in per_bench.values() for i in row.outcomes})
+        for scenario in ids:
+            verdicts = {b: per_bench[b].outcomes.get(scenario, "not run") for b in benches}
+            if len(set(verdicts.values())) > 1:
+                differences.append(Difference(meter, scenario, verdicts))
+    return rows, differences

@@ -29,6 +29,19 @@ def selftest_command(
     all_kills: Annotated[
         bool, typer.Option("--all-kills", help="Run every scenario per defect (full matrix).")
     ] = False,
+    bench: Annotated[
+        str, typer.Option(help="SimLab bench: sim (real transports) or virtual (virtual time).")
+    ] = "sim",
+    model: Annotated[
+        str | None, typer.Option(help="SimLab meter model: module:Class (a SimMeter subclass).")
+    ] = None,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            help="Run everything on each of these benches (e.g. sim,virtual) and print every "
+            "scenario whose verdict differs."
+        ),
+    ] = None,
 ) -> None:
     """Print the kill matrix: which scenario catches each SimLab defect."""
     from simlab.defects import CATALOGUE, lookup
@@ -41,9 +54,17 @@ def selftest_command(
         raise ArgumentError("--defect", str(exc)) from None
     if workers < 1:
         raise ArgumentError("--workers", "must be at least 1")
-    rows = selftest(chosen, pack or DEFAULT_PACK, dut, speed, tuple(select or ()), workers,
-                    not no_reference, not all_kills)  # fmt: skip
+    from stslab.session import SIMLAB_BENCHES
+
+    if bench not in SIMLAB_BENCHES:
+        raise ArgumentError("--bench", f"{bench!r} is not one of {', '.join(SIMLAB_BENCHES)}")
     console = Console()
+    if compare is not None:
+        _compare(console, compare, chosen, pack or DEFAULT_PACK, dut, speed,
+                 tuple(select or ()), workers, model)  # fmt: skip
+        return
+    rows = selftest(chosen, pack or DEFAULT_PACK, dut, speed, tuple(select or ()), workers,
+                    not no_reference, not all_kills, bench=bench, model=model)  # fmt: skip
     table = Table("meter", "verdict", "killed by / problems", "scenarios run", "wall s",
                   title="kill matrix")  # fmt: skip
     for r in rows:
@@ -62,3 +83,43 @@ def selftest_command(
     if bad:
         console.print(f"[red]selftest failed:[/] {', '.join(bad)}")
         raise typer.Exit(1)
+
+
+def _compare(
+    console: Console,
+    spec: str,
+    defects: list[str],
+    pack: Path,
+    dut: str | None,
+    speed: float,
+    select: tuple[str, ...],
+    workers: int,
+    model: str | None,
+) -> None:
+    from stslab.selftest import compare
+    from stslab.session import SIMLAB_BENCHES
+
+    benches = tuple(b.strip() for b in spec.split(",") if b.strip())
+    wrong = [b for b in benches if b not in SIMLAB_BENCHES]
+    if len(benches) < 2 or wrong or len(set(benches)) != len(benches):
+        raise ArgumentError("--compare", f"{spec!r}: name two or more of sim, virtual")
+    rows, differences = compare(benches, defects, pack, dut, speed, select, workers, model)
+    table = Table("meter", *benches, title="scenarios run and wall seconds per bench")
+    meters = list(dict.fromkeys(r.defect for r in rows))
+    for meter in meters:
+        cells = []
+        for b in benches:
+            row = next(r for r in rows if r.defect == meter and r.bench == b)
+            cells.append(f"{row.scenarios_run} in {row.wall_s:.1f} s")
+        table.add_row(meter, *cells)
+    console.print(table)
+    if not differences:
+        total = sum(len(r.outcomes) for r in rows if r.bench == benches[0])
+        console.print(f"same verdict on {', '.join(benches)}: {total} scenario runs, no difference")
+        return
+    diff = Table("meter", "scenario", *benches, title="verdicts that differ")
+    for d in differences:
+        diff.add_row(d.meter, d.scenario, *(d.verdicts[b] for b in benches))
+    console.print(diff)
+    console.print(f"[red]{len(differences)} verdict(s) differ[/]")
+    raise typer.Exit(1)
