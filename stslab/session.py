@@ -130,9 +130,9 @@ class Campaign:
         self.scenarios = load_pack(cfg.pack)
         if cfg.select:
             self.scenarios = [s for s in self.scenarios if any(k in s.id for k in cfg.select)]
+        self.pack = self._check_pack()
         if cfg.mode == "accredited" and is_simlab(cfg.bench):
             raise CampaignError("accredited mode needs a real bench, not SimLab")
-        self.pack = self._check_pack()
         self._open_run_dir()
         try:
             self._open_bench()

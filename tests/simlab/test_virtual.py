@@ -145,9 +145,7 @@ def test_the_port_reads_out_what_the_meter_holds_and_takes_its_line_time(
     assert credit == Decimal(str(bench.true_state().credit_wh / 1000)).quantize(Decimal("0.001"))
 
 
-def test_a_card_written_and_presented_enters_its_token(
-    bench: VirtualBench, drivers: dict
-) -> None:
+def test_a_card_written_and_presented_enters_its_token(bench: VirtualBench, drivers: dict) -> None:
     card = bench.profile.card
     digits = _mint(bench, "2.0")
     before = bench.true_state().entries

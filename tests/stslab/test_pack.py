@@ -278,14 +278,15 @@ def test_accredited_mode_does_not_trust_the_development_key(tmp_path: Path) -> N
     assert "does not verify with any trusted key" in message
 
 
+@pytest.mark.parametrize("bench", ["sim", "virtual"])
 def test_accredited_mode_refuses_simlab(
-    signed_pack: Path, tmp_path: Path, owner_key: tuple[str, str]
+    signed_pack: Path, tmp_path: Path, owner_key: tuple[str, str], bench: str
 ) -> None:
     key = tmp_path / "owner.pub.pem"
     key.write_text(owner_key[1])
     out = tmp_path / "runs"
-    message = _refusal(CampaignConfig(out=out, pack=signed_pack, mode="accredited",
-                                      pack_keys=(key,)))  # fmt: skip
+    message = _refusal(CampaignConfig(bench=bench, out=out, pack=signed_pack,
+                                      mode="accredited", pack_keys=(key,)))  # fmt: skip
     assert message == "accredited mode needs a real bench, not SimLab"
 
 

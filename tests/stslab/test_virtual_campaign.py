@@ -1,5 +1,6 @@
 """Campaigns on SimLab's virtual time: the same engine, journal, record and evidence as on a
-wire bench, verdicts equal to wire SimLab's, the meter model named, accredited mode refused."""
+wire bench, verdicts equal to wire SimLab's, the meter model named (accredited mode refuses
+it as it refuses wire SimLab: tests/stslab/test_pack.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from stslab.campaign import Outcome
 from stslab.cli import main
 from stslab.selftest import compare
-from stslab.session import Campaign, CampaignConfig, CampaignError
+from stslab.session import Campaign, CampaignConfig
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "tests.simlab.meter_models:NoTamperClearMeter"
@@ -71,13 +70,6 @@ def test_a_meter_model_runs_on_virtual_time_and_the_record_names_it(tmp_path: Pa
     record = json.loads((run / "record.json").read_text())
     assert record["bench"]["simlab"]["model"] == MODEL
     assert [s["outcome"] for s in record["scenarios"]] == ["FAIL"]
-
-
-def test_accredited_mode_refuses_virtual_time(tmp_path: Path) -> None:
-    cfg = CampaignConfig(bench="virtual", out=tmp_path, mode="accredited")
-    with pytest.raises(CampaignError, match="real bench"):
-        Campaign(cfg).open()
-    assert not any(tmp_path.iterdir())
 
 
 def test_pytest_runs_the_pack_on_virtual_time(tmp_path: Path) -> None:
