@@ -34,6 +34,7 @@ from stslab.cli.errors import ArgumentError
 from stslab.cli.robot import robot_command
 from stslab.journal import read_journal
 from stslab.record import build_record
+from stslab.robot.context import _Active
 from tests.stslab.test_pack import write_pack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -273,7 +274,7 @@ def test_the_record_adds_up_and_the_journal_verifies(run: RobotRun) -> None:
 
 
 def test_the_bench_is_released_when_the_run_ends(run: RobotRun) -> None:
-    assert stslab_robot._Active.library is None
+    assert _Active.context is None
     assert run.threads_after <= run.threads_before
     keypad = run.record["bench"]["instruments"]["keypad"]["address"]
     assert not Path(keypad).parent.exists()  # SimLab stopped and removed its ptys' folder
@@ -296,7 +297,7 @@ def test_a_campaign_that_cannot_open_stops_the_run(tmp_path: Path) -> None:
     assert "no-such-meter" in first.message
     assert second.status == "FAIL" and "fatal error" in second.message
     assert not list(tmp_path.glob("runs/*/record.json"))
-    assert stslab_robot._Active.library is None
+    assert _Active.context is None
 
 
 def test_libdoc_renders_every_keyword_with_its_documentation(tmp_path: Path) -> None:
