@@ -39,8 +39,7 @@ from tests.stslab.test_pack import write_pack
 
 REPO = Path(__file__).resolve().parents[2]
 SUITES = REPO / "suites" / "robot"
-LIBRARY = Path(stslab_robot.__file__)
-LIBRARY_FILES = sorted(LIBRARY.parent.glob("*.py")) if LIBRARY.name == "__init__.py" else [LIBRARY]
+LIBRARY_FILES = sorted(Path(stslab_robot.__file__).parent.glob("*.py"))  # the core and groups
 
 PACK_SCENARIO = """\
 id: RBT-PACK-001
