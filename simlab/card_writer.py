@@ -51,7 +51,7 @@ from enum import Enum, IntEnum
 from dut.card import SENTINELS, TRACK_CAPACITY, iso_track_problem
 from simlab.faults import TransportFaults
 from simlab.meter_io import MeterCardReader
-from simlab.pty import PtyEndpoint
+from simlab.pty import PtyDevice
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Status(IntEnum):
     INVALID_SWIPE = 0x39
 
 
-class CardWriter:
+class CardWriter(PtyDevice):
     """An MSR605 on a pty, holding the last card it wrote."""
 
     def __init__(
@@ -101,31 +101,7 @@ class CardWriter:
         self._hi_co = True
         self._leds: frozenset[str] = frozenset()
         self._parser = self._new_parser()
-        self._endpoint = PtyEndpoint(
-            self._on_bytes,
-            on_hangup=self._on_hangup,
-            faults=faults,
-            link=link,
-            baudrate=LINE_SPEED,
-            name="msr605",
-        )
-
-    @property
-    def path(self) -> str:
-        return self._endpoint.path
-
-    @property
-    def address(self) -> str:
-        """What a bench file names: the stable link if given, else the pty path."""
-        return self._endpoint.address
-
-    @property
-    def faults(self) -> TransportFaults:
-        return self._endpoint.faults
-
-    @property
-    def endpoint(self) -> PtyEndpoint:
-        return self._endpoint
+        super().__init__(name="msr605", baudrate=LINE_SPEED, link=link, faults=faults)
 
     @property
     def hi_co(self) -> bool:
@@ -150,16 +126,6 @@ class CardWriter:
             raise ValueError(f"{status!r} is not a swipe failure")
         with self._lock:
             self._failure = status
-
-    def close(self) -> None:
-        """Close the pty and join its thread. Idempotent."""
-        self._endpoint.close()
-
-    def __enter__(self) -> CardWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- protocol (reader thread) -----------------------------------------------------------
 

@@ -49,7 +49,7 @@ from enum import IntEnum
 from simlab.clock import SimClock
 from simlab.faults import TransportFaults
 from simlab.meter_io import MeterKeypad
-from simlab.pty import PtyEndpoint
+from simlab.pty import PtyDevice
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class _Refused(Exception):
         super().__init__(f"ERR {int(code)} {text}")
 
 
-class KeypadRobot:
+class KeypadRobot(PtyDevice):
     """A KPR/1 robot on a pty, pressing ``keypad``'s keys on ``clock``'s time."""
 
     def __init__(
@@ -110,31 +110,7 @@ class KeypadRobot:
         self._pressed: set[str] = set()
         self._abort = threading.Event()
         self._closed = False
-        self._endpoint = PtyEndpoint(
-            self._on_bytes,
-            on_hangup=self._on_hangup,
-            faults=faults,
-            link=link,
-            baudrate=LINE_SPEED,
-            name="kpr1",
-        )
-
-    @property
-    def path(self) -> str:
-        return self._endpoint.path
-
-    @property
-    def address(self) -> str:
-        """What a bench file names: the stable link if given, else the pty path."""
-        return self._endpoint.address
-
-    @property
-    def faults(self) -> TransportFaults:
-        return self._endpoint.faults
-
-    @property
-    def endpoint(self) -> PtyEndpoint:
-        return self._endpoint
+        super().__init__(name="kpr1", baudrate=LINE_SPEED, link=link, faults=faults)
 
     @property
     def pressed(self) -> frozenset[str]:
@@ -147,14 +123,8 @@ class KeypadRobot:
         if self._closed:
             return
         self._closed = True
-        self._endpoint.close()  # first: no command may start a new job behind our back
+        super().close()  # first: no command may start a new job behind our back
         self._stop_job()
-
-    def __enter__(self) -> KeypadRobot:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- line handling (reader thread) ------------------------------------------------------
 

@@ -55,7 +55,7 @@ from enum import Enum
 from simlab.clock import SimClock
 from simlab.faults import TransportFaults
 from simlab.meter_io import DataLine, MeterOpticalPort, PortError, WriteStatus
-from simlab.pty import PtyEndpoint
+from simlab.pty import PtyDevice
 
 SOH, STX, ETX, ACK, NAK = 0x01, 0x02, 0x03, 0x06, 0x15
 CRLF = b"\r\n"
@@ -90,7 +90,7 @@ def identification_baud(ident: str) -> int:
     return MODE_C_BAUD[ident[3]]
 
 
-class OpticalPort:
+class OpticalPort(PtyDevice):
     """The meter's IEC 62056-21 mode C optical port on a pty."""
 
     def __init__(
@@ -121,31 +121,7 @@ class OpticalPort:
         self._last_sim = clock.now()
         self._last_real = time.monotonic()
         self._closed = threading.Event()
-        self._endpoint = PtyEndpoint(
-            self._on_bytes,
-            on_hangup=self._to_sign_on,
-            faults=faults,
-            link=link,
-            baudrate=SIGN_ON_BAUD,
-            name="iec62056",
-        )
-
-    @property
-    def path(self) -> str:
-        return self._endpoint.path
-
-    @property
-    def address(self) -> str:
-        """What a bench file names: the stable link if given, else the pty path."""
-        return self._endpoint.address
-
-    @property
-    def faults(self) -> TransportFaults:
-        return self._endpoint.faults
-
-    @property
-    def endpoint(self) -> PtyEndpoint:
-        return self._endpoint
+        super().__init__(name="iec62056", baudrate=SIGN_ON_BAUD, link=link, faults=faults)
 
     @property
     def state(self) -> str:
@@ -154,14 +130,8 @@ class OpticalPort:
 
     def close(self) -> None:
         """Close the pty and join its thread. Idempotent."""
-        self._closed.set()
-        self._endpoint.close()
-
-    def __enter__(self) -> OpticalPort:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._closed.set()  # first: a wait for the client's baud switch ends now
+        super().close()
 
     # -- receiving (reader thread) ----------------------------------------------------------
 
@@ -348,6 +318,9 @@ class OpticalPort:
                 return
 
     # -- state ------------------------------------------------------------------------------
+
+    def _on_hangup(self) -> None:
+        self._to_sign_on()
 
     def _to_sign_on(self, keep_buffer: bool = False) -> None:
         self._state = _State.SIGN_ON

@@ -3,7 +3,8 @@
 The harness opens :attr:`PtyEndpoint.path` (or the stable :attr:`PtyEndpoint.link`) with
 pyserial exactly as it opens ``/dev/ttyUSB0`` on a bench; the device behind it gets the bytes
 the client writes and answers through :meth:`PtyEndpoint.write`, which passes every reply
-through the endpoint's :class:`~simlab.faults.TransportFaults`.
+through the endpoint's :class:`~simlab.faults.TransportFaults`. A simulated device builds
+on :class:`PtyDevice`, which serves it on an endpoint, and keeps only its protocol.
 
 Line speed. Bytes cross a pty at any "rate", but a real serial link only works when both ends
 agree on the speed. The speed the client set (pyserial's ``baudrate``) is read from the
@@ -46,7 +47,9 @@ import termios
 import threading
 import time
 import tty
+from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import Self
 
 from simlab.faults import TransportFaults
 
@@ -288,6 +291,68 @@ class PtyEndpoint:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._wake_r = self._wake_w = -1
+
+
+class PtyDevice(ABC):
+    """A simulated serial device served on its own :class:`PtyEndpoint`.
+
+    A device speaks its protocol in :meth:`_on_bytes`, lets go of what a client left behind
+    in :meth:`_on_hangup` and answers through ``self._endpoint.write``. A subclass calls
+    ``super().__init__`` last: the reader thread starts at once and may call :meth:`_on_bytes`.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        baudrate: int | None,
+        link: str | None = None,
+        faults: TransportFaults | None = None,
+    ) -> None:
+        self._endpoint = PtyEndpoint(
+            self._on_bytes,
+            on_hangup=self._on_hangup,
+            faults=faults,
+            link=link,
+            baudrate=baudrate,
+            name=name,
+        )
+
+    @property
+    def path(self) -> str:
+        return self._endpoint.path
+
+    @property
+    def address(self) -> str:
+        """What a bench file names: the stable link if given, else the pty path."""
+        return self._endpoint.address
+
+    @property
+    def faults(self) -> TransportFaults:
+        return self._endpoint.faults
+
+    @property
+    def endpoint(self) -> PtyEndpoint:
+        return self._endpoint
+
+    def close(self) -> None:
+        """Close the pty and join its thread. Idempotent."""
+        self._endpoint.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def _on_bytes(self, data: bytes) -> None:
+        """What the client wrote, on the reader thread."""
+
+    @abstractmethod
+    def _on_hangup(self) -> None:
+        """The client went away (closed the port, or the port vanished), on the reader
+        thread."""
 
 
 def _open_pty(avoid: str | None) -> tuple[int, str]:
