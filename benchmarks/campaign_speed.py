@@ -27,14 +27,33 @@ open time at least 0.5 to 1.5 s real on any clock (README, "Fast clocks"): above
 scenarios allow, so the reference meter fails them. The catalogue's figures are taken at
 the default speed.
 
-Usage: ``python benchmarks/campaign_speed.py [--pack DIR] [--speed N] [--dut NAME]
-[--select TEXT]``.
+On ``--bench virtual`` (SimLab on virtual time) there is no real-time floor and no wire:
+the bench part is the simulation itself (the meter and plant brought from event to event,
+the camera's frames rendered and decoded), and modelled time is exact.
+
+``--figures`` prints, in one run, the figures a release is held to, each measured as a user
+would run it (a fresh process, start-up included):
+
+* ``virtual_catalogue_wall_s``: ``stslab certify --bench virtual --no-report`` over the whole
+  catalogue on the reference meter, pinned to one core (``taskset -c 0`` where it exists);
+* ``selftest_virtual_all_kills_wall_s``: ``stslab selftest --bench virtual --all-kills
+  --workers 2`` (the reference meter and every defect through every scenario);
+* ``sim_n4_wall_s``: ``stslab certify -n 4 --no-report`` on wire SimLab at the validated
+  speed (four benches at once), with its verdicts;
+* the harness's overhead per injected token on both benches (in process, as above).
+
+Usage: ``python benchmarks/campaign_speed.py [--bench sim|virtual] [--pack DIR] [--speed N]
+[--dut NAME] [--select TEXT] [--figures]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -118,22 +137,35 @@ class BenchStopwatch:
 
 
 def run_campaign(
-    pack: Path, speed: float, dut: str | None, select: tuple[str, ...]
+    pack: Path, speed: float, dut: str | None, select: tuple[str, ...], bench: str = "sim"
 ) -> tuple[dict[str, Any], float, float, BenchStopwatch]:
     """(record, campaign wall time, opening time, stopwatch) of one campaign on SimLab."""
+    from simlab.clock import VirtualClock
+    from simlab.virtual import VirtualCamera, VirtualDisplayWatch, _Shown
+
     watch = BenchStopwatch()
     undo: list[Callable[[], None]] = [watch.wrap_steps()]
-    for cls, names in ((Runner, RUNNER_WAITS), (DisplayWatch, ("wait_first", "stop"))):
+    waits: tuple[tuple[Any, tuple[str, ...]], ...] = (
+        (Runner, RUNNER_WAITS),
+        (DisplayWatch, ("wait_first", "stop")),
+        (BenchClock, ("sleep", "pause")),
+        # On virtual time: the simulation's own work and the camera's frames.
+        (VirtualClock, ("advance_to",)),
+        (VirtualDisplayWatch, ("wait_first", "stop", "wait_change")),
+        (VirtualCamera, ("_decode", "_image")),
+    )
+    for cls, names in waits:
         for name in names:
             original = getattr(cls, name)
             undo.append(functools.partial(setattr, cls, name, original))
             watch.wrap(cls, name)
-    original_sleep = BenchClock.sleep
-    undo.append(functools.partial(setattr, BenchClock, "sleep", original_sleep))
-    watch.wrap(BenchClock, "sleep")
+    png = _Shown.frame_png
+    undo.append(functools.partial(setattr, _Shown, "frame_png", png))
+    _Shown.frame_png = property(lambda shown: _timed_png(watch, png, shown))  # type: ignore[method-assign,assignment]
     try:
         with tempfile.TemporaryDirectory(prefix="stslab-campaign-speed-") as out:
-            config = CampaignConfig(out=Path(out), pack=pack, speed=speed, dut=dut, select=select)
+            config = CampaignConfig(bench=bench, out=Path(out), pack=pack, speed=speed, dut=dut,
+                                    select=select)  # fmt: skip
             started = time.perf_counter()
             with Campaign(config) as campaign:
                 opened = time.perf_counter() - started
@@ -148,6 +180,11 @@ def run_campaign(
     finally:
         for restore in reversed(undo):
             restore()
+
+
+def _timed_png(watch: BenchStopwatch, png: Any, shown: Any) -> bytes:
+    with watch.waiting():
+        return png.fget(shown)
 
 
 def injections(step: dict[str, Any]) -> tuple[str, int]:
@@ -185,44 +222,110 @@ def main() -> int:
     )
     parser.add_argument("--dut", default=None, help="SimLab meter profile (built-in name/file)")
     parser.add_argument("--select", action="append", default=[], help="scenario ids containing")
+    parser.add_argument("--bench", default="sim", choices=("sim", "virtual"), help="SimLab bench")
+    parser.add_argument("--figures", action="store_true", help="the release figures (see above)")
     args, _ = parser.parse_known_args()  # run_all.py passes every script the same arguments
+    if args.figures:
+        return figures(args)
     try:
         record, wall, opened, watch = run_campaign(
-            args.pack, args.speed, args.dut, tuple(args.select)
+            args.pack, args.speed, args.dut, tuple(args.select), args.bench
         )
     except (CampaignError, PackError, ValueError) as exc:  # a pack or scenario that won't load
         print(f"campaign_speed: cannot run {args.pack}: {exc}", file=sys.stderr)
         return 2
+    report(record, wall, opened, watch, args.bench, args.speed)
+    return 0
+
+
+def report(
+    record: dict[str, Any],
+    wall: float,
+    opened: float,
+    watch: BenchStopwatch,
+    bench: str,
+    speed: float,
+    prefix: str = "",
+) -> None:
+    """The figures of one in-process campaign."""
     summary = record["summary"]
     steps = [s for sc in record["scenarios"] for s in sc["steps"] if s["kind"] != "setup"]
     token_steps = [s for s in steps if s["kind"] in INJECTING]
     kinds = Counter(s["kind"] for s in token_steps)
-    print(f"pack={record['pack']['id']} {record['pack']['version']}")
-    print(f"speed={args.speed:g}")
-    print(f"campaign_wall_s={wall:.2f}")
-    print(f"open_s={opened:.2f}")
-    print(f"scenarios={summary['scenarios']}")
+
+    def show(name: str, value: Any) -> None:
+        print(f"{prefix}{name}={value}")
+
+    show("pack", f"{record['pack']['id']} {record['pack']['version']}")
+    show("bench", bench)
+    if bench == "sim":
+        show("speed", f"{speed:g}")
+    show("campaign_wall_s", f"{wall:.2f}")
+    show("open_s", f"{opened:.2f}")
+    show("scenarios", summary["scenarios"])
     for outcome in ("PASS", "FAIL", "ERROR", "SKIP"):
-        print(f"{outcome.lower()}={summary[outcome]}")
+        show(outcome.lower(), summary[outcome])
     for outcome in ("FAIL", "ERROR"):  # a reference meter should have none: figures are suspect
         ids = [sc["id"] for sc in record["scenarios"] if sc["outcome"] == outcome]
         if ids:
-            print(f"{outcome.lower()}_ids={','.join(ids)}")
-    print(f"steps={len(steps)}")
-    print(f"token_steps={len(token_steps)}")
+            show(f"{outcome.lower()}_ids", ",".join(ids))
+    show("steps", len(steps))
+    show("token_steps", len(token_steps))
     for kind in INJECTING:
-        print(f"token_steps_{kind}={kinds.get(kind, 0)}")
-    print(f"modelled_s={summary['modelled_s']:.1f}")
+        show(f"token_steps_{kind}", kinds.get(kind, 0))
+    show("modelled_s", f"{summary['modelled_s']:.1f}")
     per = per_token(record, watch)
     for carrier in ["all", *sorted(k for k in per if k != "all")]:
         step_s, bench_s, count = per[carrier]
         if not count:
             continue
         suffix = "" if carrier == "all" else f"_{carrier}"
-        print(f"injected_tokens{suffix}={count}")
-        print(f"token_step_ms{suffix}={1000 * step_s / count:.1f}")
-        print(f"token_bench_ms{suffix}={1000 * bench_s / count:.1f}")
-        print(f"token_overhead_ms{suffix}={1000 * (step_s - bench_s) / count:.2f}")
+        show(f"injected_tokens{suffix}", count)
+        show(f"token_step_ms{suffix}", f"{1000 * step_s / count:.1f}")
+        show(f"token_bench_ms{suffix}", f"{1000 * bench_s / count:.1f}")
+        show(f"token_overhead_ms{suffix}", f"{1000 * (step_s - bench_s) / count:.2f}")
+
+
+def _stslab(*args: str, cwd: Path, one_core: bool = False) -> tuple[float, int, str]:
+    """(wall seconds, exit status, output) of one ``stslab`` command in a fresh process."""
+    command = [sys.executable, "-m", "stslab", *args]
+    if one_core and shutil.which("taskset"):
+        command = ["taskset", "-c", "0", *command]
+    env = {**os.environ, "COLUMNS": "200"}
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    return time.perf_counter() - started, proc.returncode, proc.stdout + proc.stderr
+
+
+def _verdicts(out: Path) -> str:
+    runs = sorted(out.iterdir()) if out.exists() else []
+    if not runs or not (runs[-1] / "record.json").exists():
+        return "no record"
+    summary = json.loads((runs[-1] / "record.json").read_text())["summary"]
+    return " ".join(f"{k.lower()}={summary[k]}" for k in ("PASS", "FAIL", "ERROR", "SKIP"))
+
+
+def figures(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="stslab-figures-") as tmp:
+        work = Path(tmp)
+        wall, code, _ = _stslab("certify", "--bench", "virtual", "--no-report", "-q",
+                                "--out", str(work / "v"), cwd=work, one_core=True)  # fmt: skip
+        print(f"virtual_catalogue_wall_s={wall:.2f} (exit {code}; {_verdicts(work / 'v')})")
+        wall, code, text = _stslab("selftest", "--bench", "virtual", "--all-kills",
+                                   "--workers", "2", cwd=work)  # fmt: skip
+        killed = next((ln for ln in text.splitlines() if ln.startswith("defects killed")), "?")
+        print(f"selftest_virtual_all_kills_wall_s={wall:.2f} (exit {code}; {killed})")
+        wall, code, text = _stslab("certify", "-n", "4", "--no-report", "-q",
+                                   "--out", str(work / "n4"), cwd=work)  # fmt: skip
+        if code == 2:
+            print(f"sim_n4_wall_s=n/a ({text.strip().splitlines()[-1] if text.strip() else ''})")
+        else:
+            print(f"sim_n4_wall_s={wall:.2f} (exit {code}; {_verdicts(work / 'n4')})")
+    for bench in ("virtual", "sim"):
+        record, wall, opened, watch = run_campaign(
+            args.pack, args.speed, args.dut, tuple(args.select), bench
+        )
+        report(record, wall, opened, watch, bench, args.speed, prefix=f"{bench}_")
     return 0
 
 
