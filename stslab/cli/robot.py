@@ -30,7 +30,11 @@ def robot_command(
         Path | None, typer.Argument(help="Robot suite file or folder (default: suites/robot).")
     ] = None,
     bench: Annotated[
-        str | None, typer.Option(help="Bench file, or 'sim' for SimLab in-process.")
+        str | None,
+        typer.Option(
+            help="Bench file, or SimLab in-process: 'sim' (real transports) or 'virtual' "
+            "(virtual time)."
+        ),
     ] = None,
     dut: Annotated[
         str | None, typer.Option(help="DUT (meter) profile: a file or a built-in name.")
@@ -49,6 +53,9 @@ def robot_command(
     speed: Annotated[float | None, typer.Option(help="SimLab clock speed.")] = None,
     defect: Annotated[list[str] | None, typer.Option(help="SimLab meter defect.")] = None,
     noise: Annotated[str | None, typer.Option(help="SimLab camera noise.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="SimLab meter model: module:Class (a SimMeter subclass).")
+    ] = None,
     carrier: Annotated[
         str | None, typer.Option(help="Default token carrier: keypad, port or card.")
     ] = None,
@@ -86,6 +93,7 @@ def robot_command(
     given: dict[str, Any] = {
         "bench": bench, "dut": dut, "job": job, "out": out.resolve(), "mode": mode,
         "pack": pack.resolve() if pack else None, "speed": speed, "noise": noise,
+        "model": model,
         "carrier": carrier, "on_fault": on_fault,
         "defects": ",".join(defect) if defect else None,
         "pack_keys": ",".join(str(k.resolve()) for k in pack_key) if pack_key else None,

@@ -16,7 +16,7 @@ from typing import Any
 from robot.api import logger
 
 from instruments.base import InstrumentError
-from stslab.campaign import DisplayWatch, Outcome, ScenarioResult, StepFault, StepResult, worst
+from stslab.campaign import Outcome, ScenarioResult, StepFault, StepResult, watch_display, worst
 from stslab.factory import MintError
 from stslab.robot.faults import BenchFault, CampaignFault, FatalBenchFault
 from stslab.robot.settings import RUN_METADATA, VARIABLES, CampaignSettings
@@ -351,7 +351,7 @@ class CampaignContext:
         assert self.campaign is not None
         runner = self.campaign.runner
         if entry and "display" in runner.bench.drivers:
-            runner._watch = DisplayWatch(runner.bench.get("display")).start()
+            runner._watch = watch_display(runner.bench.get("display"))
         runner._inject_started = None
         try:
             getattr(runner, f"_do_{step.do}")(step, via, res, self.target().tids)

@@ -88,17 +88,20 @@ class StsLab(DynamicCore):
         speed: float = CampaignConfig.speed,
         defects: str = "",
         noise: str = CampaignConfig.noise,
+        model: str | None = None,
         seed: int | None = None,
         pack_keys: str = "",
         ledger: str | None = None,
         carrier: Carrier | None = None,
         on_fault: Literal["continue", "stop"] = "continue",
     ) -> None:
-        """``bench`` is a bench file or ``sim`` (SimLab in-process); ``dut`` a meter profile
+        """``bench`` is a bench file, ``sim`` (SimLab in-process on its real transports) or
+        ``virtual`` (SimLab on virtual time); ``dut`` a meter profile
         file or built-in name; ``job`` a job file; ``out`` the folder for run folders;
         ``pack`` the scenario pack folder (for `Run Scenario`; default sts-core); ``mode``
         ``pre-submission`` or ``accredited``; ``speed``, ``defects`` (comma-separated),
-        ``noise`` and ``seed`` configure SimLab; ``pack_keys`` are trusted pack keys
+        ``noise``, ``model`` (``module:Class``, a SimMeter subclass) and ``seed`` configure
+        SimLab; ``pack_keys`` are trusted pack keys
         (comma-separated PEM files); ``ledger`` the DUT ledger folder; ``carrier`` the
         default token carrier (else the meter's first declared); ``on_fault`` ``continue``
         (the run goes on after a fault) or ``stop``.
@@ -113,6 +116,7 @@ class StsLab(DynamicCore):
             speed=speed,
             defects=defects,
             noise=noise,
+            model=model,
             seed=seed,
             pack_keys=pack_keys,
             ledger=ledger,

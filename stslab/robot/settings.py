@@ -27,6 +27,7 @@ VARIABLES = {
     "speed": "STSLAB_SPEED",
     "defects": "STSLAB_DEFECTS",
     "noise": "STSLAB_NOISE",
+    "model": "STSLAB_MODEL",
     "seed": "STSLAB_SEED",
     "pack_keys": "STSLAB_PACK_KEYS",
     "ledger": "STSLAB_LEDGER",
@@ -55,6 +56,7 @@ class CampaignSettings:
     speed: float = CampaignConfig.speed
     defects: tuple[str, ...] = ()
     noise: str = CampaignConfig.noise
+    model: str | None = None
     seed: int | None = None
     pack_keys: tuple[str, ...] = ()
     ledger: str | None = None
@@ -77,6 +79,7 @@ class CampaignSettings:
             speed=self.speed,
             defects=self.defects,
             noise=self.noise,
+            model=self.model,
             ledger_dir=Path(self.ledger) if self.ledger else None,
             pack_keys=tuple(Path(p) for p in self.pack_keys),
             select=_selection(plan),
