@@ -527,7 +527,7 @@ class VirtualCamera(_VirtualDriver):
         self.min_confidence = min_confidence
         self._decoder = SegmentDecoder(SegmentMap.load(segment_map))
         self._level = NOISE_LEVELS[self.bench.noise]
-        self._shown_cache: dict[DisplayState, _Shown] = {}
+        self._shown_cache: dict[object, _Shown] = {}
         self._frames = 0
 
     @property
@@ -551,7 +551,7 @@ class VirtualCamera(_VirtualDriver):
             appeared, state = self.bench.shown(self.clock.now())[-1]
             ready = max(appeared, start) + self.still_s
             if ready <= self.clock.now() + 1e-9:
-                shown = self.shown(state)
+                shown = self.shown(state, appeared)
                 if shown.readable:
                     self.transcript.note(f"accepted {shown.text!r}")
                     return shown.reading()
@@ -572,12 +572,13 @@ class VirtualCamera(_VirtualDriver):
         self._check_open()
         return VirtualDisplayWatch(self)
 
-    def shown(self, state: DisplayState) -> _Shown:
-        shown = self._shown_cache.get(state) if self._level.noise == 0 else None
+    def shown(self, state: DisplayState, appeared: float) -> _Shown:
+        """The reading of ``state`` on show since ``appeared``: without noise every frame of
+        a state is the same picture, so it is read once; with noise once per showing."""
+        key = state if self._level.noise == 0 else (state, appeared)
+        shown = self._shown_cache.get(key)
         if shown is None:
-            shown = _Shown(self, state)
-            if self._level.noise == 0:
-                self._shown_cache[state] = shown
+            shown = self._shown_cache[key] = _Shown(self, state)
         return shown
 
     def _image(self, state: DisplayState) -> Any:
@@ -629,7 +630,7 @@ class VirtualDisplayWatch:
                 continue
             if state.text == last_text:
                 continue
-            reading = self.camera.shown(state)
+            reading = self.camera.shown(state, appeared)
             if not reading.readable:
                 note = f"display unreadable: {reading.decode.describe()}"
                 if note not in self.faults:
