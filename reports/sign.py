@@ -6,7 +6,9 @@ The lab's key comes from a PKCS#12 file or PEM files; its password is asked for 
 the key is encrypted, through a callable (the command line reads an environment variable
 or prompts — never an argument). A development certificate is made on first use: a
 self-signed CA and a signer certificate whose subject says what it is, so every report and
-every verification can tell.
+every verification can tell. Keys are RSA: the report is PDF/A-3b, PDF 1.7, and pyHanko
+declares an ECDSA or EdDSA signature as PDF 2.0 (ISO/TS 32002); a key that would do that is
+refused with that reason, and signing never raises the report's PDF version.
 """
 
 from __future__ import annotations
@@ -17,19 +19,45 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509 as pyca_x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.metadata.model import VENDOR
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from reports.render import SignerInfo
+from reports.render import PDFA_VARIANT, SignerInfo
+
+
+@contextmanager
+def pyhanko_signing() -> Iterator[None]:
+    """A block that imports pyHanko's signing and validation modules."""
+    with warnings.catch_warnings():
+        # pyHanko's CMS module imports cryptography's DSA key types, and cryptography warns on
+        # that import that DSA is deprecated. Reports neither make nor accept DSA signatures
+        # and only pyHanko can drop the import: the warning would tell a user nothing.
+        warnings.filterwarnings("ignore", "DSA is deprecated", CryptographyDeprecationWarning,
+                                r"pyhanko\.")  # fmt: skip
+        yield
+
+
+with pyhanko_signing():
+    from pyhanko.sign import fields, signers
+    from pyhanko.sign.timestamps import HTTPTimeStamper, TimestampRequestError
 
 #: The organisational unit that marks a development certificate (checked by ``verify``).
 DEVELOPMENT_OU = "stslab development certificate - not for certification"
@@ -40,6 +68,7 @@ DEV_CA_FILE = "ca.pem"
 DEV_CERT_FILE = "signer.pem"
 DEV_KEY_FILE = "signer-key.pem"
 DEV_VALIDITY = timedelta(days=2 * 365)
+DEV_KEY_BITS = 3072
 TSA_TIMEOUT_S = 15
 SIGNATURE_FIELD = "LabSignature"
 
@@ -82,11 +111,9 @@ def is_development(certificate: Any) -> bool:
 
 def _lab_signer(key: Any, cert: pyca_x509.Certificate, chain: Sequence[pyca_x509.Certificate],
                 development: bool = False, anchor: Path | None = None) -> LabSigner:  # fmt: skip
-    from asn1crypto import keys as asn1_keys
-    from asn1crypto import x509 as asn1_x509
-    from pyhanko.sign.signers import SimpleSigner
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
-
+    refused = _refused_key(key)
+    if refused:
+        raise SigningError(refused)
     now = datetime.now(UTC)
     if cert.not_valid_after_utc < now:
         raise SigningError(
@@ -99,12 +126,28 @@ def _lab_signer(key: Any, cert: pyca_x509.Certificate, chain: Sequence[pyca_x509
     asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
     others = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
               for c in chain]  # fmt: skip
-    signer = SimpleSigner(
+    signer = signers.SimpleSigner(
         signing_cert=asn1_cert,
         signing_key=asn1_keys.PrivateKeyInfo.load(der),
         cert_registry=SimpleCertificateStore.from_certs([asn1_cert, *others]),
     )
     return LabSigner(asn1_cert, signer, development or is_development(asn1_cert), anchor)
+
+
+def _refused_key(key: Any) -> str | None:
+    """Why a report cannot be signed with this key, or None: reports are signed with RSA.
+    The report is PDF/A-3b, and PDF/A-3 is PDF 1.7; pyHanko declares an ECDSA or EdDSA
+    signature by raising the document to PDF 2.0 with the ISO/TS 32002 extension, which
+    would make the signed report no PDF/A-3 file."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        kind = f"an EC key ({key.curve.name}), which signs ECDSA"
+    else:
+        kind = f"a {type(key).__name__.removesuffix('PrivateKey').lstrip('_')} key"
+    return (f"the signing key is {kind}: reports are signed with an RSA key, because the "
+            "report is PDF/A-3b (PDF 1.7) and an ECDSA or EdDSA signature makes it PDF 2.0 "
+            "(ISO/TS 32002)")  # fmt: skip
 
 
 def _no_password() -> bytes | None:
@@ -251,7 +294,7 @@ def _create_dev_signer(folder: Path) -> None:
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = rsa.generate_private_key(65537, DEV_KEY_BITS)  # RSA: see _refused_key
     cert = (
         pyca_x509.CertificateBuilder()
         .subject_name(_name(f"stslab development signer {tag}")).issuer_name(ca_name)
@@ -302,12 +345,6 @@ def sign_pdf(
     """The PDF with a PAdES signature appended as an incremental update: B-B, or B-T when a
     time-stamp authority (``tsa_url``, or a ready ``timestamper``) is given. The signature
     certifies the document (no later changes permitted)."""
-    from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.pdf_utils.metadata.model import VENDOR
-    from pyhanko.sign import fields, signers
-    from pyhanko.sign.timestamps import HTTPTimeStamper, TimestampRequestError
-
     if timestamper is None and tsa_url:
         timestamper = HTTPTimeStamper(tsa_url, timeout=TSA_TIMEOUT_S)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
@@ -338,6 +375,13 @@ def sign_pdf(
         signers.sign_pdf(writer, meta, signer=signer.signer, timestamper=timestamper, output=out)
     except TimestampRequestError as exc:
         raise SigningError(f"the time-stamp authority did not answer: {exc}") from None
+    if writer.output_version > writer.prev.input_version:
+        # The PDF/A part fixes the PDF version: a signature that raises it breaks the PDF/A.
+        raised, kept = (".".join(map(str, v)) for v in (writer.output_version,
+                                                         writer.prev.input_version))  # fmt: skip
+        variant = PDFA_VARIANT.replace("pdf/a", "PDF/A")
+        raise SigningError(f"this signature would make the report PDF {raised}, and a "
+                           f"{variant} report is PDF {kept}")  # fmt: skip
     return out.getvalue()
 
 
