@@ -135,10 +135,7 @@ def _lab_signer(key: Any, cert: pyca_x509.Certificate, chain: Sequence[pyca_x509
 
 
 def _refused_key(key: Any) -> str | None:
-    """Why a report cannot be signed with this key, or None: reports are signed with RSA.
-    The report is PDF/A-3b, and PDF/A-3 is PDF 1.7; pyHanko declares an ECDSA or EdDSA
-    signature by raising the document to PDF 2.0 with the ISO/TS 32002 extension, which
-    would make the signed report no PDF/A-3 file."""
+    """Why a report cannot be signed with this key (None: it can); see the module's text."""
     if isinstance(key, rsa.RSAPrivateKey):
         return None
     if isinstance(key, ec.EllipticCurvePrivateKey):
