@@ -13,12 +13,11 @@ refused with that reason, and signing never raises the report's PDF version.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
 import secrets
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -67,6 +66,7 @@ TSA_ENV = "STSLAB_TSA_URL"
 DEV_CA_FILE = "ca.pem"
 DEV_CERT_FILE = "signer.pem"
 DEV_KEY_FILE = "signer-key.pem"
+DEV_RETIRED_CA_FILE = "retired-ca.pem"
 DEV_VALIDITY = timedelta(days=2 * 365)
 DEV_KEY_BITS = 3072
 TSA_TIMEOUT_S = 15
@@ -237,14 +237,26 @@ def dev_signer_dir(directory: Path | None = None) -> Path:
 def development_signer(directory: Path | None = None) -> LabSigner:
     """The local development signer, made on first use (a self-signed CA, whose key is
     thrown away once it has issued the signer certificate, and the signer's key and
-    certificate; the key file is readable by its owner only)."""
+    certificate; the key file is readable by its owner only). One made by an older stslab
+    with a key reports are no longer signed with (EC) is replaced; its CA certificate is kept
+    as retired and stays trusted, so the reports it signed still verify on this computer."""
     folder = dev_signer_dir(directory)
-    if not (folder / DEV_CERT_FILE).exists():
-        _create_dev_signer(folder)
-    key = _load_key((folder / DEV_KEY_FILE).read_bytes(), None, folder / DEV_KEY_FILE,
-                    _no_password)  # fmt: skip
-    (cert,) = _read_certs([folder / DEV_CERT_FILE])
-    ca = _read_certs([folder / DEV_CA_FILE])
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process at a time makes, renews or reads it
+        if not (folder / DEV_CERT_FILE).exists():
+            _create_dev_signer(folder)
+        key = _load_key((folder / DEV_KEY_FILE).read_bytes(), None, folder / DEV_KEY_FILE,
+                        _no_password)  # fmt: skip
+        if _refused_key(key) is not None:
+            _create_dev_signer(folder, retire=True)
+            key = _load_key((folder / DEV_KEY_FILE).read_bytes(), None, folder / DEV_KEY_FILE,
+                            _no_password)  # fmt: skip
+        (cert,) = _read_certs([folder / DEV_CERT_FILE])
+        ca = _read_certs([folder / DEV_CA_FILE])
+    finally:
+        os.close(lock)
     try:
         return _lab_signer(key, cert, ca, development=True, anchor=folder / DEV_CA_FILE)
     except SigningError as exc:
@@ -275,7 +287,9 @@ def _usage(**flags: bool) -> pyca_x509.KeyUsage:
     return pyca_x509.KeyUsage(**{n: flags.get(n, False) for n in names})  # fmt: skip
 
 
-def _create_dev_signer(folder: Path) -> None:
+def _create_dev_signer(folder: Path, retire: bool = False) -> None:
+    """Write a new development CA and signer into ``folder`` (the caller holds its lock);
+    ``retire`` keeps the CA certificate it replaces, so what that CA signed stays trusted."""
     now = datetime.now(UTC) - timedelta(minutes=5)
     tag = secrets.token_hex(4)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -305,25 +319,32 @@ def _create_dev_signer(folder: Path) -> None:
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Made in a scratch folder and renamed into place, so two first uses at once cannot
-    # leave a half-written signer: the loser's folder is discarded and the winner's used.
-    scratch = Path(tempfile.mkdtemp(prefix=".dev-signer-", dir=folder.parent))
+    pem = serialization.Encoding.PEM
+    if retire:
+        _write(folder / DEV_RETIRED_CA_FILE, _read_or_empty(folder / DEV_RETIRED_CA_FILE)
+               + (folder / DEV_CA_FILE).read_bytes())  # fmt: skip
+    _write(folder / DEV_CA_FILE, ca.public_bytes(pem))
+    private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    _write(folder / DEV_KEY_FILE, private, mode=0o600)
+    _write(folder / DEV_CERT_FILE, cert.public_bytes(pem))  # last: a complete signer is there
+
+
+def _read_or_empty(path: Path) -> bytes:
     try:
-        pem = serialization.Encoding.PEM
-        (scratch / DEV_CA_FILE).write_bytes(ca.public_bytes(pem))
-        (scratch / DEV_CERT_FILE).write_bytes(cert.public_bytes(pem))
-        fd = os.open(scratch / DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))  # fmt: skip
-        try:
-            scratch.rename(folder)
-        except OSError:
-            if not (folder / DEV_CERT_FILE).exists():
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` whole (a reader never sees half a file) with ``mode`` from the start."""
+    scratch = path.with_name(f".{path.name}.new")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), mode)
+        f.write(data)
+    os.replace(scratch, path)
 
 
 # --- signing --------------------------------------------------------------------------------

@@ -31,7 +31,13 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko_certvalidator import ValidationContext
 
 from reports.render import MANIFEST_NAME, META_KEYS, RECORD_NAME
-from reports.sign import DEV_CA_FILE, dev_signer_dir, is_development, pyhanko_signing
+from reports.sign import (
+    DEV_CA_FILE,
+    DEV_RETIRED_CA_FILE,
+    dev_signer_dir,
+    is_development,
+    pyhanko_signing,
+)
 
 with pyhanko_signing():
     from pyhanko.sign.validation import validate_pdf_signature
@@ -74,9 +80,9 @@ class Verification:
 
 
 def default_trust(dev_dir: Path | None = None) -> list[Path]:
-    """The development CA on this computer, if one was ever made."""
-    ca = dev_signer_dir(dev_dir) / DEV_CA_FILE
-    return [ca] if ca.exists() else []
+    """The development CA on this computer, if one was ever made, and those it replaced."""
+    folder = dev_signer_dir(dev_dir)
+    return [p for p in (folder / DEV_CA_FILE, folder / DEV_RETIRED_CA_FILE) if p.exists()]
 
 
 def verify_report(

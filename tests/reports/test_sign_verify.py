@@ -33,6 +33,7 @@ from reports.sign import (
     DEV_CA_FILE,
     DEV_CERT_FILE,
     DEV_KEY_FILE,
+    DEV_RETIRED_CA_FILE,
     DEVELOPMENT_OU,
     LabSigner,
     SigningError,
@@ -74,10 +75,10 @@ def make_ca(name: str) -> tuple[Any, x509.Certificate]:
 
 def issue(
     ca: tuple[Any, x509.Certificate], name: str, *, tsa: bool = False,
-    not_after: datetime | None = None, ec_key: bool = False,
+    not_after: datetime | None = None, ec_key: bool = False, unit: str | None = None,
 ) -> tuple[Any, x509.Certificate]:  # fmt: skip
     """A certificate issued by ``ca``: a signer or a time-stamp authority, RSA unless
-    ``ec_key`` (EC P-256)."""
+    ``ec_key`` (EC P-256), its subject's organisational unit ``unit`` if given."""
     ca_key, ca_cert = ca
     key = (
         ec.generate_private_key(ec.SECP256R1()) if ec_key else rsa.generate_private_key(65537, 2048)
@@ -86,7 +87,9 @@ def issue(
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
-                                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example Lab")]))
+                                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example Lab"),
+                                 *([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit)]
+                                   if unit else [])]))
         .issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=2))
@@ -182,6 +185,46 @@ def test_the_dev_signer_folder_comes_from_the_environment(
     monkeypatch.setenv("STSLAB_DEV_SIGNER_DIR", str(tmp_path / "env-dev"))
     development_signer()
     assert (tmp_path / "env-dev" / DEV_CERT_FILE).exists()
+
+
+def test_an_older_ec_development_certificate_is_replaced_and_what_it_signed_still_verifies(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    # The folder an older stslab made (EC P-256), and a report it signed (then PDF 2.0).
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    ca = make_ca("stslab development CA 0ld")
+    key, cert = issue(ca, "stslab development signer 0ld", ec_key=True, unit=DEVELOPMENT_OU)
+    pem(ca[1], folder / DEV_CA_FILE)
+    pem(cert, folder / DEV_CERT_FILE)
+    (folder / DEV_KEY_FILE).write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))  # fmt: skip
+    old = _by_hand(key, cert, development=True)
+    run = unsigned_report(tmp_path_factory)[0]
+    out = io.BytesIO()
+    signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(render_pdf(run, meta_for(run.record),
+                                                                    old.info()))),
+                     signers.PdfSignatureMetadata(field_name="LabSignature",
+                                                  subfilter=fields.SigSeedSubFilter.PADES,
+                                                  md_algorithm="sha256"),
+                     signer=old.signer, output=out)  # fmt: skip
+    old_report = out.getvalue()
+    assert verify_report(old_report, dev_dir=folder).ok
+
+    renewed = development_signer(folder)
+    assert renewed.certificate.public_key.algorithm == "rsa" and renewed.development
+    assert renewed.info().cert_sha256 != old.info().cert_sha256
+    assert stat.S_IMODE((folder / DEV_KEY_FILE).stat().st_mode) == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [DEV_CA_FILE, DEV_CERT_FILE, DEV_KEY_FILE, DEV_RETIRED_CA_FILE])  # fmt: skip
+    v = verify_report(old_report, dev_dir=folder)  # the retired CA is still trusted
+    assert v.ok, v.problems
+    assert v.signer == "stslab development signer 0ld" and v.development
+    assert development_signer(folder).info().cert_sha256 == renewed.info().cert_sha256
 
 
 # --- the signature ----------------------------------------------------------------------------
@@ -451,6 +494,21 @@ def test_an_expired_lab_certificate_does_not_sign(lab_pki: dict, tmp_path: Path)
         load_pkcs12(p12)
 
 
+def _by_hand(key: Any, cert: x509.Certificate, development: bool = False) -> LabSigner:
+    """A signer for any key, made without the checks of :mod:`reports.sign`."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.sign.signers import SimpleSigner
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())  # fmt: skip
+    simple = SimpleSigner(asn1_cert, asn1_keys.PrivateKeyInfo.load(der),
+                          SimpleCertificateStore.from_certs([asn1_cert]))  # fmt: skip
+    return LabSigner(asn1_cert, simple, development)
+
+
 def test_a_lab_ec_key_is_refused_with_the_reason(lab_pki: dict, tmp_path: Path) -> None:
     key, cert = issue(lab_pki["ca"], "EC Signatory", ec_key=True)
     p12 = write_p12(tmp_path / "ec.p12", key, cert, lab_pki["ca"][1], None)
@@ -473,18 +531,7 @@ def test_a_signature_that_would_raise_the_pdf_version_is_not_written(
     tmp_path_factory: pytest.TempPathFactory, lab_pki: dict
 ) -> None:
     # An ECDSA signer put together by hand, past the key check: signing itself refuses.
-    from asn1crypto import keys as asn1_keys
-    from asn1crypto import x509 as asn1_x509
-    from pyhanko.sign.signers import SimpleSigner
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
-
-    key, cert = issue(lab_pki["ca"], "EC Signatory", ec_key=True)
-    asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())  # fmt: skip
-    store = SimpleCertificateStore.from_certs([asn1_cert])
-    ec_signer = LabSigner(asn1_cert, SimpleSigner(asn1_cert, asn1_keys.PrivateKeyInfo.load(der),
-                                                  store), development=False)  # fmt: skip
+    ec_signer = _by_hand(*issue(lab_pki["ca"], "EC Signatory", ec_key=True))
     with pytest.raises(SigningError, match=r"would make the report PDF 2\.0, and a PDF/A-3b "
                                            r"report is PDF 1\.7"):  # fmt: skip
         sign_pdf(unsigned_report(tmp_path_factory)[1], ec_signer, signer_name="x", reason="x")
