@@ -13,9 +13,11 @@ import base64
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,9 @@ from markupsafe import Markup
 from reports import charts
 
 TEMPLATES = Path(__file__).parent / "templates"
+#: The report's PDF/A part and conformance level: PDF/A-3 is PDF 1.7, and the signature must
+#: keep it there (see ``reports.sign``).
+PDFA_VARIANT = "pdf/a-3b"
 RECORD_NAME = "record.json"
 MANIFEST_NAME = "manifest.yaml"
 PRE_SUBMISSION_BANNER = "PRE-SUBMISSION — NOT A CERTIFICATION REPORT"
@@ -76,8 +81,10 @@ class ReportMeta:
 
 @dataclass
 class Run:
-    """Everything a report is made from: the record's bytes, the pack manifest's bytes and
-    the evidence frames the record references (verified against their SHA-256)."""
+    """Everything a report is made from: the record's bytes, the pack manifest's bytes, the
+    evidence frames the record references (verified against their SHA-256) and, from the
+    issuer, what its check of the run's journal found (a sentence; None when it checked
+    none, and the report then gives the record's own journal head)."""
 
     record_bytes: bytes
     record: dict[str, Any]
@@ -117,7 +124,7 @@ def load_run(run_dir: str | Path, pack_dir: str | Path | None = None) -> Run:
     record = parse_record(record_bytes, str(path))
     manifest, source = find_manifest(record, run_dir, pack_dir)
     evidence = load_evidence(record, run_dir)
-    return Run(record_bytes, record, manifest, source, evidence, check_journal(record, run_dir))
+    return Run(record_bytes, record, manifest, source, evidence)
 
 
 def parse_record(data: bytes, where: str) -> dict[str, Any]:
@@ -207,26 +214,6 @@ def load_evidence(record: dict[str, Any], run_dir: Path) -> dict[str, bytes]:
             raise ReportError(f"evidence {path}: SHA-256 {actual} is not the record's {digest}")
         out[digest] = data
     return out
-
-
-def check_journal(record: dict[str, Any], run_dir: Path) -> str | None:
-    """Check the record against the run's journal (chain intact, same head); a sentence for
-    the report, or None when the run folder has no journal."""
-    from stslab.journal import JournalError, read_journal
-
-    path = run_dir / "journal.jsonl"
-    if not path.exists():
-        return None
-    try:
-        entries = read_journal(path)
-    except JournalError as exc:
-        raise ReportError(f"the journal does not verify: {exc}") from None
-    head = record.get("journal", {}).get("head")
-    count = record.get("journal", {}).get("records")
-    if not entries or entries[-1].hash != head or len(entries) != count:
-        raise ReportError(f"{run_dir / RECORD_NAME} does not match {path} "
-                          "(the journal has records the record does not)")  # fmt: skip
-    return f"{len(entries)} hash-chained journal records, head {head}, checked at issue"
 
 
 # --- report identity ----------------------------------------------------------------------
@@ -514,8 +501,6 @@ def build_context(
                             "status": inst.get("calibration_status")})  # fmt: skip
     # A browser view carries its frames inline; the PDF renderer fetches them by hash.
     scenarios = [scenario_view(s, run.evidence, inline=view != "pdf") for s in record["scenarios"]]
-    import stslab
-
     return {
         "view": view,
         "record": record,
@@ -543,10 +528,19 @@ def build_context(
         "finished": _date(record.get("finished")),
         "issued": meta.issued.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "issued_iso": meta.issued.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "software": f"stslab {stslab.__version__}",
+        "software": f"stslab {_version()}",
         "meta_keys": META_KEYS,
         "meta_values": metadata_values(run, meta, signer),
     }
+
+
+def _version() -> str:
+    """The installed stslab's version (read from its distribution: reports import nothing of
+    the harness)."""
+    try:
+        return metadata.version("stslab")
+    except metadata.PackageNotFoundError:
+        return "(version unknown: not installed)"
 
 
 def metadata_values(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> dict[str, str]:
@@ -595,7 +589,13 @@ def render_html(
 
 def render_pdf(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> bytes:
     """The report as PDF/A-3b, the record and the manifest attached as associated files."""
-    import weasyprint
+    with warnings.catch_warnings():
+        # Without the HarfBuzz-Subset library WeasyPrint subsets the embedded fonts with
+        # fontTools (the fonts are embedded all the same) and says at import that a future
+        # version will need the library: nothing a user of a report can act on.
+        warnings.filterwarnings("ignore", "HarfBuzz-Subset will be required", DeprecationWarning,
+                                r"weasyprint\.")  # fmt: skip
+        import weasyprint
 
     html = render_html(run, meta, signer, view="pdf")
     issued = meta.issued.astimezone(UTC)
@@ -611,8 +611,12 @@ def render_pdf(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> bytes:
                               created=issued, modified=issued, relationship="Source"),
     ]  # fmt: skip
     document = weasyprint.HTML(string=html, url_fetcher=_evidence_fetcher(run.evidence))
-    return document.write_pdf(pdf_variant="pdf/a-3b", custom_metadata=True,
-                              attachments=attachments, uncompressed_pdf=False)  # fmt: skip
+    with warnings.catch_warnings():
+        # WeasyPrint opens its sRGB profile (the PDF/A output intent) and leaves the file to
+        # the garbage collector; the bytes are read, only the warning would reach the console.
+        warnings.filterwarnings("ignore", r"unclosed file .*sRGB2014\.icc", ResourceWarning)
+        return document.write_pdf(pdf_variant=PDFA_VARIANT, custom_metadata=True,
+                                  attachments=attachments, uncompressed_pdf=False)  # fmt: skip
 
 
 def _evidence_fetcher(evidence: dict[str, bytes]) -> Any:

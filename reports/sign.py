@@ -6,30 +6,57 @@ The lab's key comes from a PKCS#12 file or PEM files; its password is asked for 
 the key is encrypted, through a callable (the command line reads an environment variable
 or prompts — never an argument). A development certificate is made on first use: a
 self-signed CA and a signer certificate whose subject says what it is, so every report and
-every verification can tell.
+every verification can tell. Keys are RSA: the report is PDF/A-3b, PDF 1.7, and pyHanko
+declares an ECDSA or EdDSA signature as PDF 2.0 (ISO/TS 32002); a key that would do that is
+refused with that reason, and signing never raises the report's PDF version.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
 import secrets
-import shutil
-import tempfile
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509 as pyca_x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.metadata.model import VENDOR
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from reports.render import SignerInfo
+from reports.render import PDFA_VARIANT, SignerInfo
+
+
+@contextmanager
+def pyhanko_signing() -> Iterator[None]:
+    """A block that imports pyHanko's signing and validation modules."""
+    with warnings.catch_warnings():
+        # pyHanko's CMS module imports cryptography's DSA key types, and cryptography warns on
+        # that import that DSA is deprecated. Reports neither make nor accept DSA signatures
+        # and only pyHanko can drop the import: the warning would tell a user nothing.
+        warnings.filterwarnings("ignore", "DSA is deprecated", CryptographyDeprecationWarning,
+                                r"pyhanko\.")  # fmt: skip
+        yield
+
+
+with pyhanko_signing():
+    from pyhanko.sign import fields, signers
+    from pyhanko.sign.timestamps import HTTPTimeStamper, TimestampRequestError
 
 #: The organisational unit that marks a development certificate (checked by ``verify``).
 DEVELOPMENT_OU = "stslab development certificate - not for certification"
@@ -39,7 +66,9 @@ TSA_ENV = "STSLAB_TSA_URL"
 DEV_CA_FILE = "ca.pem"
 DEV_CERT_FILE = "signer.pem"
 DEV_KEY_FILE = "signer-key.pem"
+DEV_RETIRED_CA_FILE = "retired-ca.pem"
 DEV_VALIDITY = timedelta(days=2 * 365)
+DEV_KEY_BITS = 3072
 TSA_TIMEOUT_S = 15
 SIGNATURE_FIELD = "LabSignature"
 
@@ -82,11 +111,9 @@ def is_development(certificate: Any) -> bool:
 
 def _lab_signer(key: Any, cert: pyca_x509.Certificate, chain: Sequence[pyca_x509.Certificate],
                 development: bool = False, anchor: Path | None = None) -> LabSigner:  # fmt: skip
-    from asn1crypto import keys as asn1_keys
-    from asn1crypto import x509 as asn1_x509
-    from pyhanko.sign.signers import SimpleSigner
-    from pyhanko_certvalidator.registry import SimpleCertificateStore
-
+    refused = _refused_key(key)
+    if refused:
+        raise SigningError(refused)
     now = datetime.now(UTC)
     if cert.not_valid_after_utc < now:
         raise SigningError(
@@ -99,12 +126,25 @@ def _lab_signer(key: Any, cert: pyca_x509.Certificate, chain: Sequence[pyca_x509
     asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
     others = [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER))
               for c in chain]  # fmt: skip
-    signer = SimpleSigner(
+    signer = signers.SimpleSigner(
         signing_cert=asn1_cert,
         signing_key=asn1_keys.PrivateKeyInfo.load(der),
         cert_registry=SimpleCertificateStore.from_certs([asn1_cert, *others]),
     )
     return LabSigner(asn1_cert, signer, development or is_development(asn1_cert), anchor)
+
+
+def _refused_key(key: Any) -> str | None:
+    """Why a report cannot be signed with this key (None: it can); see the module's text."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        kind = f"an EC key ({key.curve.name}), which signs ECDSA"
+    else:
+        kind = f"a {type(key).__name__.removesuffix('PrivateKey').lstrip('_')} key"
+    return (f"the signing key is {kind}: reports are signed with an RSA key, because the "
+            "report is PDF/A-3b (PDF 1.7) and an ECDSA or EdDSA signature makes it PDF 2.0 "
+            "(ISO/TS 32002)")  # fmt: skip
 
 
 def _no_password() -> bytes | None:
@@ -197,14 +237,26 @@ def dev_signer_dir(directory: Path | None = None) -> Path:
 def development_signer(directory: Path | None = None) -> LabSigner:
     """The local development signer, made on first use (a self-signed CA, whose key is
     thrown away once it has issued the signer certificate, and the signer's key and
-    certificate; the key file is readable by its owner only)."""
+    certificate; the key file is readable by its owner only). One made by an older stslab
+    with a key reports are no longer signed with (EC) is replaced; its CA certificate is kept
+    as retired and stays trusted, so the reports it signed still verify on this computer."""
     folder = dev_signer_dir(directory)
-    if not (folder / DEV_CERT_FILE).exists():
-        _create_dev_signer(folder)
-    key = _load_key((folder / DEV_KEY_FILE).read_bytes(), None, folder / DEV_KEY_FILE,
-                    _no_password)  # fmt: skip
-    (cert,) = _read_certs([folder / DEV_CERT_FILE])
-    ca = _read_certs([folder / DEV_CA_FILE])
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process at a time makes, renews or reads it
+        if not (folder / DEV_CERT_FILE).exists():
+            _create_dev_signer(folder)
+        key = _load_key((folder / DEV_KEY_FILE).read_bytes(), None, folder / DEV_KEY_FILE,
+                        _no_password)  # fmt: skip
+        if _refused_key(key) is not None:
+            _create_dev_signer(folder, retire=True)
+            key = _load_key((folder / DEV_KEY_FILE).read_bytes(), None, folder / DEV_KEY_FILE,
+                            _no_password)  # fmt: skip
+        (cert,) = _read_certs([folder / DEV_CERT_FILE])
+        ca = _read_certs([folder / DEV_CA_FILE])
+    finally:
+        os.close(lock)
     try:
         return _lab_signer(key, cert, ca, development=True, anchor=folder / DEV_CA_FILE)
     except SigningError as exc:
@@ -235,7 +287,9 @@ def _usage(**flags: bool) -> pyca_x509.KeyUsage:
     return pyca_x509.KeyUsage(**{n: flags.get(n, False) for n in names})  # fmt: skip
 
 
-def _create_dev_signer(folder: Path) -> None:
+def _create_dev_signer(folder: Path, retire: bool = False) -> None:
+    """Write a new development CA and signer into ``folder`` (the caller holds its lock);
+    ``retire`` keeps the CA certificate it replaces, so what that CA signed stays trusted."""
     now = datetime.now(UTC) - timedelta(minutes=5)
     tag = secrets.token_hex(4)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -251,7 +305,7 @@ def _create_dev_signer(folder: Path) -> None:
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = rsa.generate_private_key(65537, DEV_KEY_BITS)  # RSA: see _refused_key
     cert = (
         pyca_x509.CertificateBuilder()
         .subject_name(_name(f"stslab development signer {tag}")).issuer_name(ca_name)
@@ -265,25 +319,32 @@ def _create_dev_signer(folder: Path) -> None:
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Made in a scratch folder and renamed into place, so two first uses at once cannot
-    # leave a half-written signer: the loser's folder is discarded and the winner's used.
-    scratch = Path(tempfile.mkdtemp(prefix=".dev-signer-", dir=folder.parent))
+    pem = serialization.Encoding.PEM
+    if retire:
+        _write(folder / DEV_RETIRED_CA_FILE, _read_or_empty(folder / DEV_RETIRED_CA_FILE)
+               + (folder / DEV_CA_FILE).read_bytes())  # fmt: skip
+    _write(folder / DEV_CA_FILE, ca.public_bytes(pem))
+    private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())  # fmt: skip
+    _write(folder / DEV_KEY_FILE, private, mode=0o600)
+    _write(folder / DEV_CERT_FILE, cert.public_bytes(pem))  # last: a complete signer is there
+
+
+def _read_or_empty(path: Path) -> bytes:
     try:
-        pem = serialization.Encoding.PEM
-        (scratch / DEV_CA_FILE).write_bytes(ca.public_bytes(pem))
-        (scratch / DEV_CERT_FILE).write_bytes(cert.public_bytes(pem))
-        fd = os.open(scratch / DEV_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))  # fmt: skip
-        try:
-            scratch.rename(folder)
-        except OSError:
-            if not (folder / DEV_CERT_FILE).exists():
-                raise
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+def _write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` whole (a reader never sees half a file) with ``mode`` from the start."""
+    scratch = path.with_name(f".{path.name}.new")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), mode)
+        f.write(data)
+    os.replace(scratch, path)
 
 
 # --- signing --------------------------------------------------------------------------------
@@ -302,12 +363,6 @@ def sign_pdf(
     """The PDF with a PAdES signature appended as an incremental update: B-B, or B-T when a
     time-stamp authority (``tsa_url``, or a ready ``timestamper``) is given. The signature
     certifies the document (no later changes permitted)."""
-    from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.pdf_utils.metadata.model import VENDOR
-    from pyhanko.sign import fields, signers
-    from pyhanko.sign.timestamps import HTTPTimeStamper, TimestampRequestError
-
     if timestamper is None and tsa_url:
         timestamper = HTTPTimeStamper(tsa_url, timeout=TSA_TIMEOUT_S)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
@@ -338,6 +393,13 @@ def sign_pdf(
         signers.sign_pdf(writer, meta, signer=signer.signer, timestamper=timestamper, output=out)
     except TimestampRequestError as exc:
         raise SigningError(f"the time-stamp authority did not answer: {exc}") from None
+    if writer.output_version > writer.prev.input_version:
+        # The PDF/A part fixes the PDF version: a signature that raises it breaks the PDF/A.
+        raised, kept = (".".join(map(str, v)) for v in (writer.output_version,
+                                                         writer.prev.input_version))  # fmt: skip
+        variant = PDFA_VARIANT.replace("pdf/a", "PDF/A")
+        raise SigningError(f"this signature would make the report PDF {raised}, and a "
+                           f"{variant} report is PDF {kept}")  # fmt: skip
     return out.getvalue()
 
 

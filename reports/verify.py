@@ -28,21 +28,36 @@ import yaml
 from asn1crypto import parser, pem
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko.sign.validation.errors import SignatureValidationError
-from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from reports.render import MANIFEST_NAME, META_KEYS, RECORD_NAME
-from reports.sign import DEV_CA_FILE, dev_signer_dir, is_development
+from reports.sign import (
+    DEV_CA_FILE,
+    DEV_RETIRED_CA_FILE,
+    dev_signer_dir,
+    is_development,
+    pyhanko_signing,
+)
+
+with pyhanko_signing():
+    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.errors import SignatureValidationError
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+#: Where a PDF's header may start (ISO 32000-1 §7.5.2 allows bytes before it; readers look
+#: this far).
+PDF_HEADER_WINDOW = 1024
 
 
 @dataclass
 class Verification:
-    """What verifying a report found; ``ok`` only when ``problems`` is empty."""
+    """What verifying a report found; ``ok`` only when ``problems`` is empty.
+    ``not_a_report`` says what the file is when it is no signed report at all (then it is
+    also the one problem)."""
 
     path: str
     problems: list[str] = field(default_factory=list)
+    not_a_report: str | None = None
     report_id: str | None = None
     run_id: str | None = None
     mode: str | None = None
@@ -65,9 +80,9 @@ class Verification:
 
 
 def default_trust(dev_dir: Path | None = None) -> list[Path]:
-    """The development CA on this computer, if one was ever made."""
-    ca = dev_signer_dir(dev_dir) / DEV_CA_FILE
-    return [ca] if ca.exists() else []
+    """The development CA on this computer, if one was ever made, and those it replaced."""
+    folder = dev_signer_dir(dev_dir)
+    return [p for p in (folder / DEV_CA_FILE, folder / DEV_RETIRED_CA_FILE) if p.exists()]
 
 
 def verify_report(
@@ -79,8 +94,19 @@ def verify_report(
     path = "<bytes>"
     if not isinstance(pdf, bytes):
         path = str(pdf)
-        pdf = Path(pdf).read_bytes()
+        try:
+            pdf = Path(pdf).read_bytes()
+        except FileNotFoundError:
+            return _not_a_report(Verification(path), "no such file")
+        except IsADirectoryError:
+            return _not_a_report(Verification(path), "a folder, not a file")
+        except OSError as exc:
+            return _not_a_report(Verification(path), f"cannot read: {exc.strerror or exc}")
     result = Verification(path)
+    if not pdf:
+        return _not_a_report(result, "an empty file, not a PDF file")
+    if b"%PDF-" not in pdf[:PDF_HEADER_WINDOW]:
+        return _not_a_report(result, "not a PDF file")
     try:
         roots = _load_anchors([*(trust or []), *default_trust(dev_dir)])
     except (OSError, ValueError) as exc:
@@ -91,6 +117,12 @@ def verify_report(
     except Exception as exc:  # a damaged file can fail anywhere in a parser; say so, never crash
         result.problems.append(f"the file cannot be read as a signed report: "
                                f"{type(exc).__name__}: {exc}")  # fmt: skip
+    return result
+
+
+def _not_a_report(result: Verification, what: str) -> Verification:
+    result.not_a_report = what
+    result.problems.append(what)
     return result
 
 
@@ -109,7 +141,7 @@ def _verify(pdf: bytes, roots: list[Any], r: Verification) -> None:
     reader = PdfFileReader(io.BytesIO(pdf), strict=True)
     signatures = reader.embedded_signatures
     if not signatures:
-        r.problems.append("the report is not signed")
+        _not_a_report(r, "a PDF without a signature, not a signed report")
         return
     if len(signatures) != 1:
         r.problems.append(f"{len(signatures)} signatures; a report carries exactly one")

@@ -14,7 +14,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -101,6 +101,7 @@ def report(
     except ReportError as exc:
         raise ArgumentError("RUN_DIR", str(exc)) from None
     record = run.record
+    run.journal_note = _check_journal(record, run_dir)
     target = out or run_dir
     if not target.is_dir():
         raise ArgumentError("--out", f"{target} is not a folder")
@@ -144,6 +145,26 @@ def report(
         typer.echo(f"supersedes {supersedes}")
 
 
+def _check_journal(record: dict[str, Any], run_dir: Path) -> str | None:
+    """Check the record against the run's journal (chain intact, same head and length): the
+    sentence the report gives about it, or None when the run folder has no journal."""
+    from stslab.journal import JournalError, read_journal
+
+    path = run_dir / "journal.jsonl"
+    if not path.exists():
+        return None
+    try:
+        entries = read_journal(path)
+    except JournalError as exc:
+        raise ArgumentError("RUN_DIR", f"the journal does not verify: {exc}") from None
+    head = record.get("journal", {}).get("head")
+    count = record.get("journal", {}).get("records")
+    if not entries or entries[-1].hash != head or len(entries) != count:
+        raise ArgumentError("RUN_DIR", f"{run_dir / 'record.json'} does not match {path} "
+                            "(the journal has records the record does not)")  # fmt: skip
+    return f"{len(entries)} hash-chained journal records, head {head}, checked at issue"
+
+
 def _signer(mode: str, p12: Path | None, key: Path | None, cert: Path | None,
             chain: list[Path], dev_dir: Path | None) -> LabSigner:  # fmt: skip
     from reports.sign import SigningError, development_signer, load_pem, load_pkcs12
@@ -182,16 +203,17 @@ def verify(
     ] = None,
 ) -> None:
     """Check a report's signature, that it is unchanged since signing, and that the attached
-    record and pack manifest are the ones its pages show. Exit 0 valid, 1 not."""
+    record and pack manifest are the ones its pages show. Exit 0 valid, 1 not, 2 when the
+    file is no signed report at all."""
     _quiet_libraries()
     from reports.verify import verify_report
 
-    if not report_pdf.is_file():
-        raise ArgumentError("REPORT", f"{report_pdf} is not a file")
     for t in trust or ():
         if not t.is_file():
             raise ArgumentError("--trust", f"{t} is not a file")
     v = verify_report(report_pdf, list(trust or ()), dev_signer_dir)
+    if v.not_a_report:
+        raise ArgumentError("REPORT", f"{report_pdf}: {v.not_a_report}")
     supersedes = f" (supersedes {v.supersedes})" if v.supersedes else ""
     rows = [
         ("report", (v.report_id or "?") + supersedes),

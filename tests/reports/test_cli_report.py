@@ -5,6 +5,9 @@ or lists what is wrong, with exit statuses a script can rely on."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -58,6 +61,9 @@ def test_report_then_verify(
     assert (dev_dir / "ca.pem").exists()
     html = pdf.with_suffix(".html").read_text()
     assert f"Report STS-{record['run_id']}-R1" in html
+    journal = record["journal"]
+    assert (f"Journal {journal['records']} hash-chained journal records, head {journal['head']}, "
+            "checked at issue.") in " ".join(page_texts(pdf.read_bytes()))  # fmt: skip
     assert int(ET.parse(junit).getroot().get("tests", "0")) == record["summary"]["scenarios"]
 
     code, out, err = _run(["verify", str(pdf)], capsys)
@@ -120,8 +126,31 @@ def test_verify_exits_1_and_says_why(
     assert all(line.startswith("stslab: verify: ") for line in err.splitlines()[1:])
     code, _out, err = _run(["verify", str(good)], capsys)  # another computer's development CA
     assert code == 1 and "does not chain to a trusted certificate" in err
-    code, _out, err = _run(["verify", str(tmp_path / "missing.pdf")], capsys)
-    assert (code, err) == (2, f"stslab: error: REPORT: {tmp_path / 'missing.pdf'} is not a file\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "what"),
+    [
+        ("report.txt", b"Report STS-1-R1: PASS\n", "not a PDF file"),
+        ("report.pdf", b"", "an empty file, not a PDF file"),
+        ("report.pdf", "unsigned", "a PDF without a signature, not a signed report"),
+        ("report.pdf", None, "no such file"),
+        ("reports", "folder", "a folder, not a file"),
+    ],
+)
+def test_verify_says_in_one_line_what_a_file_that_is_no_signed_report_is(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, dev_dir: Path,
+    capsys: pytest.CaptureFixture[str], name: str, content: bytes | str | None, what: str,
+) -> None:  # fmt: skip
+    path = tmp_path / name
+    if content == "unsigned":
+        path.write_bytes(unsigned_report(tmp_path_factory)[1])
+    elif content == "folder":
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    code, out, err = _run(["verify", str(path)], capsys)
+    assert (code, out, err) == (2, "", f"stslab: error: REPORT: {path}: {what}\n")
 
 
 def test_an_accredited_report_needs_the_lab_certificate_and_its_password_from_the_environment(
@@ -149,6 +178,46 @@ def test_an_accredited_report_needs_the_lab_certificate_and_its_password_from_th
     assert code == 0 and "mode:           accredited" in out
     assert _run(["verify", str(pdf)], capsys)[0] == 1  # the lab's CA is not trusted by default
     assert "PRE-SUBMISSION" not in " ".join(page_texts(pdf.read_bytes()))
+
+
+def test_a_record_its_journal_does_not_bear_out_makes_no_report(
+    run_dir: Path, dev_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    journal = run_dir / "journal.jsonl"
+    good = journal.read_bytes()
+    lines = good.splitlines(keepends=True)
+    edited = json.loads(lines[2])
+    edited["data"]["forged"] = True  # an edited record: its hash no longer matches
+    lines[2] = json.dumps(edited, separators=(",", ":")).encode() + b"\n"
+    journal.write_bytes(b"".join(lines))
+    code, _out, err = _run(["report", str(run_dir)], capsys)
+    assert (code, err) == (2, f"stslab: error: RUN_DIR: the journal does not verify: {journal}:3: "
+                              "record altered (hash does not match)\n")  # fmt: skip
+    journal.write_bytes(good)
+    rewrite_record(run_dir, lambda r: r["journal"].update(head="f" * 64))
+    code, _out, err = _run(["report", str(run_dir)], capsys)
+    record = run_dir / "record.json"
+    assert (code, err) == (2, f"stslab: error: RUN_DIR: {record} does not match {journal} "
+                              "(the journal has records the record does not)\n")  # fmt: skip
+    assert not list(run_dir.glob("report-*"))
+
+
+def _console(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``stslab ARGS`` as a user runs it, with every warning Python would show (``-W default``
+    also shows the deprecation and resource warnings hidden by default)."""
+    return subprocess.run([sys.executable, "-W", "default", "-m", "stslab", *args], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+
+
+def test_report_and_verify_print_no_library_warnings(run_dir: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONWARNINGS", "STSLAB_"))}
+    env["STSLAB_DEV_SIGNER_DIR"] = str(tmp_path / "dev-signer")
+    done = _console("report", str(run_dir), env=env)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    (pdf,) = run_dir.glob("report-*-R1.pdf")
+    done = _console("verify", str(pdf), env=env)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert done.stdout.splitlines()[-1].startswith("VALID")
 
 
 def test_no_password_can_be_given_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,6 @@
 """The report's pages carry what ISO/IEC 17025 §7.8 asks of a test report, made from the
-record alone: read back from the PDF (pdftotext, pdfdetach, pdfimages from poppler) and
-checked item by item against the record of a real SimLab campaign.
+record alone: read back from the PDF (text and page images with pypdfium2, attachments and
+images with pypdf) and checked item by item against the record of a real SimLab campaign.
 
 The helpers here (:func:`campaign_run`, :func:`page_texts`, :func:`copy_run`) serve the
 other report tests too.
@@ -9,16 +9,21 @@ other report tests too.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pypdfium2 as pdfium
 import pytest
+from PIL import Image
+from pypdf import PdfReader
 
 from reports import charts
 from reports.render import (
@@ -192,21 +197,22 @@ def meta_for(record: dict[str, Any], revision: int = 1, **extra: Any) -> ReportM
 
 
 def page_texts(pdf: bytes) -> list[str]:
-    """The text of every page (pdftotext, reading order), whitespace collapsed."""
-    if shutil.which("pdftotext") is None:
-        pytest.fail("pdftotext not found: install poppler-utils")
-    out = subprocess.run(["pdftotext", "-enc", "UTF-8", "-", "-"], input=pdf,
-                         capture_output=True, check=True, timeout=60).stdout.decode()  # fmt: skip
-    pages = out.split("\f")
-    if pages and not pages[-1].strip():
-        pages.pop()
-    return [" ".join(p.split()) for p in pages]
+    """The text of every page in the order it is drawn (a table row by row, each row cell by
+    cell), whitespace collapsed."""
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return [" ".join(page.get_textpage().get_text_range().split()) for page in document]
+    finally:
+        document.close()
 
 
-def layout_text(pdf: bytes) -> str:
-    """The document's text with its physical layout (a table row stays on one line)."""
-    return subprocess.run(["pdftotext", "-layout", "-enc", "UTF-8", "-", "-"], input=pdf,
-                          capture_output=True, check=True, timeout=60).stdout.decode()  # fmt: skip
+def page_images(pdf: bytes, pages: int, dpi: int = 30) -> list[Image.Image]:
+    """The first ``pages`` pages rendered to pictures."""
+    document = pdfium.PdfDocument(pdf)
+    try:
+        return [document[n].render(scale=dpi / 72).to_pil() for n in range(pages)]
+    finally:
+        document.close()
 
 
 def unsigned_report(factory: pytest.TempPathFactory) -> tuple[Run, bytes]:
@@ -221,7 +227,7 @@ def unsigned_report(factory: pytest.TempPathFactory) -> tuple[Run, bytes]:
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run, pdf = unsigned_report(tmp_path_factory)
     return {"run": run, "record": run.record, "pdf": pdf, "pages": page_texts(pdf),
-            "layout": layout_text(pdf), "dir": campaign_run(tmp_path_factory)}  # fmt: skip
+            "dir": campaign_run(tmp_path_factory)}  # fmt: skip
 
 
 # --- every page -----------------------------------------------------------------------------
@@ -283,7 +289,7 @@ def test_instruments_are_named_with_identity_and_calibration_status(report: dict
 def test_every_scenario_shows_clauses_expectations_observations_and_verdicts(
     report: dict,
 ) -> None:
-    text, layout = " ".join(report["pages"]), report["layout"]
+    text = " ".join(report["pages"])
     checks = 0
     for s in report["record"]["scenarios"]:
         assert f"{s['id']} — {s['title']} {s['outcome']}" in text
@@ -297,17 +303,16 @@ def test_every_scenario_shows_clauses_expectations_observations_and_verdicts(
             for c in step["checks"]:
                 unit = " kWh" if c["unit"] == "kWh" else ""  # numeric values carry their unit
                 cells = [c["name"], c["expected"] + unit, c["observed"] + unit, c["outcome"]]
-                row = r"\s+".join(re.escape(cell) for cell in cells)
-                assert re.search(row, layout), cells
+                row = " ".join(cells)  # the row's cells one after the other
+                assert row in text, cells
                 checks += 1
     assert checks >= 15
 
 
 def test_observations_carry_their_units(report: dict) -> None:
     text = " ".join(report["pages"])
-    layout = report["layout"]
-    assert re.search(r"credit change\s+1\.5 ± 0\.05 kWh\s+1\.500 kWh\s+PASS", layout)
-    assert re.search(r"load switch\s+open within 20\.0 s\s+open by \d+\.\d\d s\s+PASS", layout)
+    assert "credit change 1.5 ± 0.05 kWh 1.500 kWh PASS" in text
+    assert re.search(r"load switch open within 20\.0 s open by \d+\.\d\d s PASS", text)
     assert "credit before: 1.000 kWh" in text  # the setup's top-up reading
 
 
@@ -331,24 +336,15 @@ def test_no_key_material_reaches_the_report(report: dict) -> None:
 # --- attachments and PDF/A ------------------------------------------------------------------
 
 
-def test_the_record_and_the_manifest_are_attached_byte_for_byte(
-    report: dict, tmp_path: Path
-) -> None:
-    pdf = tmp_path / "r.pdf"
-    pdf.write_bytes(report["pdf"])
-    listing = subprocess.run(["pdfdetach", "-list", str(pdf)], capture_output=True, text=True,
-                             check=True, timeout=30).stdout  # fmt: skip
-    assert "record.json" in listing and "manifest.yaml" in listing
-    subprocess.run(["pdfdetach", "-saveall", "-o", str(tmp_path), str(pdf)], check=True,
-                   timeout=30)  # fmt: skip
-    assert (tmp_path / "record.json").read_bytes() == (report["dir"] / "record.json").read_bytes()
+def test_the_record_and_the_manifest_are_attached_byte_for_byte(report: dict) -> None:
+    attached = PdfReader(io.BytesIO(report["pdf"])).attachments
+    assert sorted(attached) == ["manifest.yaml", "record.json"]
+    assert attached["record.json"] == [(report["dir"] / "record.json").read_bytes()]
     pack = Path(report["record"]["config"]["pack"])
-    assert (tmp_path / "manifest.yaml").read_bytes() == (pack / "manifest.yaml").read_bytes()
+    assert attached["manifest.yaml"] == [(pack / "manifest.yaml").read_bytes()]
 
 
 def test_the_attachments_are_pdfa3_associated_files(report: dict) -> None:
-    import io
-
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     root = PdfFileReader(io.BytesIO(report["pdf"])).root
@@ -381,9 +377,7 @@ def test_the_pages_state_the_hashes_that_bind_them_to_the_attachments(report: di
 # --- pictures -------------------------------------------------------------------------------
 
 
-def test_display_frames_that_decided_a_display_check_are_embedded_by_hash(
-    report: dict, tmp_path: Path
-) -> None:
+def test_display_frames_that_decided_a_display_check_are_embedded_by_hash(report: dict) -> None:
     text = " ".join(report["pages"])
     decided = set()
     for s in report["record"]["scenarios"]:
@@ -397,12 +391,10 @@ def test_display_frames_that_decided_a_display_check_are_embedded_by_hash(
     for digest in decided:
         assert f"SHA-256{digest}" in joined
     assert text.count("decided the display check") == len(decided)
-    pdf = tmp_path / "r.pdf"
-    pdf.write_bytes(report["pdf"])
-    images = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True,
-                            check=True, timeout=30).stdout.splitlines()[2:]  # fmt: skip
-    assert len(images) >= len(decided)
-    assert all(" 640 " in line and " 240 " in line for line in images)
+    sizes = [image.image.size for page in PdfReader(io.BytesIO(report["pdf"])).pages
+             for image in page.images]  # fmt: skip
+    assert len(sizes) >= len(decided)
+    assert set(sizes) == {(640, 240)}  # the camera's frames, as taken
 
 
 def test_an_evidence_frame_that_does_not_match_its_hash_is_refused(
@@ -448,20 +440,11 @@ def test_the_verdict_chart_counts_what_the_record_counts(report: dict) -> None:
         assert f"{group} " in text and summary in text
 
 
-def test_the_first_pages_render_to_images(report: dict, tmp_path: Path) -> None:
-    from PIL import Image
-
-    pdf = tmp_path / "r.pdf"
-    pdf.write_bytes(report["pdf"])
-    subprocess.run(["pdftoppm", "-r", "30", "-png", "-f", "1", "-l", "2", str(pdf),
-                    str(tmp_path / "page")], check=True, timeout=60)  # fmt: skip
-    pngs = sorted(tmp_path.glob("page-*.png"))
-    assert len(pngs) == 2
-    for png in pngs:
-        with Image.open(png) as im:
-            assert im.height / im.width == pytest.approx(297 / 210, rel=0.02)  # A4
-            gray = im.convert("L")
-            assert gray.getextrema()[0] < 80  # there is dark ink on the page
+def test_the_first_pages_render_to_images(report: dict) -> None:
+    for im in page_images(report["pdf"], 2):
+        assert im.height / im.width == pytest.approx(297 / 210, rel=0.02)  # A4
+        gray = im.convert("L")
+        assert gray.getextrema()[0] < 80  # there is dark ink on the page
 
 
 # --- modes and what the record says ---------------------------------------------------------
@@ -604,11 +587,6 @@ def test_a_run_without_a_usable_record_or_manifest_is_refused(
     record_path.write_text(json.dumps(record))
     with pytest.raises(ReportError, match=f"no pack manifest with SHA-256 {'0' * 64}.*--pack"):
         load_run(run_dir)
-    record = json.loads(good)
-    record["journal"]["head"] = "f" * 64
-    record_path.write_text(json.dumps(record))
-    with pytest.raises(ReportError, match=r"does not match .*journal\.jsonl"):
-        load_run(run_dir)
 
 
 def test_the_manifest_is_found_in_the_run_folder_or_rebuilt_when_the_pack_moved(
@@ -625,12 +603,24 @@ def test_the_manifest_is_found_in_the_run_folder_or_rebuilt_when_the_pack_moved(
     assert load_run(run_dir).manifest_source == str(run_dir / "manifest.yaml")
 
 
-def test_reports_never_import_the_bench() -> None:
-    code = ("import sys, reports.render, reports.sign, reports.verify, reports.junit, "
-            "reports.charts; bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('simlab', 'instruments')); print(bad); sys.exit(1 if bad else 0)")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+def test_reports_read_records_and_import_nothing_of_the_harness_or_the_bench(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Rendering too (WeasyPrint imported, a PDF made), not only importing the modules.
+    run_dir = campaign_run(tmp_path_factory)
+    code = textwrap.dedent("""\
+        import sys
+        from datetime import UTC, datetime
+        import reports.charts, reports.junit, reports.sign, reports.verify
+        from reports.render import ReportMeta, load_run, render_pdf
+        render_pdf(load_run(sys.argv[1]), ReportMeta("STS-x-R1", 1, datetime.now(UTC)), None)
+        above = ("simlab", "instruments", "stslab", "fixtures")
+        bad = sorted(m for m in sys.modules if m.split(".")[0] in above)
+        print(bad)
+        sys.exit(1 if bad else 0)
+    """)
+    done = subprocess.run([sys.executable, "-c", code, str(run_dir)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
 
 

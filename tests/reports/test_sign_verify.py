@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pypdf import PdfReader
 
 from reports import render
 from reports.render import load_run, render_pdf
@@ -32,7 +33,9 @@ from reports.sign import (
     DEV_CA_FILE,
     DEV_CERT_FILE,
     DEV_KEY_FILE,
+    DEV_RETIRED_CA_FILE,
     DEVELOPMENT_OU,
+    LabSigner,
     SigningError,
     development_signer,
     is_development,
@@ -72,16 +75,21 @@ def make_ca(name: str) -> tuple[Any, x509.Certificate]:
 
 def issue(
     ca: tuple[Any, x509.Certificate], name: str, *, tsa: bool = False,
-    not_after: datetime | None = None,
+    not_after: datetime | None = None, ec_key: bool = False, unit: str | None = None,
 ) -> tuple[Any, x509.Certificate]:  # fmt: skip
-    """A certificate issued by ``ca``: a signer (EC) or a time-stamp authority (RSA)."""
+    """A certificate issued by ``ca``: a signer or a time-stamp authority, RSA unless
+    ``ec_key`` (EC P-256), its subject's organisational unit ``unit`` if given."""
     ca_key, ca_cert = ca
-    key = rsa.generate_private_key(65537, 2048) if tsa else ec.generate_private_key(ec.SECP256R1())
+    key = (
+        ec.generate_private_key(ec.SECP256R1()) if ec_key else rsa.generate_private_key(65537, 2048)
+    )
     now = datetime.now(UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
-                                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example Lab")]))
+                                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example Lab"),
+                                 *([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit)]
+                                   if unit else [])]))
         .issuer_name(ca_cert.subject).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=2))
@@ -142,6 +150,7 @@ def test_the_development_certificate_is_made_once_and_says_what_it_is(tmp_path: 
                                                                DEV_KEY_FILE])  # fmt: skip
     assert stat.S_IMODE((folder / DEV_KEY_FILE).stat().st_mode) == 0o600
     assert first.development and is_development(first.certificate)
+    assert first.certificate.public_key.algorithm == "rsa"  # keeps the report PDF/A-3b
     assert first.certificate.subject.native["organizational_unit_name"] == DEVELOPMENT_OU
     assert first.info().development
     again = development_signer(folder)
@@ -178,6 +187,46 @@ def test_the_dev_signer_folder_comes_from_the_environment(
     assert (tmp_path / "env-dev" / DEV_CERT_FILE).exists()
 
 
+def test_an_older_ec_development_certificate_is_replaced_and_what_it_signed_still_verifies(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    # The folder an older stslab made (EC P-256), and a report it signed (then PDF 2.0).
+    folder = tmp_path / "dev"
+    folder.mkdir()
+    ca = make_ca("stslab development CA 0ld")
+    key, cert = issue(ca, "stslab development signer 0ld", ec_key=True, unit=DEVELOPMENT_OU)
+    pem(ca[1], folder / DEV_CA_FILE)
+    pem(cert, folder / DEV_CERT_FILE)
+    (folder / DEV_KEY_FILE).write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))  # fmt: skip
+    old = _by_hand(key, cert, development=True)
+    run = unsigned_report(tmp_path_factory)[0]
+    out = io.BytesIO()
+    signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(render_pdf(run, meta_for(run.record),
+                                                                    old.info()))),
+                     signers.PdfSignatureMetadata(field_name="LabSignature",
+                                                  subfilter=fields.SigSeedSubFilter.PADES,
+                                                  md_algorithm="sha256"),
+                     signer=old.signer, output=out)  # fmt: skip
+    old_report = out.getvalue()
+    assert verify_report(old_report, dev_dir=folder).ok
+
+    renewed = development_signer(folder)
+    assert renewed.certificate.public_key.algorithm == "rsa" and renewed.development
+    assert renewed.info().cert_sha256 != old.info().cert_sha256
+    assert stat.S_IMODE((folder / DEV_KEY_FILE).stat().st_mode) == 0o600
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [DEV_CA_FILE, DEV_CERT_FILE, DEV_KEY_FILE, DEV_RETIRED_CA_FILE])  # fmt: skip
+    v = verify_report(old_report, dev_dir=folder)  # the retired CA is still trusted
+    assert v.ok, v.problems
+    assert v.signer == "stslab development signer 0ld" and v.development
+    assert development_signer(folder).info().cert_sha256 == renewed.info().cert_sha256
+
+
 # --- the signature ----------------------------------------------------------------------------
 
 
@@ -205,18 +254,87 @@ def test_pyhanko_validates_the_signature_on_its_own(signed: dict[str, Any]) -> N
     assert fingerprint in " ".join(page_texts(signed["pdf"])).replace(" ", "")
 
 
-def test_signing_keeps_the_pdfa_metadata_consistent(signed: dict[str, Any]) -> None:
-    from pyhanko.pdf_utils.reader import PdfFileReader
+#: The PDF version each PDF/A part is built on (ISO 19005-1 to -4).
+PDFA_PDF_VERSION = {"1": (1, 4), "2": (1, 7), "3": (1, 7), "4": (2, 0)}
+#: Annotation flags (ISO 32000-1 §12.5.3): PDF/A wants Print set and these clear.
+PRINT, HIDDEN_FLAGS = 4, 1 | 2 | 32  # Invisible, Hidden, NoView
 
-    reader = PdfFileReader(io.BytesIO(signed["pdf"]))
-    xmp = reader.root["/Metadata"].get_object().data.decode()
+
+def _version(name: Any) -> tuple[int, int]:
+    major, minor = str(name).lstrip("/").split(".")
+    return int(major), int(minor)
+
+
+def _id_bytes(value: Any) -> bytes:
+    return value.original_bytes if hasattr(value, "original_bytes") else bytes(value)
+
+
+def _fonts(resources: Any) -> list[Any]:
+    """Every font a page's resources use, in form XObjects too."""
+    found = [font.get_object() for font in (resources.get("/Font") or {}).values()]
+    for xobject in (resources.get("/XObject") or {}).values():
+        xobject = xobject.get_object()
+        if xobject.get("/Subtype") == "/Form" and "/Resources" in xobject:
+            found += _fonts(xobject["/Resources"].get_object())
+    return found
+
+
+def test_the_signed_report_is_still_pdfa_3b(
+    signed: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """What PDF/A-3b asks that can be checked without a PDF/A validator, on the signed file
+    (the signature is an incremental update that must not undo any of it)."""
+    pdf = signed["pdf"]
+    reader = PdfReader(io.BytesIO(pdf))
+    root = reader.trailer["/Root"]
+    xmp = root["/Metadata"].get_object().get_data().decode()
+    part = re.search(r'pdfaid:part(?:="|>)(\d)', xmp)
+    conformance = re.search(r'pdfaid:conformance(?:="|>)([A-Za-z])', xmp)
+    assert part and conformance and (part[1], conformance[1]) == ("3", "B")
+    # The PDF version: header, catalogue and every declared extension within PDF/A-3's 1.7.
+    allowed = PDFA_PDF_VERSION[part[1]]
+    header = re.match(rb"%PDF-(\d\.\d)", pdf)
+    assert header and _version(header[1].decode()) == allowed
+    if "/Version" in root:
+        assert _version(root["/Version"]) == allowed
+    for prefix, extensions in (root.get("/Extensions") or {}).items():
+        for ext in extensions if isinstance(extensions, list) else [extensions]:
+            assert _version(ext.get_object()["/BaseVersion"]) <= allowed, prefix
+    # Information dictionary and XMP agree on the producer pyHanko wrote.
     producer = re.search(r'pdf:Producer="([^"]*)"', xmp) or re.search(
         r"<pdf:Producer>([^<]*)</pdf:Producer>", xmp)  # fmt: skip
-    assert producer is not None
-    assert str(reader.trailer["/Info"]["/Producer"]) == producer.group(1)
-    assert 'pdfaid:part="3"' in xmp
-    names = sorted(str(spec.get_object()["/UF"]) for spec in reader.root["/AF"])
-    assert names == ["manifest.yaml", "record.json"]  # each associated file listed once
+    assert producer and str(reader.trailer["/Info"]["/Producer"]) == producer[1]
+    (intent,) = root["/OutputIntents"]
+    intent = intent.get_object()
+    assert intent["/S"] == "/GTS_PDFA1" and "/DestOutputProfile" in intent
+    # Every font on every page embedded (Type 3 glyphs are drawn by the page itself).
+    descriptors = 0
+    for n, page in enumerate(reader.pages, 1):
+        for font in _fonts(page["/Resources"].get_object()):
+            if font["/Subtype"] == "/Type3":
+                continue
+            if font["/Subtype"] == "/Type0":
+                font = font["/DescendantFonts"][0].get_object()
+            descriptor = font["/FontDescriptor"].get_object()
+            assert {"/FontFile", "/FontFile2", "/FontFile3"} & set(descriptor), (n, font)
+            descriptors += 1
+        for annotation in page.get("/Annots") or []:  # the signature's widget among them
+            flags = int(annotation.get_object().get("/F", 0))
+            assert flags & PRINT and not flags & HIDDEN_FLAGS, (n, flags)
+    assert descriptors >= len(reader.pages)
+    # Each embedded file is an associated file of the document, with its relationship.
+    related = {}
+    for spec in root["/AF"]:
+        spec = spec.get_object()
+        related[str(spec["/UF"])] = spec["/AFRelationship"]
+    assert related == {"record.json": "/Data", "manifest.yaml": "/Source"}
+    embedded = root["/Names"]["/EmbeddedFiles"]["/Names"][::2]
+    assert sorted(embedded) == sorted(related)
+    # The document keeps its identity across the update; nothing is encrypted.
+    unsigned = PdfReader(io.BytesIO(unsigned_report(tmp_path_factory)[1]))
+    first_id = _id_bytes(reader.trailer["/ID"][0])
+    assert first_id and first_id == _id_bytes(unsigned.trailer["/ID"][0])
+    assert "/Encrypt" not in reader.trailer and "/Encrypt" not in unsigned.trailer
 
 
 def test_verify_accepts_the_signed_report(signed: dict[str, Any]) -> None:
@@ -376,6 +494,49 @@ def test_an_expired_lab_certificate_does_not_sign(lab_pki: dict, tmp_path: Path)
         load_pkcs12(p12)
 
 
+def _by_hand(key: Any, cert: x509.Certificate, development: bool = False) -> LabSigner:
+    """A signer for any key, made without the checks of :mod:`reports.sign`."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.sign.signers import SimpleSigner
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())  # fmt: skip
+    simple = SimpleSigner(asn1_cert, asn1_keys.PrivateKeyInfo.load(der),
+                          SimpleCertificateStore.from_certs([asn1_cert]))  # fmt: skip
+    return LabSigner(asn1_cert, simple, development)
+
+
+def test_a_lab_ec_key_is_refused_with_the_reason(lab_pki: dict, tmp_path: Path) -> None:
+    key, cert = issue(lab_pki["ca"], "EC Signatory", ec_key=True)
+    p12 = write_p12(tmp_path / "ec.p12", key, cert, lab_pki["ca"][1], None)
+    with pytest.raises(SigningError) as refused:
+        load_pkcs12(p12)
+    assert str(refused.value) == (
+        "the signing key is an EC key (secp256r1), which signs ECDSA: reports are signed with "
+        "an RSA key, because the report is PDF/A-3b (PDF 1.7) and an ECDSA or EdDSA signature "
+        "makes it PDF 2.0 (ISO/TS 32002)"
+    )
+    key_pem = tmp_path / "ec-key.pem"
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))  # fmt: skip
+    with pytest.raises(SigningError, match="reports are signed with an RSA key"):
+        load_pem(key_pem, pem(cert, tmp_path / "ec-cert.pem"))
+
+
+def test_a_signature_that_would_raise_the_pdf_version_is_not_written(
+    tmp_path_factory: pytest.TempPathFactory, lab_pki: dict
+) -> None:
+    # An ECDSA signer put together by hand, past the key check: signing itself refuses.
+    ec_signer = _by_hand(*issue(lab_pki["ca"], "EC Signatory", ec_key=True))
+    with pytest.raises(SigningError, match=r"would make the report PDF 2\.0, and a PDF/A-3b "
+                                           r"report is PDF 1\.7"):  # fmt: skip
+        sign_pdf(unsigned_report(tmp_path_factory)[1], ec_signer, signer_name="x", reason="x")
+
+
 # --- B-T: a time stamp from an RFC 3161 authority ---------------------------------------------
 
 
@@ -466,7 +627,9 @@ def test_the_signer_key_never_reaches_the_report(signed: dict[str, Any]) -> None
     key = (signed["dev_dir"] / DEV_KEY_FILE).read_bytes()
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    private = load_pem_private_key(key, None)
-    scalar = private.private_numbers().private_value.to_bytes(32, "big")  # type: ignore[union-attr]
-    assert scalar not in signed["pdf"]
-    assert scalar.hex().encode() not in signed["pdf"].lower()
+    numbers = load_pem_private_key(key, None).private_numbers()
+    assert isinstance(numbers, rsa.RSAPrivateNumbers)
+    for secret in (numbers.d, numbers.p, numbers.q):
+        raw = secret.to_bytes((secret.bit_length() + 7) // 8, "big")
+        assert raw not in signed["pdf"]
+        assert raw.hex().encode() not in signed["pdf"].lower()
