@@ -32,8 +32,9 @@ def selftest_command(
 ) -> None:
     """Print the kill matrix: which scenario catches each SimLab defect."""
     from simlab.defects import CATALOGUE, lookup
+    from stslab.cli.certify import check_campaign_inputs
     from stslab.selftest import REFERENCE, selftest
-    from stslab.session import DEFAULT_PACK
+    from stslab.session import DEFAULT_PACK, CampaignConfig
 
     try:
         chosen = [d.name for d in (lookup(defect) if defect else CATALOGUE)]
@@ -41,6 +42,10 @@ def selftest_command(
         raise ArgumentError("--defect", str(exc)) from None
     if workers < 1:
         raise ArgumentError("--workers", "must be at least 1")
+    if pack is not None and not (pack / "manifest.yaml").exists():
+        raise ArgumentError("--pack", f"{pack} has no manifest.yaml")
+    # Checked once here, not in every worker: a bad file is one line, not a traceback each.
+    check_campaign_inputs(CampaignConfig(bench="sim", dut=dut, pack=pack or DEFAULT_PACK))
     rows = selftest(chosen, pack or DEFAULT_PACK, dut, speed, tuple(select or ()), workers,
                     not no_reference, not all_kills)  # fmt: skip
     console = Console()
