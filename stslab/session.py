@@ -215,8 +215,13 @@ class Campaign:
 
     def _start_sim(self) -> None:
         from simlab.bench import SimBench
+        from simlab.defects import lookup
 
         cfg = self.config
+        try:
+            lookup(cfg.defects)
+        except ValueError as exc:
+            raise InputError("--defect", str(exc)) from None
         try:
             self._sim = SimBench(self.profile, speed=cfg.speed, defects=cfg.defects,
                                  noise=cfg.noise, seed=cfg.seed).start()  # fmt: skip
