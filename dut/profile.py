@@ -17,14 +17,22 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dut.card import CardLayout
 from sts.dkga import Dkga, KeyAttributes, derive_decoder_key
-from sts.identity import Pan
+from sts.errors import StsError
+from sts.identity import CheckDigitError, Pan
 from sts.keys import DecoderKey, EncryptionAlgorithm, fingerprint, parse_hex_key
 from sts.meter import MeterParameters, Result
-from sts.schema import DocumentError, validate
+from sts.schema import DocumentError, located, validate
 from sts.tid import BaseDate
 
 #: The public STS compliance-test vending keys (IEC 62055-41 test data): allowed inline.
@@ -51,12 +59,29 @@ class MeterIdentity(_Strict):
     model: str
     firmware: str
     serial: str = Field(description="The meter's serial number as printed on it.")
+    #: ``relaxed``: an engineering sample whose PAN carries a wrong check digit; its key is
+    #: derived from the digits as given, and the record and the report say so.
+    pan_check_digit: Literal["strict", "relaxed"] = "strict"
     pan: str = Field(description="18-digit PAN (IIN + DRN + check digit).")
 
     @field_validator("pan", mode="before")
     @classmethod
-    def _pan(cls, v: Any) -> str:
-        return Pan.parse(str(v)).digits
+    def _pan(cls, v: Any, info: ValidationInfo) -> str:
+        relaxed = info.data.get("pan_check_digit") == "relaxed"
+        try:
+            return Pan.parse(str(v), check_digits=not relaxed).digits
+        except CheckDigitError as exc:
+            raise ValueError(
+                f"{exc.reason}; for a meter that carries it, set meter.pan_check_digit: relaxed"
+            ) from None
+
+    def pan_number(self) -> Pan:
+        """The PAN, with its check digits as given when the profile relaxes them."""
+        return Pan.parse(self.pan, "meter.pan", check_digits=self.pan_check_digit == "strict")
+
+    def check_digit_note(self) -> str | None:
+        """How the PAN's check digits were taken, for the record; None when strict."""
+        return None if self.pan_check_digit == "strict" else self.pan_number().relaxed_note()
 
 
 class KeyProfile(_Strict):
@@ -102,30 +127,40 @@ class KeyProfile(_Strict):
             raise ValueError("ea 09 (DES) is deprecated: set legacy: true to use it")
         return self
 
-    def vending_key_bytes(self, base: Path | None = None) -> bytes:
-        """The vending key, from wherever the profile says it is."""
+    def vending_key_bytes(self, base: Path | None = None, source: str | None = None) -> bytes:
+        """The vending key, from wherever the profile says it is. Errors name the key (and
+        the profile file ``source`` with the key's line, when given); never the key."""
         dkga = Dkga(int(self.dkga))
+
+        def refuse(name: str, message: str) -> ProfileError:
+            where = located(source, ("key", name)) if source else f"key.{name}"
+            return ProfileError(f"{where}: {message}")
+
         if self.vending_key is not None:
-            text = self.vending_key
+            name, origin, text = "vending_key", "", self.vending_key
         elif self.vending_key_env is not None:
+            name, origin = "vending_key_env", f"${self.vending_key_env}: "
             text = os.environ.get(self.vending_key_env, "")
             if not text:
-                raise ProfileError(f"key.vending_key_env: ${self.vending_key_env} is not set")
+                raise refuse(name, f"${self.vending_key_env} is not set")
         else:
-            path = Path(self.vending_key_file or "")
+            name, path = "vending_key_file", Path(self.vending_key_file or "")
             if base is not None and not path.is_absolute():
                 path = base / path
+            origin = f"{path}: "
             try:
                 text = path.read_text().strip()
             except OSError as exc:
-                raise ProfileError(
-                    f"key.vending_key_file: cannot read {path}: {exc.strerror}"
-                ) from None
-        return parse_hex_key(text, "key.vending_key", 8 if dkga is Dkga.DKGA02 else 20)
+                raise refuse(name, f"cannot read {path}: {exc.strerror}") from None
+        try:
+            return parse_hex_key(text, "key.vending_key", 8 if dkga is Dkga.DKGA02 else 20)
+        except StsError as exc:
+            raise refuse(name, origin + exc.reason) from None
 
-    def attributes(self, pan: str) -> KeyAttributes:
+    def attributes(self, pan: str | Pan) -> KeyAttributes:
+        """The key attributes for ``pan`` (a text PAN is parsed strictly)."""
         return KeyAttributes(
-            pan=Pan.parse(pan),
+            pan=pan if isinstance(pan, Pan) else Pan.parse(pan),
             sgc=self.sgc,
             ti=self.ti,
             krn=self.krn,
@@ -333,14 +368,18 @@ class MeterProfile(_Strict):
     rated_current_a: Annotated[float, Field(gt=0)] = 80.0
     source: str = Field(default="<memory>", exclude=True)
 
+    def vending_key(self) -> bytes:
+        """The vending key (key files are found relative to the profile)."""
+        known = self.source not in ("<memory>", "")
+        base = Path(self.source).parent if known else None
+        return self.key.vending_key_bytes(base, self.source if known else None)
+
     def decoder_key(self) -> DecoderKey:
         """The factory decoder key (derived; never stored in the profile)."""
-        base = Path(self.source).parent if self.source not in ("<memory>", "") else None
-        vk = self.key.vending_key_bytes(base)
         return derive_decoder_key(
-            vk,
+            self.vending_key(),
             Dkga(int(self.key.dkga)),
-            self.key.attributes(self.meter.pan),
+            self.key.attributes(self.meter.pan_number()),
             legacy=self.key.legacy,
         )
 
@@ -370,9 +409,18 @@ class MeterProfile(_Strict):
     @classmethod
     def parse_yaml(cls, text: str, *, source: str = "<memory>") -> MeterProfile:
         try:
-            return validate(cls, text, source, extra={"source": source})
+            profile = validate(cls, text, source, extra={"source": source})
         except DocumentError as exc:
             raise ProfileError(str(exc)) from None
+        layout = profile.layout_path()
+        if not layout.is_file():
+            ref = profile.display.layout
+            builtin = ref == layout.stem and not ref.endswith((".yaml", ".yml"))
+            known = ", ".join(sorted(p.stem for p in layout.parent.glob("lcd_*.yaml")))
+            problem = (f"{ref!r} is not a built-in layout ({known}) or a file" if builtin
+                       else f"no layout file {layout}")  # fmt: skip
+            raise ProfileError(f"{located(source, ('display', 'layout'), text)}: {problem}")
+        return profile
 
     @classmethod
     def load(cls, ref: str | None) -> MeterProfile:
@@ -388,5 +436,10 @@ class MeterProfile(_Strict):
         """A profile shipped with SimLab: ``default`` or ``ea11``."""
         ref = resources.files("dut").joinpath(PROFILE_DIR, f"meter_{name}.yaml")
         if not ref.is_file():
-            raise ProfileError(f"no built-in meter profile {name!r}")
+            folder = Path(str(resources.files("dut").joinpath(PROFILE_DIR)))
+            known = ", ".join(sorted(p.stem.removeprefix("meter_")
+                                     for p in folder.glob("meter_*.yaml")))  # fmt: skip
+            raise ProfileError(
+                f"{name}: no such file, and no built-in meter profile {name!r} (known: {known})"
+            )
         return cls.parse_yaml(ref.read_text(), source=str(ref))

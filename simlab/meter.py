@@ -38,6 +38,7 @@ from sts.meter import (
     TamperCleared,
     TestRequested,
 )
+from sts.schema import located
 
 WH_PER_UNIT = 100.0  # one electricity base unit (0.1 kWh) in Wh
 _MAX_REAL_WAIT = 0.05  # the worker re-checks at least this often (real seconds)
@@ -609,9 +610,9 @@ class SimMeter:
             try:
                 encode_text(text, n)
             except ValueError as exc:
+                where = located(self.profile.source, ("display", "vocabulary", code))
                 raise ValueError(
-                    f"{self.profile.source}: display.vocabulary.{code}: {text!r} cannot be shown "
-                    f"on layout {self.layout.name!r}: {exc}"
+                    f"{where}: {text!r} cannot be shown on layout {self.layout.name!r}: {exc}"
                 ) from None
 
     # -- optical port (MeterOpticalPort) ------------------------------------------------------

@@ -11,12 +11,17 @@ The pack's identity in a record is the SHA-256 of its manifest.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from sts.schema import DocumentError, validate
 
 MANIFEST = "manifest.yaml"
 SIGNATURE = "manifest.sig"
@@ -24,6 +29,44 @@ SIGNATURE = "manifest.sig"
 
 class PackError(Exception):
     """A pack that cannot be read or does not match its manifest."""
+
+
+def _file_name(name: str) -> str:
+    if not re.fullmatch(r"[^/\\]+\.yaml", name) or name == MANIFEST:
+        raise ValueError(f"{name!r} is not the name of a scenario file in the pack folder")
+    return name
+
+
+def _digest(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError(f"{value!r} is not a SHA-256 (64 lower-case hex digits)")
+    return value
+
+
+class Manifest(BaseModel):
+    """``manifest.yaml``: every key validated, so a hand edit that breaks it is named."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pack: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    title: str = ""
+    standards: list[str] = Field(default_factory=list)
+    #: Scenario file name (in the pack folder) -> its SHA-256, hex.
+    files: dict[Annotated[str, AfterValidator(_file_name)], Annotated[str, AfterValidator(_digest)]]
+
+
+def read_manifest(directory: Path) -> tuple[Manifest, bytes]:
+    """The pack's manifest, validated, and its bytes (what the signature covers)."""
+    path = directory / MANIFEST
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PackError(f"{path}: cannot read the manifest: {exc.strerror}") from None
+    try:
+        return validate(Manifest, raw.decode("utf-8", "replace"), str(path)), raw
+    except DocumentError as exc:
+        raise PackError(str(exc)) from None
 
 
 def sha256_file(path: Path) -> str:
@@ -54,7 +97,7 @@ def sign_pack(directory: Path, private_key_pem: str) -> Path:
     key = ECC.import_key(private_key_pem)
     if key.curve != "Ed25519" or not key.has_private():
         raise PackError("the signing key must be an Ed25519 private key")
-    data = (directory / MANIFEST).read_bytes()
+    _manifest, data = read_manifest(directory)  # only a sound manifest is signed
     signature = eddsa.new(key, "rfc8032").sign(data)
     path = directory / SIGNATURE
     path.write_text(signature.hex() + "\n")
@@ -94,22 +137,15 @@ def verify_pack(directory: str | Path, trusted: dict[str, str] | None = None) ->
     (name -> public key PEM). Problems are listed, never raised, so a pre-submission run
     can record them."""
     directory = Path(directory)
-    manifest_path = directory / MANIFEST
-    try:
-        raw = manifest_path.read_bytes()
-        doc = yaml.safe_load(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise PackError(f"{manifest_path}: cannot read the manifest: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
-        raise PackError(f"{manifest_path}: not a pack manifest")
+    manifest, raw = read_manifest(directory)
     status = PackStatus(
         directory=str(directory),
-        pack_id=str(doc.get("pack", "")),
-        version=str(doc.get("version", "")),
-        title=str(doc.get("title", "")),
-        standards=[str(s) for s in doc.get("standards", [])],
+        pack_id=manifest.pack,
+        version=manifest.version,
+        title=manifest.title,
+        standards=list(manifest.standards),
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
-        files={str(k): str(v) for k, v in doc["files"].items()},
+        files=dict(manifest.files),
     )
     present = {p.name for p in scenario_files(directory)}
     for name, digest in status.files.items():

@@ -356,6 +356,7 @@ class Scenario(_Model):
     setup_credit: Decimal | None = None
     steps: list[Step] = Field(min_length=1)
     source_file: SkipJsonSchema[str] = Field(default="<memory>", exclude=True)
+    source_line: SkipJsonSchema[int] = Field(default=1, exclude=True)  # of the id
 
     @field_validator("applies")
     @classmethod
@@ -398,20 +399,28 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
 def parse_scenarios(text: str, source: str) -> list[Scenario]:
     from pydantic import ValidationError
 
-    from sts.schema import parse_yaml_text
+    from sts.schema import line_of, not_a_mapping, parse_yaml_text
 
     try:
-        data, _root = parse_yaml_text(text, source)
+        data, first_root = parse_yaml_text(text, source)
     except DocumentError as exc:
         raise ScenarioError(str(exc)) from None
-    wrapped = isinstance(data, dict) and "scenarios" in data
+    if not isinstance(data, dict):
+        raise ScenarioError(not_a_mapping(data, first_root, source))
+    wrapped = "scenarios" in data
     body = text if wrapped else _indent_as_list(text)
     data, root = parse_yaml_text(body, source)
     try:
         doc = ScenarioFile.model_validate(data if isinstance(data, dict) else {})
     except ValidationError as exc:
         raise ScenarioError(_explain(exc, root, source, data, 0 if wrapped else 1)) from None
-    return [s.model_copy(update={"source_file": source}) for s in doc.scenarios]
+    shift = 0 if wrapped else 1
+    return [
+        s.model_copy(update={"source_file": source,
+                             "source_line": max(1, (line_of(root, ("scenarios", i, "id")) or 1)
+                                                - shift)})
+        for i, s in enumerate(doc.scenarios)
+    ]  # fmt: skip
 
 
 def _indent_as_list(text: str) -> str:
@@ -422,6 +431,11 @@ def _indent_as_list(text: str) -> str:
 _STEP_MESSAGE = re.compile(r"step (\d+): ([\w.]+): (.*)", re.DOTALL)
 
 
+def _internal(part: Any) -> bool:
+    # pydantic's own steps in an error location: a validator function, a mapping key's name.
+    return isinstance(part, str) and (part.startswith("function-") or part == "[key]")
+
+
 def _explain(exc: Any, root: Any, source: str, data: Any, shift: int) -> str:
     """Each error as ``file:line: scenario <id> step <n>: key.path: message``."""
     from sts.schema import line_of
@@ -429,14 +443,21 @@ def _explain(exc: Any, root: Any, source: str, data: Any, shift: int) -> str:
     items = data.get("scenarios") if isinstance(data, dict) else None
     out = []
     for err in exc.errors():
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        loc = [p for p in err["loc"] if not _internal(p)]
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
         msg = msg.removeprefix("Value error, ")
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            # The step kind: name the ``do`` key itself, and the kinds there are.
+            kinds = ", ".join(sorted(STEP_KINDS))
+            tag = (err.get("ctx") or {}).get("tag")
+            loc = [*loc, "do"]
+            msg = f"{tag!r} is not a step kind ({kinds})" if tag else f"missing: one of {kinds}"
         where, key, line_loc = "", list(loc), list(loc)
         if len(loc) >= 2 and loc[0] == "scenarios" and isinstance(loc[1], int):
             index = loc[1]
             item = items[index] if isinstance(items, list) and index < len(items) else None
-            where = f"scenario {item.get('id', '?') if isinstance(item, dict) else '?'}"
+            sid = item.get("id") if isinstance(item, dict) else None
+            where = f"scenario {sid if sid is not None else '(no id)'}"
             key = loc[2:]
             step_msg = _STEP_MESSAGE.match(msg) if not key else None
             if len(key) >= 2 and key[0] == "steps" and isinstance(key[1], int):

@@ -25,11 +25,11 @@ from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
 from stslab.clock import BenchClock, Clock
 from stslab.factory import TokenFactory, key_state_from_profile
-from stslab.job import Job, demo_job, load_job
+from stslab.job import Job, JobError, demo_job, load_job
 from stslab.journal import Journal, JournalError, read_journal
 from stslab.ledger import Ledger, ledger_path, load_ledger
 from stslab.pack import PackError, PackStatus, trusted_keys, verify_pack
-from stslab.scenario import Scenario, load_scenarios
+from stslab.scenario import Scenario, ScenarioError, load_scenarios
 
 Mode = Literal["accredited", "pre-submission"]
 
@@ -41,24 +41,44 @@ class CampaignError(Exception):
     """A campaign cannot start or resume (bad input or a refused accredited run)."""
 
 
+class InputError(CampaignError):
+    """An input file that does not load (the message names file, line and key); ``option``
+    is the command-line option that gave it (``--dut``, ``--job``, ``--pack``, ``--bench``)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 def load_dut(ref: str | None) -> MeterProfile:
+    """The DUT profile, with its vending key reachable (a key file or variable it names)."""
     try:
-        return MeterProfile.load(ref)
+        profile = MeterProfile.load(ref)
+        profile.decoder_key()
     except ProfileError as exc:
-        raise CampaignError(str(exc)) from None
+        raise InputError("--dut", str(exc)) from None
+    return profile
 
 
 def load_pack(directory: Path) -> list[Scenario]:
+    """Every scenario of the pack, validated; a scenario id used twice is refused."""
     from stslab.pack import scenario_files
 
     scenarios: list[Scenario] = []
-    for path in scenario_files(directory):
-        scenarios += load_scenarios(path)
-    seen: dict[str, str] = {}
+    try:
+        for path in scenario_files(directory):
+            scenarios += load_scenarios(path)
+    except ScenarioError as exc:
+        raise InputError("--pack", str(exc)) from None
+    seen: dict[str, Scenario] = {}
     for s in scenarios:
-        if s.id in seen:
-            raise CampaignError(f"{s.source_file}: scenario {s.id} is also in {seen[s.id]}")
-        seen[s.id] = s.source_file
+        first = seen.setdefault(s.id, s)
+        if first is not s:
+            raise InputError(
+                "--pack",
+                f"{s.source_file}:{s.source_line}: scenario {s.id}: id: {s.id!r} is also the id "
+                f"of a scenario at {first.source_file}:{first.source_line}",
+            )
     return scenarios
 
 
@@ -68,6 +88,13 @@ SIMLAB_BENCHES = ("sim", "virtual")
 
 def is_simlab(bench: str) -> bool:
     return bench in SIMLAB_BENCHES
+
+
+def check_inputs(config: CampaignConfig) -> None:
+    """Read and validate every input file of a campaign (DUT profile, job, scenario pack and
+    manifest, bench file) without opening a bench or writing anything: commands call it
+    before they start, so a bad file changes nothing. Raises :class:`InputError`."""
+    Campaign(config).load_inputs()
 
 
 #: The fastest SimLab clock at which the shipped catalogue is validated (all PASS on the
@@ -125,16 +152,13 @@ class Campaign:
         cfg = self.config
         if self.resume_dir is not None:
             self._prepare_resume()
-        self.profile = load_dut(cfg.dut)
-        self.job: Job = load_job(cfg.job) if cfg.job else demo_job()
-        self.scenarios = load_pack(cfg.pack)
-        if cfg.select:
-            self.scenarios = [s for s in self.scenarios if any(k in s.id for k in cfg.select)]
-        self.pack = self._check_pack()
+        self.load_inputs()
         if cfg.mode == "accredited" and is_simlab(cfg.bench):
             raise CampaignError("accredited mode needs a real bench, not SimLab")
-        self._open_run_dir()
+        if is_simlab(cfg.bench):
+            self._start_sim()  # before the run folder: a meter SimLab cannot play changes nothing
         try:
+            self._open_run_dir()
             self._open_bench()
             self._open_ledger()
             self._start_journal()
@@ -147,16 +171,40 @@ class Campaign:
             raise
         return self
 
+    def load_inputs(self) -> None:
+        """Read and validate the DUT profile, the job, the pack and the bench file (not
+        SimLab's, which is written when it starts). Opens nothing, writes nothing."""
+        cfg = self.config
+        self.profile = load_dut(cfg.dut)
+        try:
+            self.job: Job = load_job(cfg.job) if cfg.job else demo_job()
+        except JobError as exc:
+            raise InputError("--job", str(exc)) from None
+        self.scenarios = load_pack(cfg.pack)
+        if cfg.select:
+            self.scenarios = [s for s in self.scenarios if any(k in s.id for k in cfg.select)]
+        self.pack = self._check_pack()
+        if not is_simlab(cfg.bench):
+            try:
+                self.bench: Bench = load_bench(cfg.bench)
+            except BenchError as exc:
+                raise InputError("--bench", str(exc)) from None
+
     def _check_pack(self) -> PackStatus:
         cfg = self.config
-        trusted = {p.name.removesuffix(".pub.pem"): p.read_text() for p in cfg.pack_keys}
+        trusted = {}
+        for p in cfg.pack_keys:
+            try:
+                trusted[p.name.removesuffix(".pub.pem")] = p.read_text()
+            except OSError as exc:
+                raise InputError("--pack-key", f"{p}: cannot read: {exc.strerror}") from None
         if cfg.mode == "pre-submission":
             trusted = {**trusted, **{f"{k} (development key)": v
                                      for k, v in trusted_keys(DEV_KEYS).items()}}  # fmt: skip
         try:
             status = verify_pack(cfg.pack, trusted)
         except PackError as exc:
-            raise CampaignError(str(exc)) from None
+            raise InputError("--pack", str(exc)) from None
         if cfg.mode == "accredited" and not status.untampered:
             raise CampaignError(
                 "accredited mode refuses this scenario pack: " + "; ".join(status.problems)
@@ -176,18 +224,46 @@ class Campaign:
         (directory / "evidence").mkdir()
         self.run = RunInfo(run_id, directory)
 
-    def _open_bench(self) -> None:
+    def _start_sim(self) -> None:
+        """SimLab for ``sim`` (real transports) or ``virtual`` (virtual time), with the meter
+        model and defects asked for; a model or profile SimLab cannot play is bad input."""
+        from simlab.defects import lookup
+        from simlab.meter import load_model
+
         cfg = self.config
-        if is_simlab(cfg.bench):
-            self._sim = self._start_simlab()
+        try:
+            lookup(cfg.defects)
+        except ValueError as exc:
+            raise InputError("--defect", str(exc)) from None
+        try:
+            model = load_model(cfg.model) if cfg.model else None
+        except ValueError as exc:
+            raise InputError("--model", str(exc)) from None
+        try:
+            if cfg.bench == "virtual":
+                from simlab.virtual import VirtualBench
+
+                self._sim = VirtualBench(self.profile, defects=cfg.defects, model=model,
+                                         noise=cfg.noise, seed=cfg.seed).start()  # fmt: skip
+            else:
+                from simlab.bench import SimBench
+
+                self._sim = SimBench(
+                    self.profile,
+                    speed=cfg.speed,
+                    defects=cfg.defects,
+                    model=model,
+                    noise=cfg.noise,
+                    seed=cfg.seed,
+                ).start()
+        except ValueError as exc:  # a profile SimLab cannot play (a text its LCD cannot show …)
+            raise InputError("--dut", str(exc)) from None
+
+    def _open_bench(self) -> None:
+        if self._sim is not None:
             bench_file = self.run.directory / "bench.yaml"
             self._sim.write_bench_file(bench_file, self.profile.source)
-            self.bench: Bench = load_bench(bench_file)
-        else:
-            try:
-                self.bench = load_bench(cfg.bench)
-            except BenchError as exc:
-                raise CampaignError(str(exc)) from None
+            self.bench = load_bench(bench_file)
         self._calibration_gate()
         self._clock_gate()
         port = self.profile.port
@@ -217,21 +293,6 @@ class Campaign:
                                clock=clock.monotonic, sleep=clock.pause)  # fmt: skip
         self.handles = BenchHandles(self.drivers, clock, simulated=self.bench.simulated,
                                     relay=relay, sim_actions=self._sim_actions())  # fmt: skip
-
-    def _start_simlab(self) -> Any:
-        cfg = self.config
-        try:
-            if cfg.bench == "virtual":
-                from simlab.virtual import VirtualBench
-
-                return VirtualBench(self.profile, defects=cfg.defects, model=cfg.model,
-                                    noise=cfg.noise, seed=cfg.seed).start()  # fmt: skip
-            from simlab.bench import SimBench
-
-            return SimBench(self.profile, speed=cfg.speed, defects=cfg.defects, model=cfg.model,
-                            noise=cfg.noise, seed=cfg.seed).start()  # fmt: skip
-        except (ImportError, AttributeError, TypeError, ValueError) as exc:
-            raise CampaignError(f"cannot start SimLab: {exc}") from None
 
     def _sim_actions(self) -> dict:
         if self._sim is None:
@@ -307,6 +368,8 @@ class Campaign:
                     "profile_sha256": _sha256_path(p.source),
                     "declared": p.tokens.model_dump(mode="json"),
                     "carriers": list(p.carriers),
+                    # An engineering sample's PAN with a wrong check digit, taken as given.
+                    **({"pan_check_digit": note} if (note := p.meter.check_digit_note()) else {}),
                 },
                 "bench": self._bench_record(),
                 "pack": {"id": self.pack.pack_id, "version": self.pack.version,

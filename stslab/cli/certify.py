@@ -32,10 +32,16 @@ class _Progress:
         self._estimates: dict[str, float] = {}
         self._done_estimate = 0.0
         self._current: str | None = None
+        self.collect_errors: list[str] = []
 
     def pytest_configure(self, config: Any) -> None:
         self.config = config
         config._stslab_on_step = self.on_step
+
+    def pytest_collectreport(self, report: Any) -> None:
+        # With pytest's terminal off, a file that does not collect would go unsaid.
+        if report.failed:
+            self.collect_errors.append(str(report.longrepr).strip())
 
     def pytest_collection_finish(self, session: Any) -> None:
         from stslab.estimate import modelled_seconds
@@ -137,7 +143,7 @@ def certify(
     """Run the scenario pack against the meter and leave a journal and a record."""
     import pytest
 
-    from stslab.session import DEFAULT_PACK
+    from stslab.session import DEFAULT_PACK, CampaignConfig
 
     if mode not in ("pre-submission", "accredited"):
         raise ArgumentError("--mode", f"{mode!r} is not pre-submission or accredited")
@@ -148,6 +154,12 @@ def certify(
     pack_dir = (pack or DEFAULT_PACK).resolve()
     if not (pack_dir / "manifest.yaml").exists():
         raise ArgumentError("--pack", f"{pack_dir} has no manifest.yaml")
+    check_defects(defect)
+    check_model(model)
+    if resume is None:  # a resumed run checks the inputs its journal names when it opens
+        config = CampaignConfig(bench=bench, dut=dut, job=job, pack=pack_dir, model=model,
+                                pack_keys=tuple(pack_key or ()))  # fmt: skip
+        check_campaign_inputs(config)
     console = Console()
     # Our own configuration only: the progress display replaces pytest's terminal output.
     args = [str(pack_dir), "-c", os.devnull, "-p", "no:cacheprovider", "-p", "no:terminal",
@@ -176,10 +188,12 @@ def certify(
     code = pytest.main(args, plugins=[progress, _Select()])
     record = progress.record
     if record is None:
-        reason = getattr(progress.config, "_stslab_error", None)
-        raise ArgumentError(
-            "certify", reason or f"the campaign did not run (pytest exit status {code})"
-        )
+        error = getattr(progress.config, "_stslab_error", None)
+        if error is not None:
+            raise ArgumentError(getattr(error, "option", "certify"), str(error))
+        if progress.collect_errors:
+            raise ArgumentError("--pack", "\n".join(progress.collect_errors))
+        raise ArgumentError("certify", f"the campaign did not run (pytest exit status {code})")
     _summary(console, record, progress.run_dir)
     if not no_report and progress.run_dir is not None:
         if record["mode"] == "accredited":
@@ -194,6 +208,38 @@ def certify(
             issue_report(run_dir=progress.run_dir, junit=progress.run_dir / "junit.xml")
     verdict = record["summary"]["verdict"]
     raise typer.Exit(0 if verdict == "PASS" else 1 if verdict == "FAIL" else 3)
+
+
+def check_campaign_inputs(config: Any) -> None:
+    """Every input file of the campaign, validated before anything starts or is written: a bad
+    one is an :class:`ArgumentError` naming the option, the file, the line and the key."""
+    from stslab.session import InputError, check_inputs
+
+    try:
+        check_inputs(config)
+    except InputError as exc:
+        raise ArgumentError(exc.option, str(exc)) from None
+
+
+def check_defects(names: list[str] | None) -> None:
+    from simlab.defects import lookup
+
+    try:
+        lookup(names or ())
+    except ValueError as exc:
+        raise ArgumentError("--defect", str(exc)) from None
+
+
+def check_model(spec: str | None) -> None:
+    """A SimLab meter model that does not load is bad input, named before anything starts."""
+    if spec is None:
+        return
+    from simlab.meter import load_model
+
+    try:
+        load_model(spec)
+    except ValueError as exc:
+        raise ArgumentError("--model", str(exc)) from None
 
 
 def _summary(console: Console, record: dict[str, Any], run_dir: Path | None) -> None:

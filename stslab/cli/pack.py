@@ -25,13 +25,10 @@ def manifest(
 ) -> None:
     """Write manifest.yaml (SHA-256 of every scenario file); removes an old signature."""
     from stslab.pack import PackError, build_manifest
-    from stslab.scenario import ScenarioError
-    from stslab.session import CampaignError, load_pack
 
-    try:
-        load_pack(directory)  # every scenario must load before a manifest vouches for it
-    except (ScenarioError, CampaignError) as exc:
-        raise ArgumentError("DIRECTORY", str(exc)) from None
+    if not directory.is_dir():
+        raise ArgumentError("DIRECTORY", f"{directory} is not a folder")
+    _scenarios_load(directory)  # every scenario must load before a manifest vouches for it
     try:
         path = build_manifest(directory, pack_id, version, list(standard or ()), title)
     except PackError as exc:
@@ -45,12 +42,21 @@ def sign(
     key: Annotated[Path, typer.Option(help="Ed25519 private key (PEM) of the scheme owner.")],
 ) -> None:
     """Sign the pack's manifest (writes manifest.sig)."""
-    from stslab.pack import PackError, sign_pack
+    from stslab.pack import PackError, read_manifest, sign_pack
 
     try:
-        path = sign_pack(directory, key.read_text())
-    except (OSError, PackError, ValueError) as exc:
-        raise ArgumentError("--key", str(exc)) from None
+        read_manifest(directory)
+    except PackError as exc:
+        raise ArgumentError("DIRECTORY", str(exc)) from None
+    _scenarios_load(directory)  # a signature vouches for scenarios that load
+    try:
+        pem = key.read_text()
+    except OSError as exc:
+        raise ArgumentError("--key", f"{key}: cannot read: {exc.strerror}") from None
+    try:
+        path = sign_pack(directory, pem)
+    except (PackError, ValueError) as exc:
+        raise ArgumentError("--key", f"{key}: {exc}") from None
     typer.echo(f"wrote {path}")
 
 
@@ -64,11 +70,17 @@ def verify(
     """Check every file against the manifest and the signature against the trusted keys."""
     from stslab.pack import PackError, verify_pack
 
-    trusted = {p.name: p.read_text() for p in key or ()}
+    trusted = {}
+    for p in key or ():
+        try:
+            trusted[p.name] = p.read_text()
+        except OSError as exc:
+            raise ArgumentError("--key", f"{p}: cannot read: {exc.strerror}") from None
     try:
         status = verify_pack(directory, trusted)
     except PackError as exc:
         raise ArgumentError("DIRECTORY", str(exc)) from None
+    _scenarios_load(directory)  # an intact pack whose scenarios do not load is no use either
     typer.echo(f"pack {status.pack_id} {status.version}  manifest sha256 {status.manifest_sha256}")
     verdict = f"valid ({status.signer})" if status.signature_valid else "NOT valid"
     typer.echo(f"signature: {verdict}")
@@ -76,6 +88,15 @@ def verify(
         typer.echo(f"problem: {problem}")
     if not status.untampered:
         raise typer.Exit(1)
+
+
+def _scenarios_load(directory: Path) -> None:
+    from stslab.session import CampaignError, load_pack
+
+    try:
+        load_pack(directory)
+    except CampaignError as exc:
+        raise ArgumentError("DIRECTORY", str(exc)) from None
 
 
 @app.command("keygen")

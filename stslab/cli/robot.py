@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from stslab.cli.certify import _summary
+from stslab.cli.certify import _summary, check_campaign_inputs, check_defects, check_model
 from stslab.cli.errors import ArgumentError
 
 DEFAULT_SUITES = Path(str(resources.files("suites").joinpath("robot")))
@@ -77,6 +77,7 @@ def robot_command(
     import robot
 
     from stslab.robot import VARIABLES
+    from stslab.session import DEFAULT_PACK, CampaignConfig
 
     suite = suite or DEFAULT_SUITES
     if not suite.exists():
@@ -90,6 +91,12 @@ def robot_command(
         raise ArgumentError("--speed", f"{speed} is not positive")
     if pack is not None and not (pack / "manifest.yaml").exists():
         raise ArgumentError("--pack", f"{pack} has no manifest.yaml")
+    check_defects(defect)
+    check_model(model)
+    # The files given here are checked before Robot starts: a bad one leaves nothing behind.
+    config = CampaignConfig(bench=bench or CampaignConfig.bench, dut=dut, job=job,
+                            pack=pack or DEFAULT_PACK, pack_keys=tuple(pack_key or ()))  # fmt: skip
+    check_campaign_inputs(config)
     given: dict[str, Any] = {
         "bench": bench, "dut": dut, "job": job, "out": out.resolve(), "mode": mode,
         "pack": pack.resolve() if pack else None, "speed": speed, "noise": noise,

@@ -45,8 +45,9 @@ def selftest_command(
 ) -> None:
     """Print the kill matrix: which scenario catches each SimLab defect."""
     from simlab.defects import CATALOGUE, lookup
+    from stslab.cli.certify import check_campaign_inputs, check_model
     from stslab.selftest import REFERENCE, selftest
-    from stslab.session import DEFAULT_PACK
+    from stslab.session import DEFAULT_PACK, CampaignConfig
 
     try:
         chosen = [d.name for d in (lookup(defect) if defect else CATALOGUE)]
@@ -58,6 +59,13 @@ def selftest_command(
 
     if bench not in SIMLAB_BENCHES:
         raise ArgumentError("--bench", f"{bench!r} is not one of {', '.join(SIMLAB_BENCHES)}")
+    if pack is not None and not (pack / "manifest.yaml").exists():
+        raise ArgumentError("--pack", f"{pack} has no manifest.yaml")
+    check_model(model)
+    # Checked once here, not in every worker: a bad file is one line, not a traceback each.
+    check_campaign_inputs(
+        CampaignConfig(bench=bench, dut=dut, pack=pack or DEFAULT_PACK, model=model)
+    )
     console = Console()
     if compare is not None:
         _compare(console, compare, chosen, pack or DEFAULT_PACK, dut, speed,

@@ -20,9 +20,11 @@ def load_profile(ref: str | None):  # type: ignore[no-untyped-def]
     from dut.profile import MeterProfile, ProfileError
 
     try:
-        return MeterProfile.load(ref)
+        profile = MeterProfile.load(ref)
+        profile.decoder_key()  # the vending key it names must be there
     except ProfileError as exc:
         raise ArgumentError("--profile", str(exc)) from None
+    return profile
 
 
 def sim(

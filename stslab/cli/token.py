@@ -14,7 +14,7 @@ from sts import amount as amounts
 from sts.codec import group
 from sts.dkga import Dkga, KeyAttributes, derive_decoder_key, vending_key_from_hex
 from sts.errors import StsError
-from sts.identity import Pan, check_key_type, check_krn, check_sgc, check_ti
+from sts.identity import CheckDigitError, Pan, check_key_type, check_krn, check_sgc, check_ti
 from sts.keys import DecoderKey, EncryptionAlgorithm, parse_hex_key
 from sts.tid import BaseDate, tid_from_datetime
 from sts.tokens import (
@@ -80,6 +80,14 @@ BaseDateOpt = Annotated[
 ]
 Ea = Annotated[str, typer.Option("--ea", help="Encryption algorithm: 07 (STA) or 11 (MISTY1).")]
 Legacy = Annotated[bool, typer.Option("--legacy", help="Allow the deprecated EA09 (single DES).")]
+AllowBadCheckDigit = Annotated[
+    bool,
+    typer.Option(
+        "--allow-bad-check-digit",
+        help="Take a --pan whose check digit is wrong (an engineering sample) as given: the key "
+        "is derived from its 18 digits.",
+    ),
+]
 
 
 def _key(
@@ -95,6 +103,7 @@ def _key(
     ea: str,
     legacy: bool,
     required: bool = True,
+    allow_bad_check_digit: bool = False,
 ) -> tuple[DecoderKey | None, KeyAttributes | None, bytes | None, Dkga | None]:
     """The decoder key from ``--dk`` or from the vending key and the meter's identity."""
     algorithm = EncryptionAlgorithm.parse(ea)
@@ -123,8 +132,14 @@ def _key(
         raise _usage(missing[0], "is required with --vk")
     method = Dkga.parse(dkga)  # type: ignore[arg-type]
     vending_key = vending_key_from_hex(vk, method)
+    try:
+        meter_pan = Pan.parse(pan, check_digits=not allow_bad_check_digit)  # type: ignore[arg-type]
+    except CheckDigitError as exc:
+        raise _usage(
+            "--pan", f"{exc.reason}; for a meter whose PAN carries it, give --allow-bad-check-digit"
+        ) from None
     attrs = KeyAttributes(
-        pan=Pan.parse(pan),  # type: ignore[arg-type]
+        pan=meter_pan,
         sgc=sgc,  # type: ignore[arg-type]
         ti=ti,  # type: ignore[arg-type]
         krn=krn,  # type: ignore[arg-type]
@@ -152,14 +167,21 @@ def _int_text(text: str, param: str, base: int = 10) -> int:
         raise _usage(param, f"{text!r} is not a {kind} number") from None
 
 
-def _emit(digits: str, token: Token, key: DecoderKey | None, as_json: bool) -> None:
+def _relaxed(attrs: KeyAttributes | None, allowed: bool) -> dict[str, str]:
+    """The JSON field saying a PAN was taken with its check digits as given."""
+    return {"pan_check_digit": attrs.pan.relaxed_note()} if allowed and attrs else {}
+
+
+def _emit(
+    digits: str, token: Token, key: DecoderKey | None, as_json: bool, extra: dict[str, str]
+) -> None:
     if not as_json:
         typer.echo(digits)
         return
     body: dict[str, object] = {"token": digits, "grouped": group(digits), **describe(token)}
     if key is not None:
         body["key"] = {"ea": key.ea.code, "fingerprint": key.fingerprint}
-    typer.echo(json.dumps(body))
+    typer.echo(json.dumps({**body, **extra}))
 
 
 @app.command()
@@ -197,16 +219,18 @@ def generate(
     base_date: BaseDateOpt = "1993",
     ea: Ea = "07",
     legacy: Legacy = False,
+    allow_bad_check_digit: AllowBadCheckDigit = False,
 ) -> None:
     """Mint one token and print its 20 digits."""
     with _arguments():
         token = _build_token(token_class, subclass, amount, value, control, mfr_code, tid, at,
                              rnd, base_date)  # fmt: skip
-        key = None
+        key = attrs = None
         if token_class != 1:
-            key, *_ = _key(dk, vk, dkga, pan, sgc, ti, krn, kt, base_date, ea, legacy)
+            key, attrs, *_ = _key(dk, vk, dkga, pan, sgc, ti, krn, kt, base_date, ea, legacy,
+                                  allow_bad_check_digit=allow_bad_check_digit)  # fmt: skip
         digits = encode(token, key)
-    _emit(digits, token, key, as_json)
+    _emit(digits, token, key, as_json, _relaxed(attrs, allow_bad_check_digit))
 
 
 def _build_token(
@@ -294,12 +318,14 @@ def key_change(
     base_date: BaseDateOpt = "1993",
     ea: Ea = "07",
     legacy: Legacy = False,
+    allow_bad_check_digit: AllowBadCheckDigit = False,
 ) -> None:
     """Print the key change tokens (2 for 64-bit keys, 4 for 128-bit), one per line."""
     with _arguments():
         current, attrs, vending_key, method = _key(
-            dk, vk, dkga, pan, sgc, ti, krn, kt, base_date, ea, legacy
-        )
+            dk, vk, dkga, pan, sgc, ti, krn, kt, base_date, ea, legacy,
+            allow_bad_check_digit=allow_bad_check_digit,
+        )  # fmt: skip
         assert current is not None
         check_krn(new_krn, "new_krn")
         check_ti(new_ti, "new_ti")
@@ -342,6 +368,7 @@ def key_change(
                     "tokens": list(digits),
                     "fields": [describe(t) for t in key_change_tokens(new)],
                     "new_key": {"ea": new_key.ea.code, "fingerprint": new_key.fingerprint},
+                    **_relaxed(attrs, allow_bad_check_digit),
                 }
             )
         )
@@ -364,6 +391,7 @@ def decode_command(
     base_date: BaseDateOpt = "1993",
     ea: Ea = "07",
     legacy: Legacy = False,
+    allow_bad_check_digit: AllowBadCheckDigit = False,
 ) -> None:
     """Decode a token with a key and print its fields as JSON.
 
@@ -374,8 +402,9 @@ def decode_command(
         from sts.codec import parse_digits, split_class
 
         token_class, _ = split_class(parse_digits(digits))
-        key, *_ = _key(dk, vk, dkga, pan, sgc, ti, krn, kt, base_date, ea, legacy,
-                       required=token_class in (0, 2))  # fmt: skip
+        key, attrs, *_ = _key(dk, vk, dkga, pan, sgc, ti, krn, kt, base_date, ea, legacy,
+                              required=token_class in (0, 2),
+                              allow_bad_check_digit=allow_bad_check_digit)  # fmt: skip
         decoded = decode(digits, key)
     body: dict[str, object] = {
         "token": digits.replace(" ", "").replace("-", ""),
@@ -387,6 +416,7 @@ def decode_command(
         body["data_block"] = f"{decoded.data_block:016X}"
     if key is not None:
         body["key"] = {"ea": key.ea.code, "fingerprint": key.fingerprint}
+    body.update(_relaxed(attrs, allow_bad_check_digit))
     typer.echo(json.dumps(body))
     if not decoded.crc_ok:
         raise typer.Exit(1)

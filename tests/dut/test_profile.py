@@ -13,6 +13,7 @@ from simlab.bench import SimBench
 from simlab.meter import create_meter
 from simlab.plant import Plant
 from sts.dkga import Dkga, derive_decoder_key
+from sts.identity import Pan
 from sts.keys import EncryptionAlgorithm
 from sts.meter import Result
 from sts.tokens import TransferCredit
@@ -114,7 +115,7 @@ def test_a_profile_that_is_not_yaml_names_the_line(tmp_path: Path) -> None:
     text = edited('  serial: "SL100-000001"', "  serial: [unclosed")
     path = write(tmp_path, text)
     with pytest.raises(
-        ProfileError, match=rf"^{re.escape(str(path))}:\d+: not valid YAML"
+        ProfileError, match=rf"^{re.escape(str(path))}:\d+: meter\.serial: not valid YAML"
     ) as caught:
         MeterProfile.from_yaml(path)
     line = int(str(caught.value)[len(str(path)) + 1 :].split(":")[0])
@@ -194,7 +195,9 @@ def test_vending_key_file_is_read_relative_to_the_profile(tmp_path: Path) -> Non
 def test_a_malformed_key_in_a_key_file_is_refused_without_showing_it(tmp_path: Path) -> None:
     (tmp_path / "vk.hex").write_text("0123456789abcdeX")
     profile = MeterProfile.from_yaml(write(tmp_path, key_source("  vending_key_file: vk.hex")))
-    with pytest.raises(ValueError, match=r"key\.vending_key: key is not hexadecimal") as caught:
+    with pytest.raises(
+        ProfileError, match=r":\d+: key\.vending_key_file: .*vk\.hex: key is not hexadecimal"
+    ) as caught:
         profile.decoder_key()
     assert "0123456789abcdeX" not in str(caught.value)
 
@@ -240,3 +243,51 @@ def test_built_in_vocabularies_read_back_from_the_lcd() -> None:
             lit = DisplayState(text).segments(meter.layout)
             shown = DisplayState.from_segments(meter.layout, lit).text
             assert shown == text.strip().replace("S", "5").replace("O", "0"), (name, code)
+
+
+# ---- an engineering sample whose PAN carries a wrong check digit ------------------------------
+
+SAMPLE_PAN = "600727123456789012"  # its check digit 2 should be 4, its DRN's 1 should be 3
+
+
+def test_a_wrong_check_digit_is_refused_pointing_at_the_key_that_accepts_it(
+    tmp_path: Path,
+) -> None:
+    text = edited('  pan: "600727000000000009"', f'  pan: "{SAMPLE_PAN}"')
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError) as caught:
+        MeterProfile.from_yaml(path)
+    error = str(caught.value)
+    line = line_of(text, f'pan: "{SAMPLE_PAN}"')
+    assert error.startswith(f"{path}:{line}: meter.pan: "), error
+    assert "PAN check digit 2, expected 4; DRN check digit 1, expected 3" in error
+    assert "meter.pan_check_digit: relaxed" in error
+
+
+def test_a_relaxed_profile_keeps_the_pan_as_given_and_derives_its_key_from_it(
+    tmp_path: Path,
+) -> None:
+    text = edited('  pan: "600727000000000009"',
+                  f'  pan: "{SAMPLE_PAN}"\n  pan_check_digit: relaxed')  # fmt: skip
+    profile = MeterProfile.from_yaml(write(tmp_path, text))
+    assert profile.meter.pan == SAMPLE_PAN
+    assert profile.meter.pan_number().digits == SAMPLE_PAN
+    assert profile.meter.check_digit_note() == (
+        "relaxed (PAN check digit 2, expected 4; DRN check digit 1, expected 3)"
+    )
+    attrs = profile.key.attributes(Pan(SAMPLE_PAN))  # the 18 digits, not parsed or corrected
+    expected = derive_decoder_key(bytes.fromhex(PUBLIC_KEY), Dkga.DKGA02, attrs)
+    assert profile.decoder_key() == expected
+    assert profile.key_fingerprint() != DEFAULT.key_fingerprint()
+    assert DEFAULT.meter.check_digit_note() is None  # strict, the default: nothing to say
+
+
+def test_pan_check_digit_takes_strict_or_relaxed_only(tmp_path: Path) -> None:
+    text = edited('  pan: "600727000000000009"',
+                  '  pan: "600727000000000009"\n  pan_check_digit: lenient')  # fmt: skip
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError) as caught:
+        MeterProfile.from_yaml(path)
+    assert str(caught.value).startswith(
+        f"{path}:{line_of(text, 'pan_check_digit: lenient')}: meter.pan_check_digit: "
+    )

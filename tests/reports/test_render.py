@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,24 @@ def test_the_report_carries_lab_customer_item_dates_and_method(report: dict) -> 
     missing = [e for e in expected if e not in text]
     assert not missing
     assert f"Date of issue {datetime.now(UTC):%Y-%m-%d}" in text
+
+
+def test_a_pan_taken_with_a_wrong_check_digit_is_stated_with_the_item(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    run_dir = copy_run(tmp_path_factory, tmp_path)
+    sound = load_run(run_dir)
+    assert "PAN check digit" not in render_html(sound, meta_for(sound.record), None)
+    note = "relaxed (PAN check digit 2, expected 4; DRN check digit 1, expected 3)"
+
+    def sample(record: dict[str, Any]) -> None:  # what the session records for such a meter
+        record["dut"].update(pan="600727123456789012", pan_check_digit=note)
+
+    record = rewrite_record(run_dir, sample)
+    html = render_html(load_run(run_dir), meta_for(record), None)
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", html)).split())
+    assert (f"PAN 600727123456789012 PAN check digit {note}: the meter's PAN is used as given, "
+            "its keys derived from these 18 digits") in text  # fmt: skip
 
 
 def test_instruments_are_named_with_identity_and_calibration_status(report: dict) -> None:

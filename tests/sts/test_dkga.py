@@ -20,7 +20,7 @@ from sts.dkga import (
     vending_key_from_hex,
 )
 from sts.errors import StsError
-from sts.identity import Drn, Pan
+from sts.identity import Drn, Pan, luhn_check_digit
 from sts.keys import EncryptionAlgorithm
 from sts.tid import BaseDate
 
@@ -173,3 +173,28 @@ def test_error_messages_never_carry_the_vending_key() -> None:
         with pytest.raises(StsError) as info:
             vending_key_from_hex(text, Dkga.DKGA04)
         assert "abababab" not in str(info.value).lower()
+
+
+#: An engineering sample's PAN: its own check digit (2) and its DRN's (1) are both wrong.
+SAMPLE = "600727123456789012"
+
+
+def test_a_pan_with_a_wrong_check_digit_derives_its_keys_from_the_digits_as_given() -> None:
+    pan = Pan.parse(SAMPLE, check_digits=False)
+    assert pan.digits == SAMPLE
+    # DKGA02: the PANBlock is digits 2-17, the DRN's wrong check digit among them.
+    attrs = KeyAttributes(pan, 123456, 1, 1, 2)
+    d = int(SAMPLE[1:17], 16) ^ 0x2123456011FFFFFF
+    des = int.from_bytes(DES.new(VK02, DES.MODE_ECB).encrypt(d.to_bytes(8, "big")), "big")
+    assert dkga02(VK02, attrs) == (des ^ d ^ int.from_bytes(VK02, "big")).to_bytes(8, "big")
+    # DKGA04: the message carries all 18 digits, the PAN's wrong check digit last.
+    attrs04 = KeyAttributes(pan, 123457, 1, 1, 2)
+    message = dkga04_message(attrs04)
+    assert b"\x12" + SAMPLE.encode() in message
+    assert dkga04(VK04, attrs04) == hmac.new(VK04, message, hashlib.sha256).digest()[:8]
+    # Nothing is recomputed: the PAN with the right check digits is another meter's.
+    drn = SAMPLE[6:16]
+    corrected = Pan.parse(Pan.from_drn(Drn.parse(drn + str(luhn_check_digit(drn)))).digits)
+    assert corrected.digits != SAMPLE
+    assert dkga02(VK02, KeyAttributes(corrected, 123456, 1, 1, 2)) != dkga02(VK02, attrs)
+    assert dkga04(VK04, KeyAttributes(corrected, 123457, 1, 1, 2)) != dkga04(VK04, attrs04)

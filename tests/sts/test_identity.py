@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from sts.errors import StsError
 from sts.identity import (
+    CheckDigitError,
     Drn,
     Pan,
     control_block,
@@ -141,3 +142,40 @@ def test_control_block_refuses_out_of_range_fields(args: tuple[int, ...], param:
     with pytest.raises(StsError) as info:
         control_block(*args)
     assert info.value.param == param
+
+
+#: An engineering sample's PAN: its own check digit (2, Luhn gives 4) and its DRN's (1, Luhn
+#: gives 3) are both wrong.
+SAMPLE = "600727123456789012"
+
+
+def test_a_bad_check_digit_is_refused_naming_the_digit_it_should_be() -> None:
+    with pytest.raises(CheckDigitError) as info:
+        Pan.parse(SAMPLE)
+    assert info.value.param == "pan"
+    assert "PAN check digit 2, expected 4" in str(info.value)
+    assert "DRN check digit 1, expected 3" in str(info.value)
+    with pytest.raises(CheckDigitError, match="DRN check digit 1, expected 3"):
+        Drn.parse(SAMPLE[6:17])
+
+
+def test_a_pan_taken_as_given_keeps_its_digits_and_says_what_is_wrong() -> None:
+    pan = Pan.parse(SAMPLE, check_digits=False)
+    assert pan.digits == SAMPLE
+    assert pan.drn.digits == SAMPLE[6:17]
+    assert pan.check_digit_problems() == [
+        "PAN check digit 2, expected 4",
+        "DRN check digit 1, expected 3",
+    ]
+    assert pan.relaxed_note() == (
+        "relaxed (PAN check digit 2, expected 4; DRN check digit 1, expected 3)"
+    )
+    assert Pan.parse("600727000000000009", check_digits=False).check_digit_problems() == []
+    assert Drn.parse(SAMPLE[6:17], check_digit=False).digits == SAMPLE[6:17]
+
+
+@pytest.mark.parametrize("text", ["60072712345678901", "12345612345678901x", "123456123456789012"])
+def test_taking_the_check_digits_as_given_still_refuses_what_is_not_a_pan(text: str) -> None:
+    with pytest.raises(StsError) as info:
+        Pan.parse(text, check_digits=False)
+    assert not isinstance(info.value, CheckDigitError)

@@ -19,12 +19,13 @@ from typing import Any
 
 import pytest
 
+from dut.profile import MeterProfile
 from simlab.bench import SimBench
 from stslab.campaign import Outcome, ScenarioResult, StepResult
 from stslab.journal import read_journal
 from stslab.scenario import Scenario
 from stslab.session import Campaign, CampaignConfig
-from tests.stslab.test_pack import write_pack
+from tests.stslab.test_pack import CREDIT_SCENARIO, write_pack
 
 SPEED = 2.0
 VALIDATED_SPEED = 20.0  # the default campaign speed
@@ -314,6 +315,29 @@ def test_the_record_never_holds_the_vending_key(run: Run) -> None:
     ).read_text()
     assert "abababababababab" not in text.lower()
     assert run.record["dut"]["key_fingerprint"]
+
+
+def test_a_meter_whose_pan_carries_a_wrong_check_digit_is_tested_and_the_record_says_so(
+    tmp_path: Path, run: Run
+) -> None:
+    sample = "600727123456789012"  # its check digit 2 should be 4, its DRN's 1 should be 3
+    text = Path(MeterProfile.builtin("default").source).read_text()
+    text = text.replace('  pan: "600727000000000009"',
+                        f'  pan: "{sample}"\n  pan_check_digit: relaxed')  # fmt: skip
+    profile = tmp_path / "sample.yaml"
+    profile.write_text(text)
+    pack = write_pack(tmp_path / "pack", {"credit.yaml": CREDIT_SCENARIO})
+    config = CampaignConfig(out=tmp_path / "runs", pack=pack, speed=SPEED, dut=str(profile))
+    with Campaign(config) as campaign:
+        (result,) = _run_all(campaign).values()
+        record = campaign.finish()
+    # The meter (SimLab, keyed from the same 18 digits) takes the tokens minted for it.
+    assert result.outcome is Outcome.PASS, result
+    assert record["dut"]["pan"] == sample
+    assert record["dut"]["pan_check_digit"] == (
+        "relaxed (PAN check digit 2, expected 4; DRN check digit 1, expected 3)"
+    )
+    assert "pan_check_digit" not in run.record["dut"]  # a sound PAN: nothing to say
 
 
 def test_a_meter_defect_makes_the_scenario_that_tests_it_fail(tmp_path: Path) -> None:

@@ -14,6 +14,10 @@ from typing import Any
 
 import pytest
 
+from sts.dkga import Dkga, KeyAttributes, derive_decoder_key
+from sts.identity import Pan
+from sts.keys import DecoderKey, EncryptionAlgorithm
+from sts.tokens import decode
 from stslab.cli import main
 
 VECTORS_PATH = Path(__file__).parents[1] / "sts" / "vectors.json"  # the published vectors
@@ -315,6 +319,74 @@ def test_json_never_shows_keys(capsys: pytest.CaptureFixture[str]) -> None:
         code, out, _ = run(capsys, *args.split())
         assert code == 0
         json.loads(out)
+
+
+# --- a PAN whose check digit is wrong (an engineering sample) --------------------------------
+
+SAMPLE_PAN = "600727123456789012"  # its check digit 2 should be 4, its DRN's 1 should be 3
+SAMPLE_02 = KEY_02.replace("600727000000000009", SAMPLE_PAN)
+SAMPLE_04 = KEY_04_EA11.replace("600727000000000009", SAMPLE_PAN)
+ALLOW = "--allow-bad-check-digit"
+RELAXED = "relaxed (PAN check digit 2, expected 4; DRN check digit 1, expected 3)"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        f"{CREDIT} {SAMPLE_02}",
+        f"token key-change {SAMPLE_02} {NEW_KEY}",
+        f"token decode 23716100501183194197 {SAMPLE_02}",
+    ],
+    ids=["generate", "key-change", "decode"],
+)
+def test_a_pan_with_a_wrong_check_digit_is_refused_unless_allowed(
+    capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    code, out, err = run(capsys, *command.split())
+    assert (code, out) == (2, "")
+    _one_line_error(err, "--pan")
+    assert "PAN check digit 2, expected 4; DRN check digit 1, expected 3" in err
+    assert ALLOW in err
+
+
+def _sample_key(key_args: str) -> DecoderKey:
+    """The decoder key any token engine derives from the sample PAN's 18 digits as they are."""
+    o = dict(zip(key_args.split()[::2], key_args.split()[1::2], strict=True))
+    ea = EncryptionAlgorithm(int(o.get("--ea", "07")))
+    attrs = KeyAttributes(Pan(SAMPLE_PAN), int(o["--sgc"]), int(o["--ti"]), int(o["--krn"]),
+                          int(o["--kt"]), ea=ea)  # fmt: skip
+    return derive_decoder_key(bytes.fromhex(o["--vk"]), Dkga.parse(o["--dkga"]), attrs)
+
+
+@pytest.mark.parametrize("key_args", [SAMPLE_02, SAMPLE_04], ids=["dkga02-ea07", "dkga04-ea11"])
+def test_with_the_switch_a_token_is_minted_for_the_pan_as_given(
+    capsys: pytest.CaptureFixture[str], key_args: str
+) -> None:
+    code, out, _ = run(capsys, *f"{CREDIT} {key_args} {ALLOW} --json".split())
+    assert code == 0
+    body = json.loads(out)
+    assert body["pan_check_digit"] == RELAXED
+    assert decode(body["token"], _sample_key(key_args)).crc_ok
+    code, out, _ = run(capsys, "token", "decode", body["token"], *key_args.split(), ALLOW)
+    assert code == 0
+    decoded = json.loads(out)
+    assert decoded["crc_ok"] is True and decoded["amount"] == "1.0"
+    assert decoded["pan_check_digit"] == RELAXED
+    # The same switch without --json prints the digits alone, as ever.
+    code, out, _ = run(capsys, *f"{CREDIT} {key_args} {ALLOW}".split())
+    assert (code, out) == (0, body["token"] + "\n")
+
+
+def test_with_the_switch_key_change_tokens_are_made_under_the_pan_as_given(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, *f"token key-change {SAMPLE_02} {NEW_KEY} {ALLOW} --json".split())
+    assert code == 0
+    body = json.loads(out)
+    assert body["pan_check_digit"] == RELAXED
+    current = _sample_key(SAMPLE_02)
+    assert len(body["tokens"]) == 2
+    assert all(decode(t, current).crc_ok for t in body["tokens"])
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -204,7 +204,7 @@ def test_a_folder_without_a_manifest_is_not_a_pack(tmp_path: Path) -> None:
     with pytest.raises(PackError, match="cannot read the manifest"):
         verify_pack(tmp_path)
     (tmp_path / MANIFEST).write_text("- just\n- a list\n")
-    with pytest.raises(PackError, match="not a pack manifest"):
+    with pytest.raises(PackError, match=r"manifest\.yaml:1: \(top level\): expected a mapping"):
         verify_pack(tmp_path)
 
 

@@ -86,12 +86,13 @@ def test_the_cli_prints_the_kill_matrix_and_fails_on_a_survivor(
 
     monkeypatch.setattr("stslab.selftest.selftest", recorded)
     monkeypatch.setenv("COLUMNS", "200")
-    code = main(["selftest", "--pack", str(tmp_path), "--defect", KILLED, "--defect", SURVIVOR,
+    pack = write_pack(tmp_path / "pack", {"a.yaml": CREDIT_SCENARIO})  # checked before the run
+    code = main(["selftest", "--pack", str(pack), "--defect", KILLED, "--defect", SURVIVOR,
                  "--workers", "1", "--speed", "2"])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 1
     assert asked["defects"] == [KILLED, SURVIVOR]
-    assert asked["pack"] == tmp_path
+    assert asked["pack"] == pack
     lines = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 3}
     assert "all pass" in lines[REFERENCE]
     assert "killed" in lines[KILLED] and "T-USED-001" in lines[KILLED]
