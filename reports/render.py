@@ -210,23 +210,33 @@ def load_evidence(record: dict[str, Any], run_dir: Path) -> dict[str, bytes]:
 
 
 def check_journal(record: dict[str, Any], run_dir: Path) -> str | None:
-    """Check the record against the run's journal (chain intact, same head); a sentence for
-    the report, or None when the run folder has no journal."""
+    """Check the record against the run's journals (each chain intact, same head and length);
+    a sentence for the report, or None when the run folder has no journal."""
     from stslab.journal import JournalError, read_journal
 
-    path = run_dir / "journal.jsonl"
-    if not path.exists():
+    listed = record.get("journals")
+    if listed is None:  # a one-journal record (schema 1)
+        listed = [{"file": "journal.jsonl", **record.get("journal", {})}]
+    checked = []
+    for j in listed:
+        path = run_dir / str(j.get("file", ""))
+        if not path.is_file() or run_dir.resolve() not in path.resolve().parents:
+            continue
+        try:
+            entries = read_journal(path)
+        except JournalError as exc:
+            raise ReportError(f"the journal does not verify: {exc}") from None
+        if not entries or entries[-1].hash != j.get("head") or len(entries) != j.get("records"):
+            raise ReportError(f"{run_dir / RECORD_NAME} does not match {path} "
+                              "(the journal has records the record does not)")  # fmt: skip
+        checked.append(j)
+    if not checked:
         return None
-    try:
-        entries = read_journal(path)
-    except JournalError as exc:
-        raise ReportError(f"the journal does not verify: {exc}") from None
-    head = record.get("journal", {}).get("head")
-    count = record.get("journal", {}).get("records")
-    if not entries or entries[-1].hash != head or len(entries) != count:
-        raise ReportError(f"{run_dir / RECORD_NAME} does not match {path} "
-                          "(the journal has records the record does not)")  # fmt: skip
-    return f"{len(entries)} hash-chained journal records, head {head}, checked at issue"
+    if len(checked) == 1:
+        j = checked[0]
+        return f"{j['records']} hash-chained journal records, head {j['head']}, checked at issue"
+    heads = "; ".join(f"{j['file']}: {j['records']} records, head {j['head']}" for j in checked)
+    return f"{len(checked)} hash-chained journals, one per bench ({heads}), checked at issue"
 
 
 # --- report identity ----------------------------------------------------------------------
@@ -456,6 +466,8 @@ def scenario_view(
         "clauses": scenario.get("clauses", []),
         "outcome": scenario.get("outcome", ""),
         "skip_reason": scenario.get("skip_reason"),
+        "bench": scenario.get("bench"),
+        "sample": scenario.get("sample"),
         "source_file": Path(str(scenario.get("source_file", ""))).name,
         "modelled_s": scenario.get("modelled_s", 0.0),
         "steps": steps,
@@ -478,17 +490,25 @@ def accredited_problems(record: dict[str, Any], signer: SignerInfo | None) -> li
     pack = record["pack"]
     if not pack.get("untampered"):
         problems.append("the scenario pack was not verified untampered")
-    bench = record["bench"]
-    if bench.get("simulated"):
-        problems.append("the bench was simulated (SimLab)")
-    for role, inst in bench.get("instruments", {}).items():
-        status = inst.get("calibration_status")
-        if status not in ("in calibration", "not required"):
-            problems.append(f"instrument {role}: {status}")
+    for name, bench in _benches(record):
+        if bench.get("simulated"):
+            problems.append("the bench was simulated (SimLab)")
+        for role, inst in bench.get("instruments", {}).items():
+            status = inst.get("calibration_status")
+            if status not in ("in calibration", "not required"):
+                problems.append(f"instrument {name}{role}: {status}")
     if signer is not None and signer.development:
         problems.append("the signing certificate is a development certificate, "
                         "not the lab's")  # fmt: skip
     return problems
+
+
+def _benches(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(prefix, bench record) per bench that ran; the prefix names the bench when several."""
+    ran = [b for b in record.get("benches", []) if b.get("started")]
+    if len(ran) <= 1:
+        return [("", record["bench"])]
+    return [(f"{b['name']}: ", b["bench"]) for b in ran]
 
 
 def build_context(
@@ -504,14 +524,16 @@ def build_context(
                               "; ".join(problems))  # fmt: skip
     job = record["job"]
     instruments = []
-    for role, inst in sorted(record["bench"].get("instruments", {}).items()):
-        cal = inst.get("calibration") or {}
-        instruments.append({"role": role, **{k: inst.get(k) for k in
-                                             ("driver", "address", "identity")},
-                            "certificate": cal.get("certificate"), "calibrated": cal.get("date"),
-                            "due": cal.get("due"), "cal_lab": cal.get("lab"),
-                            "uncertainty": cal.get("uncertainty"), "note": cal.get("note"),
-                            "status": inst.get("calibration_status")})  # fmt: skip
+    for name, bench in _benches(record):
+        for role, inst in sorted(bench.get("instruments", {}).items()):
+            cal = inst.get("calibration") or {}
+            instruments.append({"role": name + role, **{k: inst.get(k) for k in
+                                                        ("driver", "address", "identity")},
+                                "certificate": cal.get("certificate"),
+                                "calibrated": cal.get("date"), "due": cal.get("due"),
+                                "cal_lab": cal.get("lab"), "uncertainty": cal.get("uncertainty"),
+                                "note": cal.get("note"),
+                                "status": inst.get("calibration_status")})  # fmt: skip
     # A browser view carries its frames inline; the PDF renderer fetches them by hash.
     scenarios = [scenario_view(s, run.evidence, inline=view != "pdf") for s in record["scenarios"]]
     import stslab
@@ -523,6 +545,7 @@ def build_context(
         "dut": record["dut"],
         "pack": record["pack"],
         "bench": record["bench"],
+        "benches": [b for b in record.get("benches", []) if b.get("started")],
         "summary": record["summary"],
         "meta": meta,
         "signer": signer,

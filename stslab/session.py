@@ -389,7 +389,8 @@ class Campaign:
         self.journal = Journal(journal_path(self.run.directory, self.shard.name))
         if self.resuming:
             self.journal.append("resume", {"at": _now(), "completed": sorted(self.completed),
-                                           "bench": self.shard.name})  # fmt: skip
+                                           "bench": self.shard.name,
+                                           "process": os.getpid()})  # fmt: skip
             return
         p = self.profile
         self.journal.append(
@@ -399,7 +400,8 @@ class Campaign:
                 "at": _now(),
                 "mode": self.config.mode,
                 "config": config_to_json(self.config),
-                "shard": {"name": self.shard.name, "bench": self.shard.bench},
+                "shard": {"name": self.shard.name, "bench": self.shard.bench,
+                          "process": os.getpid()},
                 "job": self.job.model_dump(mode="json"),
                 "dut": {
                     "profile": p.name, "make": p.meter.make, "model": p.meter.model,
