@@ -492,9 +492,9 @@ class Campaign:
         self.config = config_from_json(self._plan.config)
         self.config.bench = self.shard.bench
         self.config.out = run_dir.parent
-        if not entries:
+        if not path.exists():
             return  # this bench had not started: it starts now
-        if entries[0].kind != "start":
+        if not entries or entries[0].kind != "start":
             raise CampaignError(f"{path}: the journal has no start record")
         if shard_state(entries) == "finished":
             raise CampaignError(f"{run_dir}: the run already finished on bench {self.shard.name}")

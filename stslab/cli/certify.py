@@ -165,7 +165,9 @@ def _summary(console: Console, record: dict[str, Any], run_dir: Path | None) -> 
     console.print(
         f"[bold]{sm['verdict']}[/] — {sm['scenarios']} scenarios: {sm['PASS']} pass, "
         f"{sm['FAIL']} fail, {sm['ERROR']} error, {sm['SKIP']} skip; {sm['steps']} steps; "
-        f"modelled {sm['modelled_s']:.0f} s, wall {sm['wall_s']:.1f} s ({record['mode']})"
+        f"modelled {sm['modelled_s']:.0f} s, wall {sm['wall_s']:.1f} s"
+        + (f" summed over {len(record['benches'])} benches" if several else "")
+        + f" ({record['mode']})"
     )
     for d in record["deviations"]:
         console.print(f"[yellow]deviation:[/] {d}")

@@ -605,7 +605,7 @@ def test_a_run_without_a_usable_record_or_manifest_is_refused(
     with pytest.raises(ReportError, match=f"no pack manifest with SHA-256 {'0' * 64}.*--pack"):
         load_run(run_dir)
     record = json.loads(good)
-    record["journal"]["head"] = "f" * 64
+    record["journals"][0]["head"] = "f" * 64
     record_path.write_text(json.dumps(record))
     with pytest.raises(ReportError, match=r"does not match .*journal\.jsonl"):
         load_run(run_dir)
