@@ -169,8 +169,9 @@ def plan_shards(config: CampaignConfig, benches: list[str], count: int = 1) -> l
         serial = sample.serial if sample else None
         if serial is None and len(names) > 1:
             if not is_simlab(kind):
-                raise CampaignError(f"{config.job or 'the job'}: samples: names no sample for "
-                                    f"bench {name!r} (several real benches need one each)")  # fmt: skip
+                raise CampaignError(f"{config.job or 'the job'}: samples: names no sample "
+                                    f"for bench {name!r} (several real benches need one "
+                                    "each)")  # fmt: skip
             serial = f"{load_dut(config.dut).meter.serial}-{name.rsplit('-', 1)[-1]}"
         if serial is not None and serial in serials:
             raise CampaignError(f"benches {serials[serial]!r} and {name!r} have the same sample "
@@ -365,8 +366,9 @@ class Campaign:
 
     def _open_ledger(self) -> None:
         cfg = self.config
+        simlab = is_simlab(cfg.bench)
         directory = cfg.ledger_dir or (
-            self.run.directory / "ledger" if is_simlab(cfg.bench) else Path.home() / ".stslab/ledger"
+            self.run.directory / "ledger" if simlab else Path.home() / ".stslab/ledger"
         )
         path = ledger_path(directory, self.profile.meter.serial)
         ledger = load_ledger(path)
@@ -519,7 +521,8 @@ class Campaign:
             raise CampaignError(f"{run_dir}: the run already finished")
         if len(left) > 1:
             raise CampaignError(f"{run_dir}: {len(left)} benches did not finish "
-                                f"({', '.join(left)}); resume with stslab certify --resume")  # fmt: skip
+                                f"({', '.join(left)}); resume with stslab certify "
+                                "--resume")  # fmt: skip
         return left[0]
 
     def _reestablish(self) -> None:
@@ -600,7 +603,8 @@ def write_run_record(run_dir: Path) -> dict[str, Any]:
     from stslab.record import build_record
 
     record = build_record(run_dir)
-    _write_atomically(run_dir / "record.json", json.dumps(record, indent=1, sort_keys=True).encode())
+    text = json.dumps(record, indent=1, sort_keys=True)
+    _write_atomically(run_dir / "record.json", text.encode())
     return record
 
 

@@ -54,8 +54,10 @@ class _Progress:
 def certify(
     bench: Annotated[
         list[str] | None,
-        typer.Option(help="Bench file, or 'sim' for SimLab in-process (default); repeat for "
-                     "several bench files, one sample each."),
+        typer.Option(
+            help="Bench file, or 'sim' for SimLab in-process (default); repeat for "
+            "several bench files, one sample each."
+        ),
     ] = None,
     benches: Annotated[
         int | None,

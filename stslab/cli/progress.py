@@ -206,5 +206,5 @@ class Follower:
 
 
 def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     return f"{seconds // 60}:{seconds % 60:02d}"

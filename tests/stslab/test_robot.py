@@ -372,8 +372,13 @@ def test_stslab_robot_runs_a_suite_into_the_run_folder(
                 str(pack), "--speed", "2", "--quiet")  # fmt: skip
     assert code == 0
     (run_dir,) = (tmp_path / "runs").iterdir()  # the staging folder is gone
-    for name in ("output.xml", "log.html", "report.html", "benches/simlab-1/journal.jsonl",
-                 "record.json"):
+    for name in (
+        "output.xml",
+        "log.html",
+        "report.html",
+        "benches/simlab-1/journal.jsonl",
+        "record.json",
+    ):
         assert (run_dir / name).exists(), name
     record = json.loads((run_dir / "record.json").read_text())
     assert [s["id"] for s in record["scenarios"]] == ["RBT-CLI-001"]
