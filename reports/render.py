@@ -443,6 +443,8 @@ def scenario_view(
         "clauses": scenario.get("clauses", []),
         "outcome": scenario.get("outcome", ""),
         "skip_reason": scenario.get("skip_reason"),
+        "bench": scenario.get("bench"),
+        "sample": scenario.get("sample"),
         "source_file": Path(str(scenario.get("source_file", ""))).name,
         "modelled_s": scenario.get("modelled_s", 0.0),
         "steps": steps,
@@ -465,17 +467,25 @@ def accredited_problems(record: dict[str, Any], signer: SignerInfo | None) -> li
     pack = record["pack"]
     if not pack.get("untampered"):
         problems.append("the scenario pack was not verified untampered")
-    bench = record["bench"]
-    if bench.get("simulated"):
-        problems.append("the bench was simulated (SimLab)")
-    for role, inst in bench.get("instruments", {}).items():
-        status = inst.get("calibration_status")
-        if status not in ("in calibration", "not required"):
-            problems.append(f"instrument {role}: {status}")
+    for name, bench in _benches(record):
+        if bench.get("simulated"):
+            problems.append("the bench was simulated (SimLab)")
+        for role, inst in bench.get("instruments", {}).items():
+            status = inst.get("calibration_status")
+            if status not in ("in calibration", "not required"):
+                problems.append(f"instrument {name}{role}: {status}")
     if signer is not None and signer.development:
         problems.append("the signing certificate is a development certificate, "
                         "not the lab's")  # fmt: skip
     return problems
+
+
+def _benches(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(prefix, bench record) per bench that ran; the prefix names the bench when several."""
+    ran = [b for b in record.get("benches", []) if b.get("started")]
+    if len(ran) <= 1:
+        return [("", record["bench"])]
+    return [(f"{b['name']}: ", b["bench"]) for b in ran]
 
 
 def build_context(
@@ -491,14 +501,16 @@ def build_context(
                               "; ".join(problems))  # fmt: skip
     job = record["job"]
     instruments = []
-    for role, inst in sorted(record["bench"].get("instruments", {}).items()):
-        cal = inst.get("calibration") or {}
-        instruments.append({"role": role, **{k: inst.get(k) for k in
-                                             ("driver", "address", "identity")},
-                            "certificate": cal.get("certificate"), "calibrated": cal.get("date"),
-                            "due": cal.get("due"), "cal_lab": cal.get("lab"),
-                            "uncertainty": cal.get("uncertainty"), "note": cal.get("note"),
-                            "status": inst.get("calibration_status")})  # fmt: skip
+    for name, bench in _benches(record):
+        for role, inst in sorted(bench.get("instruments", {}).items()):
+            cal = inst.get("calibration") or {}
+            instruments.append({"role": name + role, **{k: inst.get(k) for k in
+                                                        ("driver", "address", "identity")},
+                                "certificate": cal.get("certificate"),
+                                "calibrated": cal.get("date"), "due": cal.get("due"),
+                                "cal_lab": cal.get("lab"), "uncertainty": cal.get("uncertainty"),
+                                "note": cal.get("note"),
+                                "status": inst.get("calibration_status")})  # fmt: skip
     # A browser view carries its frames inline; the PDF renderer fetches them by hash.
     scenarios = [scenario_view(s, run.evidence, inline=view != "pdf") for s in record["scenarios"]]
     return {
@@ -508,6 +520,7 @@ def build_context(
         "dut": record["dut"],
         "pack": record["pack"],
         "bench": record["bench"],
+        "benches": [b for b in record.get("benches", []) if b.get("started")],
         "summary": record["summary"],
         "meta": meta,
         "signer": signer,

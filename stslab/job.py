@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from sts.identity import Pan
 from sts.schema import DocumentError, read_text, validate
 
 
@@ -49,6 +50,18 @@ class Environment(_M):
     notes: str | None = None
 
 
+class Sample(_M):
+    """The meter sample on one bench, when several benches test samples of one model."""
+
+    serial: str = Field(min_length=1)
+    pan: str | None = None  # the sample's own PAN (default: the DUT profile's)
+
+    @field_validator("pan", mode="before")
+    @classmethod
+    def _pan(cls, v: object) -> str | None:
+        return None if v is None else Pan.parse(str(v)).digits
+
+
 class Job(_M):
     job_version: int = 1
     reference: str = Field(min_length=1, description="The lab's job or order number.")
@@ -59,6 +72,8 @@ class Job(_M):
     operator: str = Field(min_length=1)
     signer: Signer
     environment: Environment = Environment()
+    #: Bench name -> the sample on it (SimLab benches are named simlab-1, simlab-2, ...).
+    samples: dict[str, Sample] = {}
 
 
 def load_job(path: str | Path) -> Job:

@@ -1,8 +1,9 @@
 """The record: the one canonical result of a run, built from its journal.
 
-A schema-versioned JSON document (job, lab, DUT, bench with instrument identities and
-calibration, pack id/version/hash, per-scenario and per-step results with observations and
-evidence hashes, deviations, interruptions and resumes, timing, the decision rule). Every
+A schema-versioned JSON document (job, lab, DUT, the benches with instrument identities and
+calibration and the sample each tested, pack id/version/hash, per-scenario results with the
+bench and sample that ran them and per-step observations and evidence hashes, deviations,
+interruptions and resumes, timing, the decision rule, each bench journal's head). Every
 report (console, PDF, JUnit) is a view of it.
 """
 
@@ -15,73 +16,116 @@ from typing import Any
 
 from stslab.campaign import DECISION_RULE
 from stslab.journal import read_journal
+from stslab.run import RunPlan, journal_path
 
-RECORD_SCHEMA = "stslab.record/1"
+RECORD_SCHEMA = "stslab.record/2"
 
 
-def build_record(journal_path: str | Path) -> dict[str, Any]:
-    entries = read_journal(journal_path)
-    if not entries or entries[0].kind != "start":
-        raise ValueError(f"{journal_path}: no start record")
-    start = entries[0].data
+def build_record(run_dir: str | Path) -> dict[str, Any]:
+    """The record of a run folder: every bench's journal, gathered in the plan's order."""
+    run_dir = Path(run_dir)
+    plan = RunPlan.read(run_dir)
     scenarios: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     interruptions: list[dict[str, Any]] = []
     resumes: list[dict[str, Any]] = []
-    end: dict[str, Any] | None = None
-    for e in entries[1:]:
-        if e.kind == "scenario_start":
-            sid = e.data["scenario"]
-            if sid in scenarios and scenarios[sid].get("outcome") is None:
-                interruptions.append({"scenario": sid, "note": "started again after a resume"})
-            scenarios[sid] = {"id": sid, "steps": [], "outcome": None}
-            if sid not in order:
-                order.append(sid)
-        elif e.kind == "step":
-            sid = e.data["scenario"]
-            step = {k: v for k, v in e.data.items() if k != "scenario"}
-            scenarios.setdefault(sid, {"id": sid, "steps": [], "outcome": None})["steps"].append(
-                step
-            )
-        elif e.kind == "scenario_end":
-            sid = e.data["id"]
-            scenarios[sid].update(e.data)
-        elif e.kind == "resume":
-            resumes.append(e.data)
-        elif e.kind == "reestablished":
-            interruptions.append(e.data.get("interruption", {}))
-        elif e.kind == "end":
-            end = e.data
+    deviations: list[str] = []
+    benches: list[dict[str, Any]] = []
+    starts: list[dict[str, Any]] = []
+    ends: list[dict[str, Any]] = []
+    cut: dict[str, str] = {}  # scenario id -> bench, for scenarios started without a result
+    deviated: dict[str, list[str]] = {}  # a start record's deviation -> the benches with it
+    for shard in plan.shards:
+        entries = read_journal(journal_path(run_dir, shard.name)) if journal_path(
+            run_dir, shard.name).exists() else []  # fmt: skip
+        if not entries:
+            benches.append({"name": shard.name, "started": False, "finished": False})
+            continue
+        if entries[0].kind != "start":
+            raise ValueError(f"{journal_path(run_dir, shard.name)}: no start record")
+        start = entries[0].data
+        starts.append(start)
+        sample = start["dut"]["serial"]
+        end: dict[str, Any] | None = None
+        for e in entries[1:]:
+            if e.kind == "scenario_start":
+                sid = e.data["scenario"]
+                if sid in cut:
+                    interruptions.append({"scenario": sid, "bench": cut[sid],
+                                          "note": "started again after a resume"})  # fmt: skip
+                cut[sid] = shard.name
+                scenarios[sid] = {"id": sid, "steps": [], "outcome": None,
+                                  "bench": shard.name, "sample": sample}  # fmt: skip
+                if sid not in order:
+                    order.append(sid)
+            elif e.kind == "step":
+                sid = e.data["scenario"]
+                step = {k: v for k, v in e.data.items() if k != "scenario"}
+                scenarios.setdefault(sid, {"id": sid, "steps": [], "outcome": None,
+                                           "bench": shard.name, "sample": sample})  # fmt: skip
+                scenarios[sid]["steps"].append(step)
+            elif e.kind == "scenario_end":
+                sid = e.data["id"]
+                scenarios[sid].update(e.data)
+                cut.pop(sid, None)
+            elif e.kind == "resume":
+                resumes.append({"bench": shard.name, **e.data})
+            elif e.kind == "reestablished":
+                interruptions.append({"bench": shard.name, **e.data.get("interruption", {})})
+            elif e.kind == "end":
+                end = e.data
+        for d in start.get("deviations", []):
+            deviated.setdefault(d, []).append(shard.name)
+        if end is not None:
+            ends.append(end)
+            deviations += end.get("teardown_problems", [])
+        else:
+            deviations.append(f"bench {shard.name} did not finish (resume the run)")
+        d = start["dut"]
+        benches.append({
+            "name": shard.name, "started": True, "finished": end is not None,
+            "bench": start["bench"],
+            "sample": {k: d.get(k) for k in ("serial", "pan", "krn", "kt", "ti",
+                                             "key_fingerprint")},
+            "journal": {"file": f"benches/{shard.name}/journal.jsonl",
+                        "records": len(entries), "head": entries[-1].hash},
+        })  # fmt: skip
+    if not starts:
+        raise ValueError(f"{run_dir}: no bench has a journal")
+    deviations[:0] = [d if len(names) == len(starts) else f"bench {', '.join(names)}: {d}"
+                      for d, names in deviated.items()]  # fmt: skip
+    planned = plan.scenarios
+    rank = {sid: i for i, sid in enumerate(planned)}
+    order.sort(key=lambda sid: rank.get(sid, len(rank)))
     results = [scenarios[s] for s in order if scenarios[s].get("outcome") is not None]
     unfinished = [s for s in order if scenarios[s].get("outcome") is None]
     counts = Counter(r["outcome"] for r in results)
-    planned = start.get("scenarios", [])
     not_run = [s for s in planned if s not in scenarios]
-    deviations = list(start.get("deviations", []))
     if unfinished:
         deviations.append(f"interrupted scenario(s) without a result: {', '.join(unfinished)}")
     if not_run:
         deviations.append(f"{len(not_run)} planned scenario(s) not run")
-    if end is not None:
-        deviations += end.get("teardown_problems", [])
     verdict = "PASS"
     if counts.get("ERROR") or unfinished or not_run:
         verdict = "INCOMPLETE"
     if counts.get("FAIL"):
         verdict = "FAIL"
+    first = starts[0]
+    all_ended = all(b["finished"] for b in benches)
     return {
         "schema": RECORD_SCHEMA,
-        "run_id": start["run_id"],
-        "mode": start["mode"],
-        "started": start["at"],
-        "finished": end["at"] if end else None,
-        "complete": bool(end and end.get("complete")) and not unfinished,
+        "run_id": plan.run_id,
+        "mode": first["mode"],
+        "started": min(s["at"] for s in starts),
+        "finished": max(e["at"] for e in ends) if all_ended else None,
+        "complete": all_ended and not unfinished and not not_run,
         "record_built": datetime.now(UTC).isoformat(timespec="seconds"),
-        "job": start["job"],
-        "dut": start["dut"],
-        "bench": start["bench"],
-        "pack": start["pack"],
-        "config": start["config"],
+        "job": first["job"],
+        "dut": first["dut"],
+        "bench": first["bench"],
+        "benches": benches,
+        "pack": first["pack"],
+        "config": first["config"],
         "decision_rule": DECISION_RULE,
         "summary": {
             "verdict": verdict,
@@ -96,5 +140,5 @@ def build_record(journal_path: str | Path) -> dict[str, Any]:
         "interruptions": interruptions,
         "resumes": resumes,
         "scenarios": results,
-        "journal": {"records": len(entries), "head": entries[-1].hash},
+        "journals": [b["journal"] for b in benches if b["started"]],
     }

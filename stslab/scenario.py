@@ -354,6 +354,9 @@ class Scenario(_Model):
     carrier: Carrier | Literal["any"] = "any"
     #: Credit (electricity, kWh) the meter must hold before the steps; topped up if short.
     setup_credit: Decimal | None = None
+    #: Scenarios with the same sequence depend on the state the earlier ones leave: they run
+    #: on one sample, one after the other, in pack order (never spread over benches).
+    sequence: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     steps: list[Step] = Field(min_length=1)
     source_file: SkipJsonSchema[str] = Field(default="<memory>", exclude=True)
     source_line: SkipJsonSchema[int] = Field(default=1, exclude=True)  # of the id
@@ -385,9 +388,19 @@ class Scenario(_Model):
 
 
 class ScenarioFile(_Model):
-    """A scenario file holds one scenario or a list under ``scenarios``."""
+    """A scenario file holds one scenario or a list under ``scenarios``; a file-level
+    ``sequence`` puts every scenario of the file in that sequence."""
 
+    sequence: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     scenarios: list[Scenario]
+
+    @model_validator(mode="after")
+    def _one_sequence(self) -> ScenarioFile:
+        for s in self.scenarios:
+            if self.sequence and s.sequence and s.sequence != self.sequence:
+                raise ValueError(f"scenario {s.id} has sequence {s.sequence!r}; the file's is "
+                                 f"{self.sequence!r}")  # fmt: skip
+        return self
 
 
 def load_scenarios(path: str | Path) -> list[Scenario]:
@@ -418,7 +431,8 @@ def parse_scenarios(text: str, source: str) -> list[Scenario]:
     return [
         s.model_copy(update={"source_file": source,
                              "source_line": max(1, (line_of(root, ("scenarios", i, "id")) or 1)
-                                                - shift)})
+                                                - shift),
+                             "sequence": s.sequence or doc.sequence})
         for i, s in enumerate(doc.scenarios)
     ]  # fmt: skip
 

@@ -2,21 +2,28 @@
 
 The catalogue runs against SimLab's reference meter (every scenario must PASS or SKIP) and
 against each SimLab defect (at least one scenario must FAIL: the defect is *killed*). A run
-for a defect stops at its first FAIL. Runs go in parallel worker processes, one SimLab
-each.
+for a defect stops at its first FAIL. The defects' runs go in parallel through pytest-xdist,
+as a sharded campaign's benches do: this module is also the pytest plugin that collects one
+test item per defect from a plan file, each run on its own SimLab in a worker.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from stslab.campaign import Outcome
 from stslab.session import DEFAULT_PACK, Campaign, CampaignConfig
 
 REFERENCE = "(reference)"
+PLAN_FILE = "selftest-plan.json"
+ROW = "selftest_row"
 
 
 @dataclass
@@ -103,14 +110,73 @@ def selftest(
             run_one(d, str(pack), dut, speed, select, stop_at_kill, unreliable, **where)
             for d in defects
         ]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [
-            pool.submit(
-                run_one, d, str(pack), dut, speed, select, stop_at_kill, unreliable, **where
-            )
-            for d in defects
-        ]
-        return rows + [f.result() for f in futures]
+    plan = {
+        "pack": str(pack),
+        "dut": dut,
+        "speed": speed,
+        "select": list(select),
+        "stop_at_kill": stop_at_kill,
+        "unreliable": sorted(unreliable),
+        **where,
+    }
+    return rows + _run_in_workers(defects, plan, workers)  # fmt: skip
+
+
+def _run_in_workers(defects: list[str], plan: dict[str, Any], workers: int) -> list[SelftestRow]:
+    """One xdist item per defect over ``workers`` processes; rows in the order asked."""
+    rows: dict[str, SelftestRow] = {}
+
+    class Gather:
+        def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+            defect = report.nodeid.rsplit("::", 1)[-1]
+            props = dict(report.user_properties)
+            if ROW in props:
+                rows[defect] = SelftestRow(**props[ROW])
+            elif report.failed and defect not in rows:
+                rows[defect] = SelftestRow(defect, errors=[f"the run stopped: {report.when}"])
+
+    with tempfile.TemporaryDirectory(prefix="stslab-selftest-") as tmp:
+        path = Path(tmp) / PLAN_FILE
+        path.write_text(json.dumps({**plan, "defects": defects}))
+        pytest.main([str(path), "-p", "stslab.selftest", "-c", os.devnull, "--rootdir", tmp,
+                     "-p", "no:cacheprovider", "-p", "no:terminal", "-n",
+                     str(min(workers, len(defects))), "--dist", "load"],
+                    plugins=[Gather()])  # fmt: skip
+    return [rows.get(d) or SelftestRow(d, errors=["no result"]) for d in defects]
+
+
+# --- the pytest plugin the workers load -----------------------------------------------------
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name == PLAN_FILE:
+        return KillMatrix.from_parent(parent, path=file_path)
+    return None
+
+
+class KillMatrix(pytest.File):
+    def collect(self):  # type: ignore[no-untyped-def]
+        plan = json.loads(self.path.read_text())
+        for defect in plan["defects"]:
+            yield DefectRun.from_parent(self, name=defect, plan=plan)
+
+
+class DefectRun(pytest.Item):
+    """The pack against SimLab's meter with one defect; the row travels in the report."""
+
+    def __init__(self, *, plan: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan = plan
+
+    def runtest(self) -> None:
+        p = self.plan
+        row = run_one(self.name, p["pack"], p["dut"], p["speed"], tuple(p["select"]),
+                      p["stop_at_kill"], frozenset(p["unreliable"]), bench=p["bench"],
+                      model=p["model"])  # fmt: skip
+        self.user_properties.append((ROW, asdict(row)))
+
+    def reportinfo(self):  # type: ignore[no-untyped-def]
+        return self.path, None, f"defect {self.name}"
 
 
 @dataclass

@@ -1,19 +1,22 @@
 """One certification campaign's session: bench, DUT, job, pack, ledger, journal, runner.
 
-A :class:`Campaign` opens everything a run needs (SimLab in-process for ``bench="sim"`` on
-its real transports, or on virtual time for ``bench="virtual"``, or the drivers of a bench
+A :class:`Campaign` opens everything one bench needs (SimLab in-process for ``bench="sim"``
+on its real transports, or on virtual time for ``bench="virtual"``, or the drivers of a bench
 file), runs scenarios through the :class:`~stslab.campaign.Runner`,
 journals every step, and always tears the bench down (load off, source off, actuators
 released, drivers closed). The same object serves ``stslab certify``, the pytest plugin and
-the Robot Framework library.
+the Robot Framework library. A run over several benches at once has one Campaign per bench
+(one per pytest-xdist worker) in one run folder (:mod:`stslab.run`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
-from dataclasses import dataclass
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from importlib import resources
 from pathlib import Path
@@ -26,9 +29,20 @@ from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
 from stslab.clock import BenchClock, Clock
 from stslab.factory import TokenFactory, key_state_from_profile
 from stslab.job import Job, JobError, demo_job, load_job
-from stslab.journal import Journal, JournalError, read_journal
+from stslab.journal import Journal
 from stslab.ledger import Ledger, ledger_path, load_ledger
 from stslab.pack import PackError, PackStatus, trusted_keys, verify_pack
+from stslab.run import (
+    RunError,
+    RunPlan,
+    Shard,
+    journal_path,
+    new_run_dir,
+    safe_name,
+    shard_dir,
+    shard_entries,
+    shard_state,
+)
 from stslab.scenario import Scenario, ScenarioError, load_scenarios
 
 Mode = Literal["accredited", "pre-submission"]
@@ -60,6 +74,22 @@ def load_dut(ref: str | None) -> MeterProfile:
     return profile
 
 
+#: Bench names that start SimLab in this process: on its real transports, or on virtual time.
+SIMLAB_BENCHES = ("sim", "virtual")
+
+
+def is_simlab(bench: str) -> bool:
+    """SimLab in-process, on its real transports or on virtual time."""
+    return bench in SIMLAB_BENCHES
+
+
+def select_scenarios(scenarios: list[Scenario], select: tuple[str, ...]) -> list[Scenario]:
+    """The scenarios whose id contains one of ``select`` (all when it is empty)."""
+    if not select:
+        return list(scenarios)
+    return [s for s in scenarios if any(k in s.id for k in select)]
+
+
 def load_pack(directory: Path) -> list[Scenario]:
     """Every scenario of the pack, validated; a scenario id used twice is refused."""
     from stslab.pack import scenario_files
@@ -80,14 +110,6 @@ def load_pack(directory: Path) -> list[Scenario]:
                 f"of a scenario at {first.source_file}:{first.source_line}",
             )
     return scenarios
-
-
-#: Bench names that start SimLab in this process: on its real transports, or on virtual time.
-SIMLAB_BENCHES = ("sim", "virtual")
-
-
-def is_simlab(bench: str) -> bool:
-    return bench in SIMLAB_BENCHES
 
 
 def check_inputs(config: CampaignConfig) -> None:
@@ -121,6 +143,97 @@ class CampaignConfig:
     model: str | None = None
 
 
+def config_to_json(config: CampaignConfig) -> dict[str, Any]:
+    """Every campaign option as JSON (paths as text, tuples as lists)."""
+    out: dict[str, Any] = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = [str(v) if isinstance(v, Path) else v for v in value]
+        out[f.name] = value
+    return out
+
+
+def config_from_json(data: dict[str, Any]) -> CampaignConfig:
+    """The inverse of :func:`config_to_json`; keys it does not know are left out."""
+    hints = typing.get_type_hints(CampaignConfig)
+    values: dict[str, Any] = {}
+    for f in fields(CampaignConfig):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], str(hints[f.name])
+        if value is not None and "Path" in hint:
+            value = tuple(Path(v) for v in value) if "tuple" in hint else Path(value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[f.name] = value
+    return CampaignConfig(**values)
+
+
+def plan_shards(config: CampaignConfig, benches: list[str], count: int = 1) -> list[Shard]:
+    """The benches of a run and the sample on each: ``count`` SimLab benches (``benches`` is
+    ``["sim"]``), or one per bench file. The job's ``samples`` name each bench's sample;
+    SimLab samples without one get the profile's serial with ``-K`` appended."""
+    job = _load_job(config.job)
+    if len(benches) == 1 and is_simlab(benches[0]):
+        names = [f"simlab-{k}" for k in range(1, count + 1)]
+        kinds = benches * count
+    else:
+        if any(is_simlab(b) for b in benches):
+            raise CampaignError("SimLab benches and bench files do not mix in one run")
+        if count not in (1, len(benches)):
+            raise CampaignError(f"{count} benches asked for, {len(benches)} bench files given")
+        names = []
+        for b in benches:
+            try:
+                names.append(safe_name(load_bench(b).name))
+            except BenchError as exc:
+                raise CampaignError(str(exc)) from None
+        kinds = list(benches)
+        for name in names:
+            if names.count(name) > 1:
+                raise CampaignError(f"two bench files are named {name!r}: bench names must "
+                                    "differ (the name key of each bench file)")  # fmt: skip
+    shards = []
+    serials: dict[str, str] = {}
+    for name, kind in zip(names, kinds, strict=True):
+        sample = job.samples.get(name)
+        serial = sample.serial if sample else None
+        if serial is None and len(names) > 1:
+            if not is_simlab(kind):
+                raise CampaignError(f"{config.job or 'the job'}: samples: names no sample "
+                                    f"for bench {name!r} (several real benches need one "
+                                    "each)")  # fmt: skip
+            serial = f"{load_dut(config.dut).meter.serial}-{name.rsplit('-', 1)[-1]}"
+        if serial is not None and serial in serials:
+            raise CampaignError(f"benches {serials[serial]!r} and {name!r} have the same sample "
+                                f"serial {serial!r}")  # fmt: skip
+        if serial is not None:
+            serials[serial] = name
+        shards.append(Shard(name, kind, serial, sample.pan if sample else None))
+    unknown = sorted(set(job.samples) - set(names))
+    if unknown:
+        raise CampaignError(f"{config.job}: samples: no bench named {', '.join(unknown)} in "
+                            f"this run (benches: {', '.join(names)})")  # fmt: skip
+    return shards
+
+
+def start_run(config: CampaignConfig, shards: list[Shard], scenarios: list[str]) -> RunInfo:
+    """Create the run folder and write its plan (before any bench opens)."""
+    run_id, directory = new_run_dir(config.out)
+    RunPlan(run_id, _now(), config_to_json(config), shards, scenarios).write(directory)
+    return RunInfo(run_id, directory)
+
+
+def _load_job(ref: str | None) -> Job:
+    try:
+        return load_job(ref) if ref else demo_job()
+    except JobError as exc:
+        raise CampaignError(str(exc)) from None
+
+
 @dataclass
 class RunInfo:
     run_id: str
@@ -129,11 +242,22 @@ class RunInfo:
 
 
 class Campaign:
-    """Open with :meth:`open` (or as a context manager); run scenarios; close."""
+    """Open with :meth:`open` (or as a context manager); run scenarios; close.
 
-    def __init__(self, config: CampaignConfig, resume: Path | None = None) -> None:
+    On its own (``run`` not given) a campaign makes a one-bench run folder, or with
+    ``resume`` continues the interrupted bench of one. Given ``run`` and ``shard`` it opens
+    that bench of a run someone else planned (a pytest-xdist worker), continuing its journal
+    if it has one.
+    """
+
+    def __init__(self, config: CampaignConfig, resume: Path | None = None, *,
+                 run: Path | None = None, shard: str | None = None) -> None:  # fmt: skip
         self.config = config
         self.resume_dir = resume
+        self._run_dir = run
+        self._shard_name = shard
+        self.shard: Shard | None = None
+        self.resuming = False
         self.results: list[ScenarioResult] = []
         self.deviations: list[str] = []
         self.interruptions: list[dict[str, Any]] = []
@@ -149,13 +273,11 @@ class Campaign:
     def open(self) -> Campaign:
         if self._sim is not None or self._drivers_cm is not None:
             raise CampaignError("the campaign is already open")
-        cfg = self.config
-        if self.resume_dir is not None:
-            self._prepare_resume()
-        self.load_inputs()
-        if cfg.mode == "accredited" and is_simlab(cfg.bench):
-            raise CampaignError("accredited mode needs a real bench, not SimLab")
-        if is_simlab(cfg.bench):
+        self.prepare()
+        if self._run_dir is None and self.shard is None:
+            self.shard = plan_shards(self.config, [self.config.bench])[0]
+        self.profile = _sample_profile(self.profile, self.shard)
+        if is_simlab(self.config.bench):
             self._start_sim()  # before the run folder: a meter SimLab cannot play changes nothing
         try:
             self._open_run_dir()
@@ -164,7 +286,7 @@ class Campaign:
             self._start_journal()
             self.runner = Runner(self.profile, self.handles, self.factory, self.journal,
                                  on_step=self._on_step)  # fmt: skip
-            if self.resume_dir is not None:
+            if self.resuming:
                 self._reestablish()
         except BaseException:
             self.close()
@@ -174,21 +296,30 @@ class Campaign:
     def load_inputs(self) -> None:
         """Read and validate the DUT profile, the job, the pack and the bench file (not
         SimLab's, which is written when it starts). Opens nothing, writes nothing."""
+        self.prepare()
+        cfg = self.config
+        if not is_simlab(cfg.bench):
+            try:
+                self.bench: Bench = load_bench(cfg.bench)
+            except BenchError as exc:
+                raise InputError("--bench", str(exc)) from None
+
+    def prepare(self) -> Campaign:
+        """Everything that can be checked before a bench opens: the run's plan (a resume),
+        the DUT profile, the job, the pack and its signature, the mode."""
+        if self.resume_dir is not None or self._run_dir is not None:
+            self._prepare_resume()
         cfg = self.config
         self.profile = load_dut(cfg.dut)
         try:
             self.job: Job = load_job(cfg.job) if cfg.job else demo_job()
         except JobError as exc:
             raise InputError("--job", str(exc)) from None
-        self.scenarios = load_pack(cfg.pack)
-        if cfg.select:
-            self.scenarios = [s for s in self.scenarios if any(k in s.id for k in cfg.select)]
+        self.scenarios = select_scenarios(load_pack(cfg.pack), cfg.select)
         self.pack = self._check_pack()
-        if not is_simlab(cfg.bench):
-            try:
-                self.bench: Bench = load_bench(cfg.bench)
-            except BenchError as exc:
-                raise InputError("--bench", str(exc)) from None
+        if cfg.mode == "accredited" and is_simlab(cfg.bench):
+            raise CampaignError("accredited mode needs a real bench, not SimLab")
+        return self
 
     def _check_pack(self) -> PackStatus:
         cfg = self.config
@@ -214,15 +345,16 @@ class Campaign:
         return status
 
     def _open_run_dir(self) -> None:
-        if self.resume_dir is not None:
-            self.run = RunInfo(self.resume_dir.name, self.resume_dir, resumed=1)
-            return
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        run_id = f"{stamp}-{secrets.token_hex(3)}"
-        directory = self.config.out / run_id
-        directory.mkdir(parents=True, exist_ok=False)
-        (directory / "evidence").mkdir()
-        self.run = RunInfo(run_id, directory)
+        if self._run_dir is not None:
+            self.run = RunInfo(self._plan.run_id, self._run_dir, resumed=int(self.resuming))
+        else:
+            if self.shard is None:
+                self.shard = plan_shards(self.config, [self.config.bench])[0]
+            ids = [s.id for s in self.scenarios]
+            self.run = start_run(self.config, [self.shard], ids)
+            self._plan = RunPlan.read(self.run.directory)
+        self.directory = shard_dir(self.run.directory, self.shard.name)
+        self.directory.mkdir(parents=True, exist_ok=True)
 
     def _start_sim(self) -> None:
         """SimLab for ``sim`` (real transports) or ``virtual`` (virtual time), with the meter
@@ -261,7 +393,7 @@ class Campaign:
 
     def _open_bench(self) -> None:
         if self._sim is not None:
-            bench_file = self.run.directory / "bench.yaml"
+            bench_file = self.directory / "bench.yaml"
             self._sim.write_bench_file(bench_file, self.profile.source)
             self.bench = load_bench(bench_file)
         self._calibration_gate()
@@ -320,10 +452,9 @@ class Campaign:
 
     def _open_ledger(self) -> None:
         cfg = self.config
+        simlab = is_simlab(cfg.bench)
         directory = cfg.ledger_dir or (
-            self.run.directory / "ledger"
-            if is_simlab(cfg.bench)
-            else Path.home() / ".stslab/ledger"
+            self.run.directory / "ledger" if simlab else Path.home() / ".stslab/ledger"
         )
         path = ledger_path(directory, self.profile.meter.serial)
         ledger = load_ledger(path)
@@ -342,9 +473,12 @@ class Campaign:
     # -- journal ------------------------------------------------------------------------------
 
     def _start_journal(self) -> None:
-        self.journal = Journal(self.run.directory / "journal.jsonl")
-        if self.resume_dir is not None:
-            self.journal.append("resume", {"at": _now(), "completed": sorted(self.completed)})
+        assert self.shard is not None
+        self.journal = Journal(journal_path(self.run.directory, self.shard.name))
+        if self.resuming:
+            self.journal.append("resume", {"at": _now(), "completed": sorted(self.completed),
+                                           "bench": self.shard.name,
+                                           "process": os.getpid()})  # fmt: skip
             return
         p = self.profile
         self.journal.append(
@@ -353,11 +487,9 @@ class Campaign:
                 "run_id": self.run.run_id,
                 "at": _now(),
                 "mode": self.config.mode,
-                "config": {"bench": self.config.bench, "dut": self.config.dut,
-                           "job": self.config.job, "speed": self.config.speed,
-                           "defects": list(self.config.defects), "noise": self.config.noise,
-                           "model": self.config.model,
-                           "pack": str(self.config.pack), "select": list(self.config.select)},
+                "config": config_to_json(self.config),
+                "shard": {"name": self.shard.name, "bench": self.shard.bench,
+                          "process": os.getpid()},
                 "job": self.job.model_dump(mode="json"),
                 "dut": {
                     "profile": p.name, "make": p.meter.make, "model": p.meter.model,
@@ -378,7 +510,7 @@ class Campaign:
                          "signature_valid": self.pack.signature_valid,
                          "signer": self.pack.signer, "untampered": self.pack.untampered,
                          "files": self.pack.files},
-                "scenarios": [s.id for s in self.scenarios],
+                "scenarios": list(self._plan.scenarios),
                 "deviations": list(self.deviations),
             },
         )  # fmt: skip
@@ -416,7 +548,7 @@ class Campaign:
             if png:
                 path = self.run.directory / "evidence" / f"{ev['sha256']}.png"
                 if not path.exists():
-                    path.write_bytes(png)
+                    _write_atomically(path, png)  # benches in other processes share evidence/
                 ev["file"] = f"evidence/{path.name}"
         if self.on_step is not None:
             self.on_step(scenario, step)
@@ -441,30 +573,29 @@ class Campaign:
     # -- resume -------------------------------------------------------------------------------
 
     def _prepare_resume(self) -> None:
-        assert self.resume_dir is not None
-        path = self.resume_dir / "journal.jsonl"
-        if not path.exists():
-            raise CampaignError(f"{self.resume_dir}: no journal to resume")
+        """Read the run's plan; continue this bench's journal if it has one."""
+        run_dir = self._run_dir if self._run_dir is not None else self.resume_dir
+        assert run_dir is not None
         try:
-            entries = read_journal(path)
-        except JournalError as exc:
-            raise CampaignError(f"the journal cannot be used: {exc}") from None
+            self._plan = RunPlan.read(run_dir)
+            if self._shard_name is None:
+                self._shard_name = self._only_unfinished(run_dir)
+            self.shard = self._plan.shard(self._shard_name)
+            entries = shard_entries(run_dir, self.shard.name)
+        except RunError as exc:
+            raise CampaignError(str(exc)) from None
+        self._run_dir = run_dir
+        path = journal_path(run_dir, self.shard.name)
+        self.config = config_from_json(self._plan.config)
+        self.config.bench = self.shard.bench
+        self.config.out = run_dir.parent
+        if not path.exists():
+            return  # this bench had not started: it starts now
         if not entries or entries[0].kind != "start":
             raise CampaignError(f"{path}: the journal has no start record")
-        if any(e.kind == "end" for e in entries):
-            raise CampaignError(f"{self.resume_dir}: the run already finished")
-        start = entries[0].data
-        c = start["config"]
-        self.config.bench = c["bench"]
-        self.config.dut = c["dut"]
-        self.config.job = c["job"]
-        self.config.speed = c["speed"]
-        self.config.defects = tuple(c["defects"])
-        self.config.noise = c["noise"]
-        self.config.pack = Path(c["pack"])
-        self.config.select = tuple(c.get("select", ()))
-        self.config.mode = start["mode"]
-        self.config.out = self.resume_dir.parent
+        if shard_state(entries) == "finished":
+            raise CampaignError(f"{run_dir}: the run already finished on bench {self.shard.name}")
+        self.resuming = True
         self._entries = entries
         ended = {e.data["id"] for e in entries if e.kind == "scenario_end"}
         self.completed = set(ended)
@@ -473,8 +604,21 @@ class Campaign:
         last = entries[-1]
         self.interruptions.append(
             {"at": datetime.fromtimestamp(last.t, UTC).isoformat(timespec="seconds"),
-             "during": cut[-1] if cut else None, "resumed_at": _now()}
+             "during": cut[-1] if cut else None, "resumed_at": _now(),
+             "bench": self.shard.name}
         )  # fmt: skip
+
+    def _only_unfinished(self, run_dir: Path) -> str:
+        """The bench to resume when none is named: the run's only unfinished one."""
+        left = [s.name for s in self._plan.shards
+                if shard_state(shard_entries(run_dir, s.name)) != "finished"]  # fmt: skip
+        if not left:
+            raise CampaignError(f"{run_dir}: the run already finished")
+        if len(left) > 1:
+            raise CampaignError(f"{run_dir}: {len(left)} benches did not finish "
+                                f"({', '.join(left)}); resume with stslab certify "
+                                "--resume")  # fmt: skip
+        return left[0]
 
     def _reestablish(self) -> None:
         """Bring the meter back to the state the journal says it had."""
@@ -520,18 +664,14 @@ class Campaign:
                 problems.append(f"teardown {role}: {exc}")
         return problems
 
-    def finish(self) -> dict[str, Any]:
-        """End the run: teardown, the end record, the record file. Returns the record."""
-        from stslab.record import build_record
-
+    def finish(self, write_record: bool = True) -> dict[str, Any] | None:
+        """End this bench's part: teardown, the end record; then (unless another process
+        gathers the run's benches) the run's record file. Returns the record."""
         problems = self.teardown()
         assert self.journal is not None
         self.journal.append("end", {"at": _now(), "teardown_problems": problems,
                                     "complete": not self.pending()})  # fmt: skip
-        record = build_record(self.run.directory / "journal.jsonl")
-        path = self.run.directory / "record.json"
-        path.write_text(json.dumps(record, indent=1, sort_keys=True))
-        return record
+        return write_run_record(self.run.directory) if write_record else None
 
     def close(self) -> None:
         if self._drivers_cm is not None:
@@ -551,6 +691,33 @@ class Campaign:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_run_record(run_dir: Path) -> dict[str, Any]:
+    """Build the run's record from every bench's journal and write record.json."""
+    from stslab.record import build_record
+
+    record = build_record(run_dir)
+    text = json.dumps(record, indent=1, sort_keys=True)
+    _write_atomically(run_dir / "record.json", text.encode())
+    return record
+
+
+def _sample_profile(profile: MeterProfile, shard: Shard | None) -> MeterProfile:
+    """The profile of the sample on this bench: the model's, with the sample's identity."""
+    if shard is None or (shard.serial is None and shard.pan is None):
+        return profile
+    meter = profile.meter.model_copy(
+        update={k: v for k, v in (("serial", shard.serial), ("pan", shard.pan)) if v}
+    )
+    return profile.model_copy(update={"meter": meter})
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
 
 
 def _now() -> str:

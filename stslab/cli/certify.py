@@ -3,116 +3,73 @@
 from __future__ import annotations
 
 import os
-import time
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import pytest
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from stslab.cli.errors import ArgumentError
 
 
 class _Progress:
-    """pytest plugin object: a rich progress display fed by every step result."""
+    """pytest plugin object: starts and stops the journal follower (stslab.cli.progress),
+    marks a bench whose worker died, and picks up the record at the end."""
 
     def __init__(self, console: Console, quiet: bool) -> None:
         self.console = console
         self.quiet = quiet
         self.config: Any = None
-        self.counts = {"PASS": 0, "FAIL": 0, "ERROR": 0, "SKIP": 0}
         self.record: dict[str, Any] | None = None
         self.run_dir: Path | None = None
-        self.started = time.perf_counter()
-        self.real_per_modelled: float | None = None
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self._estimates: dict[str, float] = {}
-        self._done_estimate = 0.0
-        self._current: str | None = None
+        self.follower: Any = None
         self.collect_errors: list[str] = []
 
     def pytest_configure(self, config: Any) -> None:
         self.config = config
-        config._stslab_on_step = self.on_step
 
     def pytest_collectreport(self, report: Any) -> None:
         # With pytest's terminal off, a file that does not collect would go unsaid.
         if report.failed:
             self.collect_errors.append(str(report.longrepr).strip())
 
-    def pytest_collection_finish(self, session: Any) -> None:
-        from stslab.estimate import modelled_seconds
+    def pytest_sessionstart(self, session: Any) -> None:
+        from stslab.cli.progress import Follower
 
-        items = [i for i in session.items if hasattr(i, "scenario")]
-        self._estimates = {i.scenario.id: modelled_seconds(i.scenario) for i in items}
-        if self.quiet or not items:
+        run_dir = getattr(session.config, "_stslab_run_dir", None)
+        if self.quiet or run_dir is None:
             return
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[counts]}"),
-            TextColumn("left ≈ {task.fields[left]}"),
-            console=self.console,
-            transient=True,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task("starting", total=len(items), counts="", left="?")
+        lines = None if self.console.is_terminal else self.console.file
+        self.follower = Follower(run_dir, self.console, lines).start()
 
-    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task)
-
-    def on_step(self, scenario: Any, step: Any) -> None:
-        if self._progress is None:
-            return
-        if scenario.id != self._current:
-            if self._current is not None:
-                self._done_estimate += self._estimates.get(self._current, 0.0)
-            self._current = scenario.id
-        self._progress.update(self._task, description=f"{scenario.id} {step.label}",
-                              counts=self._count_text(), left=self._left())  # fmt: skip
-
-    def pytest_runtest_logreport(self, report: Any) -> None:
-        if report.when != "call" and not (report.when == "setup" and report.skipped):
-            return
-        outcome = "SKIP" if report.skipped else "PASS" if report.passed else None
-        if outcome is None:
-            text = str(report.longrepr)
-            outcome = "ERROR" if text.startswith("ERROR") else "FAIL"
-        self.counts[outcome] += 1
-
-    def _count_text(self) -> str:
-        c = self.counts
-        return f"pass {c['PASS']} fail {c['FAIL']} error {c['ERROR']} skip {c['SKIP']}"
-
-    def _left(self) -> str:
-        elapsed = time.perf_counter() - self.started
-        done = self._done_estimate
-        total = sum(self._estimates.values())
-        if done <= 0:
-            return "?"
-        left = elapsed * (total - done) / done
-        return f"{left:.0f} s"
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        if error is not None and self.follower is not None:
+            self.follower.view.stopped(node.workerinput.get("stslab_shard"))
 
     def pytest_unconfigure(self, config: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self.follower is not None:
+            self.follower.stop()
         self.record = getattr(config, "_stslab_record", None)
         self.run_dir = getattr(config, "_stslab_run_dir", None)
 
 
 def certify(
     bench: Annotated[
-        str,
+        list[str] | None,
         typer.Option(
-            help="Bench file, or SimLab in-process: 'sim' (real transports, fast clock) or "
-            "'virtual' (virtual time: a campaign in seconds)."
+            help="Bench file, or SimLab in-process: 'sim' (default; real transports, fast "
+            "clock) or 'virtual' (virtual time: a campaign in seconds); repeat for several "
+            "bench files, one sample each."
         ),
-    ] = "sim",
+    ] = None,
+    benches: Annotated[
+        int | None,
+        typer.Option("--benches", "-n", help="Benches at once (SimLab: N simulated samples)."),
+    ] = None,
     dut: Annotated[
         str | None, typer.Option(help="DUT (meter) profile: a file or a built-in name.")
     ] = None,
@@ -141,31 +98,42 @@ def certify(
     ] = False,
 ) -> None:
     """Run the scenario pack against the meter and leave a journal and a record."""
-    import pytest
-
-    from stslab.session import DEFAULT_PACK, CampaignConfig
+    from stslab.session import DEFAULT_PACK, CampaignConfig, is_simlab
 
     if mode not in ("pre-submission", "accredited"):
         raise ArgumentError("--mode", f"{mode!r} is not pre-submission or accredited")
-    if resume is not None and not (resume / "journal.jsonl").exists():
-        raise ArgumentError("--resume", f"{resume} has no journal.jsonl")
-    if resume is not None and pack is None:
-        pack = _run_pack(resume)
+    bench = list(bench or ["sim"])
+    if benches is not None and benches < 1:
+        raise ArgumentError("--benches", "must be at least 1")
+    if len(bench) > 1 and any(is_simlab(b) for b in bench):
+        raise ArgumentError("--bench", "SimLab and bench files do not mix; for several "
+                            "SimLab benches give --benches N")  # fmt: skip
+    if len(bench) > 1 and benches not in (None, len(bench)):
+        raise ArgumentError("--benches", f"{benches} benches, but {len(bench)} bench files")
+    count = len(bench) if len(bench) > 1 else benches or 1
+    if resume is not None:
+        pack_of_run, count = _resume_plan(resume)
+        pack = pack or pack_of_run
     pack_dir = (pack or DEFAULT_PACK).resolve()
     if not (pack_dir / "manifest.yaml").exists():
         raise ArgumentError("--pack", f"{pack_dir} has no manifest.yaml")
     check_defects(defect)
     check_model(model)
     if resume is None:  # a resumed run checks the inputs its journal names when it opens
-        config = CampaignConfig(bench=bench, dut=dut, job=job, pack=pack_dir, model=model,
-                                pack_keys=tuple(pack_key or ()))  # fmt: skip
-        check_campaign_inputs(config)
-    console = Console()
+        for b in bench:
+            config = CampaignConfig(bench=b, dut=dut, job=job, pack=pack_dir, model=model,
+                                    pack_keys=tuple(pack_key or ()))  # fmt: skip
+            check_campaign_inputs(config)
+    # The console is bound to this stdout: pytest captures sys.stdout while tests run.
+    console = Console(file=sys.stdout)
     # Our own configuration only: the progress display replaces pytest's terminal output.
     args = [str(pack_dir), "-c", os.devnull, "-p", "no:cacheprovider", "-p", "no:terminal",
-            "--rootdir",
-            str(pack_dir), "--out", str(out), "--mode", mode, "--speed", str(speed),
-            "--noise", noise, "--bench", bench]  # fmt: skip
+            "--capture", "sys", "--rootdir", str(pack_dir), "--out", str(out), "--mode", mode,
+            "--speed", str(speed), "--noise", noise]  # fmt: skip
+    for b in bench if resume is None else ():
+        args += ["--bench", b]
+    if count > 1:
+        args += ["-n", str(count), "--dist", "loadgroup"]
     if dut:
         args += ["--dut", dut]
     if job:
@@ -178,14 +146,10 @@ def certify(
         args += ["--model", model]
     for k in pack_key or ():
         args += ["--pack-key", str(k)]
+    for k in select or ():
+        args += ["--select", k]
     progress = _Progress(console, quiet)
-    progress_select = tuple(select or ())
-
-    class _Select:
-        def pytest_configure(self, config: Any) -> None:
-            config._stslab_select = progress_select
-
-    code = pytest.main(args, plugins=[progress, _Select()])
+    code = pytest.main(args, plugins=[progress])
     record = progress.record
     if record is None:
         error = getattr(progress.config, "_stslab_error", None)
@@ -243,33 +207,39 @@ def check_model(spec: str | None) -> None:
 
 
 def _summary(console: Console, record: dict[str, Any], run_dir: Path | None) -> None:
-    table = Table("scenario", "group", "title", "verdict", title="campaign results")
+    several = len(record.get("benches", [])) > 1
+    table = Table("scenario", "group", "title", *(["bench"] if several else []), "verdict",
+                  title="campaign results")  # fmt: skip
     colours = {"PASS": "green", "FAIL": "red", "ERROR": "yellow", "SKIP": "dim"}
     for s in record["scenarios"]:
         o = s["outcome"]
-        table.add_row(s["id"], s["group"], s["title"], f"[{colours.get(o, '')}]{o}[/]")
+        table.add_row(s["id"], s["group"], s["title"], *([s["bench"]] if several else []),
+                      f"[{colours.get(o, '')}]{o}[/]")  # fmt: skip
     console.print(table)
     sm = record["summary"]
     console.print(
         f"[bold]{sm['verdict']}[/] — {sm['scenarios']} scenarios: {sm['PASS']} pass, "
         f"{sm['FAIL']} fail, {sm['ERROR']} error, {sm['SKIP']} skip; {sm['steps']} steps; "
-        f"modelled {sm['modelled_s']:.0f} s, wall {sm['wall_s']:.1f} s ({record['mode']})"
+        f"modelled {sm['modelled_s']:.0f} s, wall {sm['wall_s']:.1f} s"
+        + (f" summed over {len(record['benches'])} benches" if several else "")
+        + f" ({record['mode']})"
     )
     for d in record["deviations"]:
         console.print(f"[yellow]deviation:[/] {d}")
     if run_dir is not None:
-        console.print(f"run folder: {run_dir}  (record.json, journal.jsonl, evidence/)")
+        console.print(f"run folder: {run_dir}  (record.json, benches/*/journal.jsonl, evidence/)")
 
 
-def _run_pack(run_dir: Path) -> Path | None:
-    """The pack a run was started with, from its journal's start record (None if unreadable:
-    the campaign then refuses the resume and says why)."""
-    from stslab.journal import JournalError, iter_journal
+def _resume_plan(run_dir: Path) -> tuple[Path | None, int]:
+    """The pack a run was started with and how many of its benches did not finish."""
+    from stslab.run import RunError, RunPlan, shard_states
 
     try:
-        first = next(iter(iter_journal(run_dir / "journal.jsonl")), None)
-    except JournalError:
-        return None
-    if first is None or first.kind != "start":
-        return None
-    return Path(first.data["config"]["pack"])
+        plan = RunPlan.read(run_dir)
+        left = [n for n, st in shard_states(run_dir, plan).items() if st != "finished"]
+    except RunError as exc:
+        raise ArgumentError("--resume", str(exc)) from None
+    if not left:
+        raise ArgumentError("--resume", f"{run_dir}: the run already finished")
+    pack = plan.config.get("pack")
+    return (Path(pack) if pack else None), len(left)

@@ -146,23 +146,34 @@ def report(
 
 
 def _check_journal(record: dict[str, Any], run_dir: Path) -> str | None:
-    """Check the record against the run's journal (chain intact, same head and length): the
-    sentence the report gives about it, or None when the run folder has no journal."""
+    """Check the record against the run's journals, one per bench (each chain intact, same
+    head and length): the sentence the report gives about them, or None when the run folder
+    has none."""
     from stslab.journal import JournalError, read_journal
 
-    path = run_dir / "journal.jsonl"
-    if not path.exists():
+    listed = record.get("journals")
+    if listed is None:  # a one-journal record (schema 1)
+        listed = [{"file": "journal.jsonl", **record.get("journal", {})}]
+    checked = []
+    for j in listed:
+        path = run_dir / str(j.get("file", ""))
+        if not path.is_file() or run_dir.resolve() not in path.resolve().parents:
+            continue
+        try:
+            entries = read_journal(path)
+        except JournalError as exc:
+            raise ArgumentError("RUN_DIR", f"the journal does not verify: {exc}") from None
+        if not entries or entries[-1].hash != j.get("head") or len(entries) != j.get("records"):
+            raise ArgumentError("RUN_DIR", f"{run_dir / 'record.json'} does not match {path} "
+                                "(the journal has records the record does not)")  # fmt: skip
+        checked.append(j)
+    if not checked:
         return None
-    try:
-        entries = read_journal(path)
-    except JournalError as exc:
-        raise ArgumentError("RUN_DIR", f"the journal does not verify: {exc}") from None
-    head = record.get("journal", {}).get("head")
-    count = record.get("journal", {}).get("records")
-    if not entries or entries[-1].hash != head or len(entries) != count:
-        raise ArgumentError("RUN_DIR", f"{run_dir / 'record.json'} does not match {path} "
-                            "(the journal has records the record does not)")  # fmt: skip
-    return f"{len(entries)} hash-chained journal records, head {head}, checked at issue"
+    if len(checked) == 1:
+        j = checked[0]
+        return f"{j['records']} hash-chained journal records, head {j['head']}, checked at issue"
+    heads = "; ".join(f"{j['file']}: {j['records']} records, head {j['head']}" for j in checked)
+    return f"{len(checked)} hash-chained journals, one per bench ({heads}), checked at issue"
 
 
 def _signer(mode: str, p12: Path | None, key: Path | None, cert: Path | None,

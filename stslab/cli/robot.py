@@ -2,7 +2,7 @@
 
 The suites use the :mod:`stslab.robot` keyword library; the command's options reach it as
 ``${STSLAB_*}`` variables, which override the suites' own settings. Robot's output.xml,
-log.html and report.html are moved into the campaign's run folder beside journal.jsonl and
+log.html and report.html are moved into the campaign's run folder beside the bench journals and
 record.json, and the record's summary is printed.
 """
 

@@ -22,7 +22,7 @@ def selftest_command(
     select: Annotated[
         list[str] | None, typer.Option("--select", "-k", help="Only scenario ids containing this.")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Parallel SimLab processes.")] = 2,
+    workers: Annotated[int, typer.Option(help="Parallel SimLab runs (pytest-xdist workers).")] = 2,
     no_reference: Annotated[
         bool, typer.Option("--no-reference", help="Skip the reference meter run.")
     ] = False,

@@ -273,12 +273,12 @@ def test_evidence_frames_are_files_named_by_their_hash(run: Run) -> None:
 
 
 def test_the_journal_holds_evidence_by_hash_only(run: Run) -> None:
-    text = (run.directory / "journal.jsonl").read_text()
+    text = (run.directory / "benches/simlab-1/journal.jsonl").read_text()
     assert '"png"' not in text
     assert "iVBORw0KGgo" not in text  # a base64 PNG header
     frames = [
         ev
-        for e in read_journal(run.directory / "journal.jsonl")
+        for e in read_journal(run.directory / "benches/simlab-1/journal.jsonl")
         if e.kind == "step"
         for ev in e.data["evidence"]
     ]
@@ -301,8 +301,12 @@ def test_the_record_adds_up(run: Run) -> None:
     assert [s["outcome"] for s in record["scenarios"]] == [
         r.outcome.value for r in run.results.values()
     ]
-    entries = read_journal(run.directory / "journal.jsonl")
-    assert record["journal"] == {"records": len(entries), "head": entries[-1].hash}
+    entries = read_journal(run.directory / "benches/simlab-1/journal.jsonl")
+    assert record["journals"] == [{"file": "benches/simlab-1/journal.jsonl",
+                                   "records": len(entries), "head": entries[-1].hash}]  # fmt: skip
+    assert [(s["bench"], s["sample"]) for s in record["scenarios"]] == [
+        ("simlab-1", record["dut"]["serial"])
+    ] * len(PACK)
     assert record["complete"] is True
     assert record["interruptions"] == []
     assert record["bench"]["simulated"] is True
@@ -311,7 +315,7 @@ def test_the_record_adds_up(run: Run) -> None:
 
 def test_the_record_never_holds_the_vending_key(run: Run) -> None:
     text = (run.directory / "record.json").read_text() + (
-        run.directory / "journal.jsonl"
+        run.directory / "benches/simlab-1/journal.jsonl"
     ).read_text()
     assert "abababababababab" not in text.lower()
     assert run.record["dut"]["key_fingerprint"]
@@ -370,7 +374,7 @@ def test_a_scenario_that_does_not_apply_is_skipped_with_the_reason(tmp_path: Pat
     assert card.outcome is Outcome.SKIP
     assert card.skip_reason == "the meter declares no card carrier"
     assert card.steps == []
-    entries = read_journal(campaign.run.directory / "journal.jsonl")
+    entries = read_journal(campaign.run.directory / "benches/simlab-1/journal.jsonl")
     (end,) = [e for e in entries if e.kind == "scenario_end" and e.data["id"] == "T-CARD-001"]
     assert end.data["outcome"] == "SKIP"
     assert end.data["skip_reason"] == "the meter declares no card carrier"

@@ -64,8 +64,10 @@ def test_a_passing_campaign_exits_0_and_leaves_a_complete_run_folder(
     printed = capsys.readouterr().out
     assert code == 0
     run = only_run(out)
-    assert {p.name for p in run.iterdir()} >= {"record.json", "journal.jsonl", "bench.yaml",
-                                               "evidence", "ledger"}  # fmt: skip
+    assert {p.name for p in run.iterdir()} >= {"record.json", "run.json", "benches", "evidence",
+                                               "ledger"}  # fmt: skip
+    assert {p.name for p in (run / "benches" / "simlab-1").iterdir()} == {"journal.jsonl",
+                                                                          "bench.yaml"}  # fmt: skip
     assert (run / "evidence").is_dir()
     assert list((run / "ledger").glob("*.json"))
     record = json.loads((run / "record.json").read_text())

@@ -19,10 +19,12 @@ import yaml
 
 from stslab.cli import main
 from stslab.journal import Journal, JournalError, read_journal
+from stslab.run import journal_path
 from stslab.session import Campaign, CampaignConfig, CampaignError
 from tests.stslab.test_pack import write_pack
 
 REPO = Path(__file__).resolve().parents[2]
+BENCH = "simlab-1"  # a one-bench run's bench
 KILL_DEADLINE_S = 90.0  # interpreter start, SimLab start and one scenario on a busy machine
 
 #: A credit token, then a wait on the bench clock (1 s real at speed 4: the kill lands there).
@@ -82,12 +84,12 @@ def _kill_during_a_later_scenario(pack: Path, out: Path) -> Path:
         deadline = time.monotonic() + KILL_DEADLINE_S
         while time.monotonic() < deadline:
             assert proc.poll() is None, "certify ended before it could be killed"
-            journals = list(out.glob("*/journal.jsonl"))
+            journals = list(out.glob("*/benches/*/journal.jsonl"))
             entries = _entries(journals[0]) if journals else []
             if _inside_a_later_scenario(entries):
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(timeout=10)
-                return journals[0].parent
+                return journals[0].parents[2]
             time.sleep(0.05)
         raise AssertionError("certify never reached a later scenario")
     finally:
@@ -98,7 +100,7 @@ def _kill_during_a_later_scenario(pack: Path, out: Path) -> Path:
 
 def _remove_killed_simlab(run: Path) -> None:
     """The killed child could not remove its SimLab folder (pty links, segment map)."""
-    bench = yaml.safe_load((run / "bench.yaml").read_text())
+    bench = yaml.safe_load((run / "benches" / BENCH / "bench.yaml").read_text())
     folder = Path(bench["instruments"]["keypad"]["address"]).parent
     if folder.name.startswith("stslab-sim-") and folder.parent == Path(tempfile.gettempdir()):
         shutil.rmtree(folder, ignore_errors=True)
@@ -111,7 +113,7 @@ def killed_and_resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
                                       for n in (1, 2, 3)})  # fmt: skip
     run = _kill_during_a_later_scenario(pack, base / "runs")
     _remove_killed_simlab(run)
-    before = read_journal(run / "journal.jsonl")  # a killed run's journal still verifies
+    before = read_journal(journal_path(run, BENCH))  # a killed run's journal still verifies
     assert not (run / "record.json").exists()
     started = [e.data["scenario"] for e in before if e.kind == "scenario_start"]
     ended = [e.data["id"] for e in before if e.kind == "scenario_end"]
@@ -119,7 +121,7 @@ def killed_and_resumed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     code = main(["certify", "--resume", str(run), "--pack", str(pack), "--quiet"])
     record = json.loads((run / "record.json").read_text())
     return {"run": run, "code": code, "before": before, "record": record, "cut": cut,
-            "ended": ended, "after": read_journal(run / "journal.jsonl")}  # fmt: skip
+            "ended": ended, "after": read_journal(journal_path(run, BENCH))}  # fmt: skip
 
 
 def test_a_killed_run_resumes_to_a_result(killed_and_resumed: dict) -> None:
@@ -153,7 +155,7 @@ def test_the_journal_chain_holds_across_the_resume(killed_and_resumed: dict) -> 
     kinds = [e.kind for e in after[len(before) :]]
     assert kinds[:2] == ["resume", "reestablished"]
     assert kinds[-1] == "end"
-    assert killed_and_resumed["record"]["journal"]["head"] == after[-1].hash
+    assert killed_and_resumed["record"]["journals"][0]["head"] == after[-1].hash
 
 
 def test_tids_keep_rising_across_the_resume(killed_and_resumed: dict) -> None:
@@ -200,13 +202,13 @@ def interrupted(interrupted_once: Path, tmp_path: Path) -> Path:
 
 def _finish(run: Path) -> None:
     """Mark the run finished, as ``Campaign.finish`` does."""
-    with Journal(run / "journal.jsonl") as journal:
+    with Journal(journal_path(run, BENCH)) as journal:
         journal.append("end", {"at": "2026-01-01T00:00:00+00:00", "teardown_problems": [],
                                "complete": False})  # fmt: skip
 
 
 def _pack_of(run: Path) -> Path:
-    return Path(read_journal(run / "journal.jsonl")[0].data["config"]["pack"])
+    return Path(read_journal(journal_path(run, BENCH))[0].data["config"]["pack"])
 
 
 def test_a_resume_takes_the_pack_from_the_run(
@@ -219,7 +221,7 @@ def test_a_resume_takes_the_pack_from_the_run(
 
 
 def test_a_resume_of_a_damaged_journal_is_refused(interrupted: Path) -> None:
-    path = interrupted / "journal.jsonl"
+    path = journal_path(interrupted, BENCH)
     lines = path.read_bytes().splitlines(keepends=True)
     lines[2] = lines[2].replace(b'"setup"', b'"setuq"')
     path.write_bytes(b"".join(lines))
@@ -233,25 +235,28 @@ def test_a_resume_of_a_damaged_journal_is_refused(interrupted: Path) -> None:
 
 def test_a_resume_of_a_finished_run_is_refused(interrupted: Path) -> None:
     _finish(interrupted)
-    finished = (interrupted / "journal.jsonl").read_bytes()
+    finished = (journal_path(interrupted, BENCH)).read_bytes()
     with pytest.raises(CampaignError, match="the run already finished"):
         Campaign(CampaignConfig(), resume=interrupted).open()
-    assert (interrupted / "journal.jsonl").read_bytes() == finished
+    assert (journal_path(interrupted, BENCH)).read_bytes() == finished
 
 
-def test_a_resume_without_a_start_record_is_refused(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "journal.jsonl").write_bytes(b"")
+def test_a_resume_without_a_start_record_is_refused(interrupted: Path) -> None:
+    journal_path(interrupted, BENCH).write_bytes(b"")
     with pytest.raises(CampaignError, match="no start record"):
-        Campaign(CampaignConfig(), resume=run).open()
+        Campaign(CampaignConfig(), resume=interrupted).open()
+
+
+def test_a_folder_that_is_not_a_run_is_not_resumed(tmp_path: Path) -> None:
+    with pytest.raises(CampaignError, match="not a run folder"):
+        Campaign(CampaignConfig(), resume=tmp_path).open()
 
 
 @pytest.mark.parametrize("damage", ["edit", "finish"])
 def test_certify_says_why_it_will_not_resume(
     interrupted: Path, capsys: pytest.CaptureFixture[str], damage: str
 ) -> None:
-    path = interrupted / "journal.jsonl"
+    path = journal_path(interrupted, BENCH)
     pack = _pack_of(interrupted)
     if damage == "edit":
         path.write_bytes(path.read_bytes().replace(b'"setup"', b'"setuq"', 1))

@@ -265,9 +265,9 @@ def test_the_record_adds_up_and_the_journal_verifies(run: RobotRun) -> None:
     assert summary["steps"] == sum(len(s["steps"]) for s in record["scenarios"])
     assert record["config"]["speed"] == 2.0  # the variable overrides the import's speed=7
     assert record["finished"] is not None and record["complete"] is True
-    entries = read_journal(run.run_dir / "journal.jsonl")
+    entries = read_journal(run.run_dir / "benches/simlab-1/journal.jsonl")
     assert entries[-1].kind == "end" and entries[-1].data["teardown_problems"] == []
-    rebuilt = build_record(run.run_dir / "journal.jsonl")
+    rebuilt = build_record(run.run_dir)
     assert rebuilt["scenarios"] == record["scenarios"]
     assert run.status == 4  # Robot counts FAIL and ERROR tests alike as failed
 
@@ -500,7 +500,13 @@ def test_stslab_robot_runs_a_suite_into_the_run_folder(
                 str(pack), "--speed", "2", "--quiet")  # fmt: skip
     assert code == 0
     (run_dir,) = (tmp_path / "runs").iterdir()  # the staging folder is gone
-    for name in ("output.xml", "log.html", "report.html", "journal.jsonl", "record.json"):
+    for name in (
+        "output.xml",
+        "log.html",
+        "report.html",
+        "benches/simlab-1/journal.jsonl",
+        "record.json",
+    ):
         assert (run_dir / name).exists(), name
     record = json.loads((run_dir / "record.json").read_text())
     assert [s["id"] for s in record["scenarios"]] == ["RBT-CLI-001"]

@@ -36,7 +36,8 @@ KILLED, SURVIVOR = "accepts-used", "mpl-not-enforced"
 def rows(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SelftestRow]:
     pack = write_pack(tmp_path_factory.mktemp("selftest") / "pack",
                       {"1-used.yaml": USED_SCENARIO, "2-credit.yaml": CREDIT_SCENARIO})  # fmt: skip
-    result = selftest([KILLED, SURVIVOR], pack, speed=2.0, workers=1)
+    # two workers: the defects' runs go through pytest-xdist
+    result = selftest([KILLED, SURVIVOR], pack, speed=2.0, workers=2)
     return {row.defect: row for row in result}
 
 
@@ -66,6 +67,15 @@ def test_a_defect_the_pack_does_not_test_survives(rows: dict[str, SelftestRow]) 
     assert not row.ok
     assert row.killed_by == []
     assert row.scenarios_run == 2
+
+
+def test_one_worker_gives_the_same_rows_in_process(
+    rows: dict[str, SelftestRow], tmp_path: Path
+) -> None:
+    pack = write_pack(tmp_path / "pack", {"1-used.yaml": USED_SCENARIO,
+                                          "2-credit.yaml": CREDIT_SCENARIO})  # fmt: skip
+    (row,) = selftest([KILLED], pack, speed=2.0, workers=1, include_reference=False)
+    assert (row.killed_by, row.scenarios_run) == (rows[KILLED].killed_by, 1)
 
 
 def test_a_reference_meter_that_fails_is_not_ok() -> None:
