@@ -61,7 +61,7 @@ def test_report_then_verify(
     assert (dev_dir / "ca.pem").exists()
     html = pdf.with_suffix(".html").read_text()
     assert f"Report STS-{record['run_id']}-R1" in html
-    journal = record["journal"]
+    (journal,) = record["journals"]
     assert (f"Journal {journal['records']} hash-chained journal records, head {journal['head']}, "
             "checked at issue.") in " ".join(page_texts(pdf.read_bytes()))  # fmt: skip
     assert int(ET.parse(junit).getroot().get("tests", "0")) == record["summary"]["scenarios"]
@@ -183,7 +183,8 @@ def test_an_accredited_report_needs_the_lab_certificate_and_its_password_from_th
 def test_a_record_its_journal_does_not_bear_out_makes_no_report(
     run_dir: Path, dev_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    journal = run_dir / "journal.jsonl"
+    record_json = json.loads((run_dir / "record.json").read_text())
+    journal = run_dir / record_json["journals"][0]["file"]
     good = journal.read_bytes()
     lines = good.splitlines(keepends=True)
     edited = json.loads(lines[2])
@@ -194,7 +195,7 @@ def test_a_record_its_journal_does_not_bear_out_makes_no_report(
     assert (code, err) == (2, f"stslab: error: RUN_DIR: the journal does not verify: {journal}:3: "
                               "record altered (hash does not match)\n")  # fmt: skip
     journal.write_bytes(good)
-    rewrite_record(run_dir, lambda r: r["journal"].update(head="f" * 64))
+    rewrite_record(run_dir, lambda r: r["journals"][0].update(head="f" * 64))
     code, _out, err = _run(["report", str(run_dir)], capsys)
     record = run_dir / "record.json"
     assert (code, err) == (2, f"stslab: error: RUN_DIR: {record} does not match {journal} "
