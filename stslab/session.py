@@ -273,7 +273,7 @@ class Campaign:
     def open(self) -> Campaign:
         if self._sim is not None or self._drivers_cm is not None:
             raise CampaignError("the campaign is already open")
-        self.prepare()
+        self.load_inputs()
         if self._run_dir is None and self.shard is None:
             self.shard = plan_shards(self.config, [self.config.bench])[0]
         self.profile = _sample_profile(self.profile, self.shard)

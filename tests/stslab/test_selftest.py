@@ -90,8 +90,10 @@ def test_the_cli_prints_the_kill_matrix_and_fails_on_a_survivor(
 ) -> None:  # fmt: skip
     asked: dict = {}
 
-    def recorded(defects: list[str], pack: Path, *args: object) -> list[SelftestRow]:
-        asked.update(defects=defects, pack=pack, args=args)
+    def recorded(
+        defects: list[str], pack: Path, *args: object, **kwargs: object
+    ) -> list[SelftestRow]:
+        asked.update(defects=defects, pack=pack, args=args, kwargs=kwargs)
         return list(rows.values())
 
     monkeypatch.setattr("stslab.selftest.selftest", recorded)

@@ -82,3 +82,17 @@ def test_pytest_runs_the_pack_on_virtual_time(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "9 passed" in proc.stdout
+
+
+def test_several_virtual_benches_share_one_run(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    code = main(["certify", "--bench", "virtual", "-n", "2", "-k", "STS-TID", "-k", "STS-RO",
+                 "--out", str(out), "--quiet", "--no-report"])  # fmt: skip
+    assert code == 0
+    (run,) = out.iterdir()
+    record = json.loads((run / "record.json").read_text())
+    assert len(record["benches"]) == 2
+    ran_on = {s["bench"] for s in record["scenarios"]}
+    assert len(ran_on) == 2  # both benches had work
+    assert {s["outcome"] for s in record["scenarios"]} == {"PASS"}
+    assert len(record["scenarios"]) == 10
