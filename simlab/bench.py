@@ -46,7 +46,44 @@ DRIVERS = {
 }
 
 
-class SimBench:
+class SimulatedBench:
+    """What every SimLab bench offers besides its devices: the bench file that describes it,
+    and the side door to the meter's true state."""
+
+    #: The bench's name in its bench file and the record; the drivers that reach its roles.
+    bench_name = "simlab"
+    drivers: dict[str, str] = DRIVERS
+    file_header = "# Written by stslab sim: SimLab's simulated bench.\n"
+    speed: float
+    segment_map_path: Path
+    meter: SimMeter
+
+    def addresses(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def bench_document(self, profile_path: str | None = None) -> dict[str, Any]:
+        """The bench file (as data) describing this simulated bench."""
+        return describe_bench(
+            self.bench_name,
+            self.drivers,
+            self.addresses(),
+            self.segment_map_path,
+            clock_speed=self.speed,
+            profile_path=profile_path,
+        )
+
+    def write_bench_file(self, path: str | Path, profile_path: str | None = None) -> Path:
+        path = Path(path)
+        text = self.file_header + yaml.safe_dump(self.bench_document(profile_path), sort_keys=False)
+        path.write_text(text)
+        return path
+
+    def true_state(self) -> MeterSnapshot:
+        """The meter's real state, as no harness can see it (side door: SimLab only)."""
+        return self.meter.snapshot()
+
+
+class SimBench(SimulatedBench):
     """A complete simulated bench around one simulated meter.
 
     ``profile``: a :class:`MeterProfile` (default: the built-in default meter). ``speed``: the
@@ -196,31 +233,6 @@ class SimBench:
             "source": self.source.resource,
             "load": self.load.resource,
         }
-
-    def bench_document(self, profile_path: str | None = None) -> dict[str, Any]:
-        """The bench file (as data) describing this simulated bench."""
-        return describe_bench(
-            "simlab",
-            DRIVERS,
-            self.addresses(),
-            self.segment_map_path,
-            clock_speed=self.speed,
-            profile_path=profile_path,
-        )
-
-    def write_bench_file(self, path: str | Path, profile_path: str | None = None) -> Path:
-        path = Path(path)
-        text = "# Written by stslab sim: SimLab's simulated bench.\n" + yaml.safe_dump(
-            self.bench_document(profile_path), sort_keys=False
-        )
-        path.write_text(text)
-        return path
-
-    # -- side door (SimLab only) ----------------------------------------------------------
-
-    def true_state(self) -> MeterSnapshot:
-        """The meter's real state, as no harness can see it."""
-        return self.meter.snapshot()
 
     def fault(self, role: str) -> TransportFaults:
         """The transport faults of one device (set attributes to inject, ``clear()`` to heal)."""

@@ -39,7 +39,6 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pyvisa import constants
 from pyvisa.errors import VisaIOError
 
@@ -60,10 +59,10 @@ from instruments.scpi.analyzer import Wt300Analyzer
 from instruments.scpi.load import Chroma63800Load
 from instruments.scpi.source import Chroma61500Source
 from instruments.segment_map import SegmentMap
-from simlab.bench import describe_bench
+from simlab.bench import SimulatedBench
 from simlab.clock import VirtualClock
 from simlab.lcd import NOISE_LEVELS, DisplayState, frame_geometry, render
-from simlab.meter import MeterSnapshot, SimMeter, create_meter, load_model
+from simlab.meter import SimMeter, create_meter, load_model
 from simlab.meter_io import WriteStatus
 from simlab.plant import LoadRating, Plant
 from simlab.scpi.chroma_61500 import Chroma61500
@@ -99,11 +98,13 @@ _BENCHES_LOCK = threading.Lock()
 _IDS = itertools.count(1)
 
 
-class VirtualBench:
+class VirtualBench(SimulatedBench):
     """A SimLab bench on virtual time. Same arguments as :class:`simlab.bench.SimBench`,
     without a clock speed."""
 
-    name = "SimLab on virtual time"
+    bench_name = "SimLab on virtual time"
+    drivers = DRIVERS
+    file_header = "# SimLab on virtual time (in process).\n"
 
     def __init__(
         self,
@@ -214,31 +215,6 @@ class VirtualBench:
 
     def addresses(self) -> dict[str, str]:
         return {role: f"{SCHEME}{self.id}/{role}" for role in DRIVERS}
-
-    def bench_document(self, profile_path: str | None = None) -> dict[str, Any]:
-        """The bench file (as data) describing this bench."""
-        return describe_bench(
-            self.name,
-            DRIVERS,
-            self.addresses(),
-            self.segment_map_path,
-            clock_speed=1.0,
-            profile_path=profile_path,
-        )
-
-    def write_bench_file(self, path: str | Path, profile_path: str | None = None) -> Path:
-        path = Path(path)
-        text = "# SimLab on virtual time (in process).\n" + yaml.safe_dump(
-            self.bench_document(profile_path), sort_keys=False
-        )
-        path.write_text(text)
-        return path
-
-    # -- side door (SimLab only) ----------------------------------------------------------
-
-    def true_state(self) -> MeterSnapshot:
-        """The meter's real state, as no harness can see it."""
-        return self.meter.snapshot()
 
 
 def bench_at(address: str) -> tuple[VirtualBench, str]:
