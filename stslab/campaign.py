@@ -9,10 +9,11 @@ are recorded. Every step result goes to the journal as it happens.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -397,17 +398,9 @@ class Runner:
         via = step.via or carrier
         try:
             before = self._before(step.expect)
-            handler = getattr(self, f"_do_{step.do}")
-            self._acted()
-            if self._needs_watch(step):
-                self._watch = watch_display(self.bench.get("display"))
-                self._watch.wait_first()  # know what the display shows before the entry
-            self._inject_started = None
-            self._step_started = None
-            self._relay_anchor = self.clock.monotonic()
-            handler(step, via, res, tids)
-            if step.expect is not None:
-                self._judge(step.expect, before, res)
+            with self.action(step, via, res, tids, watch=self._needs_watch(step)):
+                if step.expect is not None:
+                    self._judge(step.expect, before, res)
         except MintError as exc:
             res.outcome, res.error = Outcome.ERROR, f"cannot mint: {exc}"
         except (InstrumentError, StepFault) as exc:
@@ -415,13 +408,44 @@ class Runner:
         except ValueError as exc:  # a driver refused an argument before sending it
             res.outcome, res.error = Outcome.ERROR, f"refused by the driver: {exc}"
         finally:
-            self._finish_watch(res)
             self._relay_anchor = None
         if res.outcome is not Outcome.ERROR:
             res.outcome = worst([c.outcome for c in res.checks]) if res.checks else Outcome.PASS
         res.duration_s = time.perf_counter() - t0
         res.modelled_s = self.clock.now() - m0
         return res
+
+    @contextlib.contextmanager
+    def action(
+        self, step: Any, via: str, res: StepResult, tids: dict, *, watch: bool
+    ) -> Iterator[None]:
+        """Take ``step``'s action and read the meter's answer to each entry; inside the block,
+        judge it. Every front end (a scenario step, a Robot keyword) acts through here, so an
+        answer is told from a message still lingering from the step before by one rule.
+
+        Readings taken before are stale. With ``watch`` the display is recorded from before
+        the action: its first reading is known before the entry begins, so a result message
+        left from the step before is not taken for this entry's answer. The relay window
+        opens at the action and moves to the end of its last entry; after an entry it stays
+        open past the block (a later check on the load switch counts from the entry, as a
+        step's own expectation does) until the next action."""
+        handler = getattr(self, f"_do_{step.do}")
+        self._acted()
+        self._relay_anchor = None
+        if watch:
+            self._watch = watch_display(self.bench.get("display"))
+            self._watch.wait_first()  # know what the display shows before the entry
+        self._inject_started = None
+        self._step_started = None
+        self._lingering = None
+        try:
+            self._relay_anchor = self.clock.monotonic()
+            handler(step, via, res, tids)
+            yield
+        finally:
+            self._finish_watch(res)
+            if step.do not in ENTRY_STEPS:
+                self._relay_anchor = None
 
     def _do_token(self, step: TokenStep, via: str, res: StepResult, tids: dict) -> None:
         minted = self.factory.mint(step.token, tids)

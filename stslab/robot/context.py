@@ -16,7 +16,7 @@ from typing import Any
 from robot.api import logger
 
 from instruments.base import InstrumentError
-from stslab.campaign import Outcome, ScenarioResult, StepFault, StepResult, watch_display, worst
+from stslab.campaign import Outcome, ScenarioResult, StepFault, StepResult, worst
 from stslab.factory import MintError
 from stslab.robot.faults import BenchFault, CampaignFault, FatalBenchFault
 from stslab.robot.settings import RUN_METADATA, VARIABLES, CampaignSettings
@@ -295,6 +295,7 @@ class CampaignContext:
         try:
             if action:
                 runner._acted()
+                runner._relay_anchor = None  # the last entry's relay window closes with an action
                 self._read_credit_before(res)
                 runner._acted()
                 self.last = None
@@ -345,18 +346,14 @@ class CampaignContext:
         return carrier or self.opened_with.carrier or self.campaign.profile.carriers[0]
 
     def perform(self, step: Any, via: str, res: StepResult, *, entry: bool) -> None:
-        """The Runner's action for ``step``, without judging; through an entry the display is
-        watched (the meter shows its answer for a few seconds only, and the check keyword
-        comes later)."""
+        """The Runner's action for ``step``, without judging. An entry is watched on the
+        display (the check keyword comes later, and the meter shows its answer only for a
+        few seconds) by the rule a scenario step uses."""
         assert self.campaign is not None
         runner = self.campaign.runner
-        if entry and "display" in runner.bench.drivers:
-            runner._watch = watch_display(runner.bench.get("display"))
-        runner._inject_started = None
-        try:
-            getattr(runner, f"_do_{step.do}")(step, via, res, self.target().tids)
-        finally:
-            runner._finish_watch(res)
+        watch = entry and "display" in runner.bench.drivers
+        with runner.action(step, via, res, self.target().tids, watch=watch):
+            pass
 
     def remember_entry(self, res: StepResult) -> None:
         """Keep the meter's answer to this entry for the check keywords that follow."""
