@@ -53,9 +53,13 @@ class StsLab(DynamicCore):
     = Observing after an entry =
 
     An entry keyword (`Enter Token`, `Mint And Enter Token`, `Enter Key Change`,
-    `Press Keys`) watches the display through the entry (the meter shows its answer only for
-    a few seconds) and reads the result register; `Result Should Be` and
-    `Display Should Show` judge those readings until the next action.
+    `Press Keys`) takes its action through the campaign runner, as a pack scenario's step
+    does: it watches the display from before the entry (the meter shows its answer only for
+    a few seconds, and a message still shown from the entry before is not this entry's
+    answer) and reads the result register; `Result Should Be` and `Display Should Show`
+    judge those readings until the next action. `Load Switch Should Be` right after an entry
+    counts its window from the end of the entry, as a scenario's ``relay`` expectation does;
+    after any other action, from its own call.
     Actions read the credit first, so `Credit Change Should Be` judges the change across the
     last action.
 

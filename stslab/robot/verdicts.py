@@ -142,7 +142,8 @@ class VerdictKeywords(KeywordGroup):
     @keyword("Load Switch Should Be")
     def load_switch_should_be(self, state: RelayState, within: float = 5.0) -> None:
         """Judges the load switch: ``open`` or ``closed`` within ``within`` seconds of bench
-        time (inferred from load-side voltage and current, with hysteresis).
+        time (inferred from load-side voltage and current, with hysteresis). The window counts
+        from the end of the last entry when no action came since, else from this call.
 
         | Load Switch Should Be    open    within=60
         """
