@@ -417,7 +417,14 @@ class Runner:
 
     @contextlib.contextmanager
     def action(
-        self, step: Any, via: str, res: StepResult, tids: dict, *, watch: bool
+        self,
+        step: Any,
+        via: str,
+        res: StepResult,
+        tids: dict,
+        *,
+        watch: bool,
+        keep_watching: bool = False,
     ) -> Iterator[None]:
         """Take ``step``'s action and read the meter's answer to each entry; inside the block,
         judge it. Every front end (a scenario step, a Robot keyword) acts through here, so an
@@ -428,8 +435,12 @@ class Runner:
         left from the step before is not taken for this entry's answer. The relay window
         opens at the action and moves to the end of its last entry; after an entry it stays
         open past the block (a later check on the load switch counts from the entry, as a
-        step's own expectation does) until the next action."""
+        step's own expectation does) until the next action. With ``keep_watching`` the display
+        watch of an entry goes on past the block too, until the next action, so a check that
+        comes later (a Robot keyword) judges what the display showed after the entry by the
+        rule a step's own expectation uses."""
         handler = getattr(self, f"_do_{step.do}")
+        self.stop_watching()
         self._acted()
         self._relay_anchor = None
         if watch:
@@ -443,9 +454,18 @@ class Runner:
             handler(step, via, res, tids)
             yield
         finally:
-            self._finish_watch(res)
+            if keep_watching and step.do in ENTRY_STEPS:
+                self._note_watch(res)
+            else:
+                self._finish_watch(res)
             if step.do not in ENTRY_STEPS:
                 self._relay_anchor = None
+
+    def stop_watching(self) -> None:
+        """End a display watch kept past its entry (the next action, or the campaign, ends)."""
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.stop()
 
     def _do_token(self, step: TokenStep, via: str, res: StepResult, tids: dict) -> None:
         minted = self.factory.mint(step.token, tids)
@@ -865,10 +885,17 @@ class Runner:
         return chosen.text
 
     def _finish_watch(self, res: StepResult) -> None:
-        watch, self._watch = self._watch, None
+        watch = self._watch
         if watch is None:
             return
-        watch.stop()
+        self.stop_watching()
+        self._note_watch(res, watch)
+
+    def _note_watch(self, res: StepResult, watch: Any = None) -> None:
+        """What the display showed from the step's start, into the step's observations."""
+        watch = watch or self._watch
+        if watch is None:
+            return
         start = self._step_started or 0.0
         res.observations["display_sequence"] = [r.text for r in watch.since(start)]
         if watch.faults:

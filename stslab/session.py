@@ -674,6 +674,9 @@ class Campaign:
         return write_run_record(self.run.directory) if write_record else None
 
     def close(self) -> None:
+        runner = getattr(self, "runner", None)
+        if runner is not None:
+            runner.stop_watching()
         if self._drivers_cm is not None:
             try:
                 self.teardown()

@@ -155,6 +155,7 @@ class CampaignContext:
         self.last = None
         if test is None or self.campaign is None:
             return
+        self.campaign.runner.stop_watching()  # a test's entries are not watched into the next
         outcome = self._end_scenario(test, result)
         if outcome is None and test.pack_outcomes:
             outcome = worst(test.pack_outcomes)
@@ -294,6 +295,7 @@ class CampaignContext:
         m0 = runner.clock.now()
         try:
             if action:
+                runner.stop_watching()  # the last entry's watch ends with an action
                 runner._acted()
                 runner._relay_anchor = None  # the last entry's relay window closes with an action
                 self._read_credit_before(res)
@@ -352,7 +354,9 @@ class CampaignContext:
         assert self.campaign is not None
         runner = self.campaign.runner
         watch = entry and "display" in runner.bench.drivers
-        with runner.action(step, via, res, self.target().tids, watch=watch):
+        # The watch goes on after the entry: a text check that follows judges every display
+        # shown after it (a class-1 test sequence), as a step's own expectation does.
+        with runner.action(step, via, res, self.target().tids, watch=watch, keep_watching=True):
             pass
 
     def remember_entry(self, res: StepResult) -> None:

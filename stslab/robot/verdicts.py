@@ -69,7 +69,10 @@ class VerdictKeywords(KeywordGroup):
         """Judges the display: the meter's text for ``result`` (through the profile's display
         vocabulary) or a literal ``text``, compared as a seven-segment display shows them.
         A result is judged on the answer the display showed to the last entry (read now when
-        there was none); a literal text is read now.
+        there was none). A literal text is looked for among everything the display showed after
+        the last entry (a class-1 test sequence: the declared message and test display times
+        are waited out), as a scenario step's ``display_text`` is; read now when no entry came
+        since the last action.
 
         | Display Should Show    accept
         | Display Should Show    text=tA 1

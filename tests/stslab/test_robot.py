@@ -529,3 +529,37 @@ def test_stslab_robot_names_a_bad_argument(args: list[str], param: str) -> None:
     with pytest.raises(ArgumentError) as caught:
         _cli(*args)
     assert caught.value.param == param
+
+
+TEXT_AFTER_ENTRY = """\
+*** Settings ***
+Library    stslab.robot.StsLab    bench=virtual    carrier=port
+
+*** Test Cases ***
+A test display of the sequence the entry started
+    Mint And Enter Token    1    0    tests=all
+    Result Should Be    accept
+    Display Should Show    text=u 1.42
+
+A test display the sequence never shows
+    Mint And Enter Token    1    0    tests=all
+    Display Should Show    text=tA 1
+
+A text read now when no entry came before
+    Wait Seconds    120
+    Display Should Show    text=u 1.42
+"""
+
+
+def test_a_text_check_after_an_entry_judges_what_the_display_showed_after_it(
+    tmp_path: Path,
+) -> None:
+    suite = tmp_path / "text.robot"
+    suite.write_text(TEXT_AFTER_ENTRY)
+    _run_robot(suite, tmp_path / "robot", [f"STSLAB_OUT:{tmp_path / 'runs'}"])
+    tests = {t.name: t for t in ExecutionResult(str(tmp_path / "robot" / "output.xml")).suite.tests}
+    # Read when the keyword runs, the display still shows the Accept message: the sequence
+    # that follows is judged as a scenario step's display_text is.
+    assert tests["A test display of the sequence the entry started"].status == "PASS"
+    assert tests["A test display the sequence never shows"].status == "FAIL"
+    assert tests["A text read now when no entry came before"].status == "FAIL"
