@@ -11,14 +11,13 @@ campaign on the same meter mints tokens the meter will take. It is written atomi
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sts.tid import TID_LIMIT
 from sts.vending import KEN_NEVER_EXPIRES, TidAllocator
+from stslab.atomic import replace_file
 
 
 @dataclass(frozen=True)
@@ -112,16 +111,7 @@ class Ledger:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".ledger-")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_json(), fh, indent=1, sort_keys=True)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        replace_file(self.path, json.dumps(self.to_json(), indent=1, sort_keys=True).encode())
 
     def copy(self) -> Ledger:
         return replace(self, accepted=list(self.accepted))

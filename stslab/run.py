@@ -18,14 +18,13 @@ journal yet), *interrupted* (a journal without an end record) or *finished*.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from stslab.atomic import replace_file
 from stslab.journal import Entry, JournalError, read_journal
 
 RUN_PLAN = "run.json"
@@ -60,12 +59,7 @@ class RunPlan:
     def write(self, directory: Path) -> Path:
         doc = {**asdict(self), "shards": [asdict(s) for s in self.shards]}
         path = directory / RUN_PLAN
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".run-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        replace_file(path, json.dumps(doc, indent=1).encode())
         return path
 
     @classmethod

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import typing
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
@@ -24,6 +23,7 @@ from typing import Any, Literal
 
 from dut.profile import MeterProfile, ProfileError
 from instruments.base import InstrumentError
+from stslab.atomic import replace_file
 from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
 from stslab.clock import BenchClock, Clock
@@ -548,7 +548,7 @@ class Campaign:
             if png:
                 path = self.run.directory / "evidence" / f"{ev['sha256']}.png"
                 if not path.exists():
-                    _write_atomically(path, png)  # benches in other processes share evidence/
+                    replace_file(path, png, sync=False)  # benches share evidence/
                 ev["file"] = f"evidence/{path.name}"
         if self.on_step is not None:
             self.on_step(scenario, step)
@@ -702,7 +702,7 @@ def write_run_record(run_dir: Path) -> dict[str, Any]:
 
     record = build_record(run_dir)
     text = json.dumps(record, indent=1, sort_keys=True)
-    _write_atomically(run_dir / "record.json", text.encode())
+    replace_file(run_dir / "record.json", text.encode(), sync=False)
     return record
 
 
@@ -714,13 +714,6 @@ def _sample_profile(profile: MeterProfile, shard: Shard | None) -> MeterProfile:
         update={k: v for k, v in (("serial", shard.serial), ("pan", shard.pan)) if v}
     )
     return profile.model_copy(update={"meter": meter})
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
 
 
 def _now() -> str:
