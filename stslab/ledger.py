@@ -10,6 +10,7 @@ campaign on the same meter mints tokens the meter will take. It is written atomi
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -111,7 +112,9 @@ class Ledger:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(self.path, json.dumps(self.to_json(), indent=1, sort_keys=True).encode())
+        text = io.StringIO()
+        json.dump(self.to_json(), text, indent=1, sort_keys=True)
+        replace_file(self.path, text.getvalue().encode())
 
     def copy(self) -> Ledger:
         return replace(self, accepted=list(self.accepted))
