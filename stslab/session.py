@@ -172,11 +172,15 @@ def config_from_json(data: dict[str, Any]) -> CampaignConfig:
     return CampaignConfig(**values)
 
 
-def plan_shards(config: CampaignConfig, benches: list[str], count: int = 1) -> list[Shard]:
+def plan_shards(
+    config: CampaignConfig, benches: list[str], count: int = 1, *, job: Job | None = None
+) -> list[Shard]:
     """The benches of a run and the sample on each: ``count`` SimLab benches (``benches`` is
     ``["sim"]``), or one per bench file. The job's ``samples`` name each bench's sample;
-    SimLab samples without one get the profile's serial with ``-K`` appended."""
-    job = _load_job(config.job)
+    SimLab samples without one get the profile's serial with ``-K`` appended. ``job``: the
+    job already loaded (else it is read from ``config``)."""
+    job = job or _load_job(config.job)
+    model_serial: str | None = None
     if len(benches) == 1 and is_simlab(benches[0]):
         names = [f"simlab-{k}" for k in range(1, count + 1)]
         kinds = benches * count
@@ -206,7 +210,8 @@ def plan_shards(config: CampaignConfig, benches: list[str], count: int = 1) -> l
                 raise CampaignError(f"{config.job or 'the job'}: samples: names no sample "
                                     f"for bench {name!r} (several real benches need one "
                                     "each)")  # fmt: skip
-            serial = f"{load_dut(config.dut).meter.serial}-{name.rsplit('-', 1)[-1]}"
+            model_serial = model_serial or load_dut(config.dut).meter.serial
+            serial = f"{model_serial}-{name.rsplit('-', 1)[-1]}"
         if serial is not None and serial in serials:
             raise CampaignError(f"benches {serials[serial]!r} and {name!r} have the same sample "
                                 f"serial {serial!r}")  # fmt: skip
@@ -231,7 +236,7 @@ def _load_job(ref: str | None) -> Job:
     try:
         return load_job(ref) if ref else demo_job()
     except JobError as exc:
-        raise CampaignError(str(exc)) from None
+        raise InputError("--job", str(exc)) from None
 
 
 @dataclass
@@ -275,7 +280,7 @@ class Campaign:
             raise CampaignError("the campaign is already open")
         self.load_inputs()
         if self._run_dir is None and self.shard is None:
-            self.shard = plan_shards(self.config, [self.config.bench])[0]
+            self.shard = plan_shards(self.config, [self.config.bench], job=self.job)[0]
         self.profile = _sample_profile(self.profile, self.shard)
         if is_simlab(self.config.bench):
             self._start_sim()  # before the run folder: a meter SimLab cannot play changes nothing
@@ -311,11 +316,9 @@ class Campaign:
             self._prepare_resume()
         cfg = self.config
         self.profile = load_dut(cfg.dut)
-        try:
-            self.job: Job = load_job(cfg.job) if cfg.job else demo_job()
-        except JobError as exc:
-            raise InputError("--job", str(exc)) from None
-        self.scenarios = select_scenarios(load_pack(cfg.pack), cfg.select)
+        self.job: Job = _load_job(cfg.job)
+        self.pack_scenarios = load_pack(cfg.pack)  # the whole pack, selected or not
+        self.scenarios = select_scenarios(self.pack_scenarios, cfg.select)
         self.pack = self._check_pack()
         if cfg.mode == "accredited" and is_simlab(cfg.bench):
             raise CampaignError("accredited mode needs a real bench, not SimLab")
@@ -348,8 +351,7 @@ class Campaign:
         if self._run_dir is not None:
             self.run = RunInfo(self._plan.run_id, self._run_dir, resumed=int(self.resuming))
         else:
-            if self.shard is None:
-                self.shard = plan_shards(self.config, [self.config.bench])[0]
+            assert self.shard is not None  # planned when the campaign opened
             ids = [s.id for s in self.scenarios]
             self.run = start_run(self.config, [self.shard], ids)
             self._plan = RunPlan.read(self.run.directory)
@@ -414,8 +416,8 @@ class Campaign:
             except (InstrumentError, NotImplementedError) as exc:
                 raise CampaignError(f"{role}: cannot identify the instrument: {exc}") from None
         # SimLab on virtual time owns the clock; any other bench runs on real time.
-        clock: Clock = getattr(self._sim, "clock", None) if self.config.bench == "virtual" else None
-        clock = clock or BenchClock(self.bench.clock_speed)
+        virtual = self._sim is not None and self.config.bench == "virtual"
+        clock: Clock = self._sim.clock if virtual else BenchClock(self.bench.clock_speed)
         relay = None
         if "analyzer" in self.drivers:
             from instruments.relay import RelayProbe
