@@ -252,6 +252,10 @@ class DisplayWatch:
     def since(self, t: float) -> list[Any]:
         return [r for done, r in self.readings if done >= t]
 
+    def wait_change(self, deadline: float) -> None:
+        """Let the reading thread work a poll interval (never past ``deadline``)."""
+        time.sleep(max(0.0, min(0.01, deadline - time.monotonic())))
+
 
 def watch_display(display: Any) -> Any:
     """A running watch on ``display``: the reader's own when it has one (SimLab's virtual
@@ -454,8 +458,8 @@ class Runner:
             handler(step, via, res, tids)
             yield
         finally:
-            if keep_watching and step.do in ENTRY_STEPS:
-                self._note_watch(res)
+            if keep_watching and step.do in ENTRY_STEPS and self._watch is not None:
+                self._note_watch(res, self._watch)
             else:
                 self._finish_watch(res)
             if step.do not in ENTRY_STEPS:
@@ -846,17 +850,9 @@ class Runner:
             texts = [canonical_text(r.text) for r in self._watch.since(start)]
             if any(self._vocabulary.get(t) and t != lingering for t in texts):
                 break
-            self._watch_pause(deadline)
+            # A poll interval, or on virtual time until the display can next change.
+            self._watch.wait_change(deadline)
         return self._watch.since(start)
-
-    def _watch_pause(self, deadline: float) -> None:
-        """Give the watch time to record more: a poll interval, or on virtual time until the
-        next moment the display can change (the watch knows it)."""
-        until_change = getattr(self._watch, "wait_change", None)
-        if until_change is not None:
-            until_change(deadline)
-        else:
-            self.clock.pause(0.01)
 
     def _post_entry_readings_all(self) -> list[Any]:
         """Everything shown after the entry, waiting the whole declared display time."""
@@ -891,11 +887,8 @@ class Runner:
         self.stop_watching()
         self._note_watch(res, watch)
 
-    def _note_watch(self, res: StepResult, watch: Any = None) -> None:
+    def _note_watch(self, res: StepResult, watch: Any) -> None:
         """What the display showed from the step's start, into the step's observations."""
-        watch = watch or self._watch
-        if watch is None:
-            return
         start = self._step_started or 0.0
         res.observations["display_sequence"] = [r.text for r in watch.since(start)]
         if watch.faults:
