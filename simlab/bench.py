@@ -58,8 +58,39 @@ class SimulatedBench:
     segment_map_path: Path
     meter: SimMeter
 
+    profile: MeterProfile
+    clock: Any
+    supply_v: float
+    _started: bool
+
     def addresses(self) -> dict[str, str]:
         raise NotImplementedError
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    def _powered_plant(self) -> Plant:
+        """The circuit on the bench's clock, the load rated for the meter, the source on."""
+        rated = self.profile.rated_current_a
+        rating = LoadRating(max_current_a=rated, max_power_w=rated * 250)
+        plant = Plant(self.clock, load_rating=rating)
+        plant.set_source_frequency(50.0)
+        plant.set_source_voltage(self.supply_v)
+        plant.set_source_output(True)
+        return plant
 
     def bench_document(self, profile_path: str | None = None) -> dict[str, Any]:
         """The bench file (as data) describing this simulated bench."""
@@ -139,12 +170,7 @@ class SimBench(SimulatedBench):
             self.workdir = Path(tempfile.mkdtemp(prefix="stslab-sim-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clock = SimClock(self.speed)
-        rated = self.profile.rated_current_a
-        rating = LoadRating(max_current_a=rated, max_power_w=rated * 250)
-        self.plant = Plant(self.clock, load_rating=rating)
-        self.plant.set_source_frequency(50.0)
-        self.plant.set_source_voltage(self.supply_v)
-        self.plant.set_source_output(True)
+        self.plant = self._powered_plant()
         self.meter = create_meter(self.profile, self.plant, model=self.model, defects=self.defects)
         self.meter.start()
         self._closers.append(self.meter.stop)
@@ -209,16 +235,6 @@ class SimBench(SimulatedBench):
             self.workdir = None
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> SimBench:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._started
 
     # -- the bench file -------------------------------------------------------------------
 

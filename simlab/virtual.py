@@ -64,7 +64,6 @@ from simlab.clock import VirtualClock
 from simlab.lcd import NOISE_LEVELS, DisplayState, frame_geometry, render
 from simlab.meter import SimMeter, create_meter, load_model
 from simlab.meter_io import WriteStatus
-from simlab.plant import LoadRating, Plant
 from simlab.scpi.chroma_61500 import Chroma61500
 from simlab.scpi.chroma_63800 import Chroma63800
 from simlab.scpi.server import ScpiInstrument
@@ -141,12 +140,7 @@ class VirtualBench(SimulatedBench):
             self.workdir = Path(tempfile.mkdtemp(prefix="stslab-virtual-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.clock = VirtualClock()
-        rated = self.profile.rated_current_a
-        rating = LoadRating(max_current_a=rated, max_power_w=rated * 250)
-        self.plant = Plant(self.clock, load_rating=rating)
-        self.plant.set_source_frequency(50.0)
-        self.plant.set_source_voltage(self.supply_v)
-        self.plant.set_source_output(True)
+        self.plant = self._powered_plant()
         # No worker thread: the clock drives the meter (SimMeter.advance).
         self.meter = create_meter(self.profile, self.plant, model=self.model, defects=self.defects)
         self.instruments: dict[str, ScpiInstrument] = {
@@ -180,16 +174,6 @@ class VirtualBench(SimulatedBench):
         if self._own_workdir and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-
-    def __enter__(self) -> VirtualBench:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._started
 
     # -- time -----------------------------------------------------------------------------
 
