@@ -36,13 +36,13 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
     cut: dict[str, str] = {}  # scenario id -> bench, for scenarios started without a result
     deviated: dict[str, list[str]] = {}  # a start record's deviation -> the benches with it
     for shard in plan.shards:
-        entries = read_journal(journal_path(run_dir, shard.name)) if journal_path(
-            run_dir, shard.name).exists() else []  # fmt: skip
+        path = journal_path(run_dir, shard.name)
+        entries = read_journal(path) if path.exists() else []
         if not entries:
             benches.append({"name": shard.name, "started": False, "finished": False})
             continue
         if entries[0].kind != "start":
-            raise ValueError(f"{journal_path(run_dir, shard.name)}: no start record")
+            raise ValueError(f"{path}: no start record")
         start = entries[0].data
         starts.append(start)
         sample = start["dut"]["serial"]
@@ -87,7 +87,7 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
             "bench": start["bench"],
             "sample": {k: d.get(k) for k in ("serial", "pan", "krn", "kt", "ti",
                                              "key_fingerprint")},
-            "journal": {"file": f"benches/{shard.name}/journal.jsonl",
+            "journal": {"file": path.relative_to(run_dir).as_posix(),
                         "records": len(entries), "head": entries[-1].hash},
         })  # fmt: skip
     if not starts:
