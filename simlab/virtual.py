@@ -64,6 +64,7 @@ from simlab.clock import VirtualClock
 from simlab.lcd import NOISE_LEVELS, DisplayState, frame_geometry, render
 from simlab.meter import SimMeter, create_meter, load_model
 from simlab.meter_io import WriteStatus
+from simlab.optical_port import MODE_C_BAUD, SIGN_ON_BAUD
 from simlab.scpi.chroma_61500 import Chroma61500
 from simlab.scpi.chroma_63800 import Chroma63800
 from simlab.scpi.server import ScpiInstrument
@@ -76,8 +77,6 @@ FRAME_INTERVAL_S = 0.1
 PORT_REACTION_S = 0.2
 #: The automatic presenter's time to move a written card into the meter's reader.
 CARD_PRESENT_S = 0.5
-#: IEC 62056-21 baud rate characters (mode C).
-_BAUD = {"0": 300, "1": 600, "2": 1200, "3": 2400, "4": 4800, "5": 9600, "6": 19200}
 _BITS_PER_CHAR = 10  # 7E1 with start and stop bit
 
 #: Role -> registry name of the driver that reaches the role on a virtual bench.
@@ -321,19 +320,18 @@ class VirtualMeterPort(_VirtualDriver):
         self.device_address = device_address
         if password:
             self.transcript.add_secret(password)
-        self._baud = _BAUD.get(self.meter.profile.port.baud_char, 300)
+        self._baud = MODE_C_BAUD.get(self.meter.profile.port.baud_char, SIGN_ON_BAUD)
 
     def readout(self) -> dict[str, Reading]:
         """Mode C data readout: ``{address: Reading}``."""
         self._check_open()
         self._answering("readout")
-        sign_on = 5 + len(self.device_address) + len(self.meter.identification()) + 3 + 6
         lines = self.meter.readout()
         data = sum(
             len(line.address) + len(line.value) + (len(line.unit) + 1 if line.unit else 0) + 4
             for line in lines
         )
-        self._line_time(sign_on, 300)
+        self._line_time(self._sign_on_chars(), SIGN_ON_BAUD)
         self._line_time(data + 5, self._baud)
         self.transcript.note(f"readout: {len(lines)} data sets")
         return {line.address: Reading(line.address, line.value, line.unit) for line in lines}
@@ -346,8 +344,7 @@ class VirtualMeterPort(_VirtualDriver):
         if self.token_register is None:
             raise self.error(InstrumentError, "the DUT profile names no token register")
         self._answering("programming mode")
-        sign_on = 5 + len(self.device_address) + len(self.meter.identification()) + 3 + 6
-        self._line_time(sign_on, 300)
+        self._line_time(self._sign_on_chars(), SIGN_ON_BAUD)
         self._line_time(16 + len(self.token_register) + len(digits) + 8, self._baud)
         result = self.meter.write_register(self.token_register, digits, self.password)
         self.bench.settle()
@@ -359,6 +356,10 @@ class VirtualMeterPort(_VirtualDriver):
                 role=self.role,
                 address=self.address,
             )
+
+    def _sign_on_chars(self) -> int:
+        """Characters of the 300-baud exchange: request, identification, option select."""
+        return 5 + len(self.device_address) + len(self.meter.identification()) + 3 + 6
 
     def _answering(self, what: str) -> None:
         if not self.meter.powered:
