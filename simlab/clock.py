@@ -105,9 +105,6 @@ class VirtualClock:
         """Simulated seconds that must pass so that ``real_s`` real seconds do: none."""
         return 0.0
 
-    def to_real(self, sim_seconds: float) -> float:
-        return 0.0
-
     def advance_to(self, t: float) -> None:
         """Move time to ``t`` (never backwards), visiting every event due on the way."""
         with self._lock:
@@ -126,11 +123,6 @@ class VirtualClock:
     def sleep(self, sim_seconds: float) -> None:
         if sim_seconds > 0:
             self.advance_to(self._now + sim_seconds)
-
-    def wait(self, event: threading.Event, sim_seconds: float) -> bool:
-        if not event.is_set():
-            self.sleep(sim_seconds)
-        return event.is_set()
 
     # The harness's clock interface (stslab.clock): on virtual time the harness's own time
     # base is virtual time too.
