@@ -113,6 +113,12 @@ class SimulatedBench:
         """The meter's real state, as no harness can see it (side door: SimLab only)."""
         return self.meter.snapshot()
 
+    faults: dict[str, TransportFaults]
+
+    def fault(self, role: str) -> TransportFaults:
+        """The transport faults of one device (set attributes to inject, ``clear()`` to heal)."""
+        return self.faults[role]
+
 
 class SimBench(SimulatedBench):
     """A complete simulated bench around one simulated meter.
@@ -249,10 +255,6 @@ class SimBench(SimulatedBench):
             "source": self.source.resource,
             "load": self.load.resource,
         }
-
-    def fault(self, role: str) -> TransportFaults:
-        """The transport faults of one device (set attributes to inject, ``clear()`` to heal)."""
-        return self.faults[role]
 
 
 def describe_bench(

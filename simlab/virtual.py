@@ -24,7 +24,14 @@ through a registered driver that implements the role's protocol (:mod:`instrumen
   drivers, talking SCPI to SimLab's instrument models in process instead of over TCP.
 
 No real-time floor applies: a message, a lockout or the load switch test lasts exactly its
-declared time. Transport faults are not modelled here; use wire SimLab (``sim``) for them.
+declared time.
+
+Transport faults (:mod:`simlab.faults`, ``bench.fault(role)``) are modelled at the size of
+each reply a wire device sends: a silent device lets the driver's timeout pass in virtual
+time, a vanished one is gone, a delay passes before the reply, and garbled or dropped bytes
+spoil a reply with the probability its length gives them. The keypad's events are replies
+too, so a press sequence can break after some keys, as a robot's line can; the SCPI
+instruments' replies go to their drivers with the bytes spoilt.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from instruments.base import (
     InstrumentError,
     InstrumentGone,
     InstrumentTimeout,
+    ProtocolViolation,
     register,
 )
 from instruments.display import SegmentDecoder
@@ -59,8 +67,9 @@ from instruments.scpi.analyzer import Wt300Analyzer
 from instruments.scpi.load import Chroma63800Load
 from instruments.scpi.source import Chroma61500Source
 from instruments.segment_map import SegmentMap
-from simlab.bench import SimulatedBench
+from simlab.bench import ROLES, SimulatedBench
 from simlab.clock import VirtualClock
+from simlab.faults import TransportFaults
 from simlab.lcd import NOISE_LEVELS, DisplayState, frame_geometry, render
 from simlab.meter import SimMeter, create_meter, load_model
 from simlab.meter_io import WriteStatus
@@ -78,6 +87,10 @@ PORT_REACTION_S = 0.2
 #: The automatic presenter's time to move a written card into the meter's reader.
 CARD_PRESENT_S = 0.5
 _BITS_PER_CHAR = 10  # 7E1 with start and stop bit
+#: Bytes of the replies the wire devices send (what a transport fault can spoil).
+EVENT_LINE_BYTES = 32  # a key's EVT DOWN and EVT UP lines
+SHORT_REPLY_BYTES = 24  # an OK line, an ACK, a status byte pair, an IDN reply
+FRAME_BYTES = 4000  # a camera frame (PNG of the LCD)
 
 #: Role -> registry name of the driver that reaches the role on a virtual bench.
 DRIVERS = {
@@ -129,6 +142,9 @@ class VirtualBench(SimulatedBench):
         self.id = ""
         self._started = False
         self.slot: dict[int, str] | None = None  # the card the writer holds for the presenter
+        self.faults: dict[str, TransportFaults] = {
+            role: TransportFaults(seed=self.seed) for role in ROLES if role != "presenter"
+        }
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -224,6 +240,7 @@ class _VirtualDriver(Driver):
 
     def identify(self) -> Identity:
         self._check_open()
+        self._reply("reply to *IDN?", SHORT_REPLY_BYTES)
         return Identity("SimLab", f"virtual {self.role}", self.bench.id, "1", raw=self.address)
 
     def close(self) -> None:
@@ -234,6 +251,36 @@ class _VirtualDriver(Driver):
             raise self.error(InstrumentError, "the driver is closed")
         if not self.bench.running:
             raise self.error(InstrumentGone, "the virtual bench has stopped")
+
+    def _reply(self, what: str, size: int) -> None:
+        """The device's reply of ``size`` bytes through its transport's faults: as the wire
+        driver would report a reply that is late, missing, spoilt or whose port is gone."""
+        faults = self.bench.faults.get(self.role)
+        if faults is None or not faults.active:
+            return
+        if faults.delay_s and not faults.vanished:
+            self.clock.sleep(faults.delay_s)
+        problem = self._spoilt(size)
+        if problem == "gone":
+            raise self.error(InstrumentGone, f"port lost: the device is gone ({what})")
+        if problem == "silent":
+            self.clock.sleep(self.timeout_s)
+            raise self.error(InstrumentTimeout, f"no {what} within {self.timeout_s:g} s")
+        if problem is not None:
+            raise self.error(ProtocolViolation, f"garbled or incomplete {what}")
+
+    def _spoilt(self, size: int) -> str | None:
+        """What the transport does to a reply of ``size`` bytes now: None (it arrives
+        whole), "gone", "silent" or "spoilt" (no time passes)."""
+        faults = self.bench.faults.get(self.role)
+        if faults is None or not faults.active:
+            return None
+        if faults.vanished:
+            return "gone"
+        if faults.silent:
+            return "silent"
+        sent = bytes(size)
+        return None if faults.apply(sent) == sent else "spoilt"
 
 
 @register
@@ -270,9 +317,11 @@ class VirtualKeypad(_VirtualDriver):
     def abort(self) -> None:
         """Nothing to release: every press ends (key up) before a call returns."""
         self._check_open()
+        self._reply("reply to ABORT", SHORT_REPLY_BYTES)
 
     def _actuate(self, keys: list[str], hold_ms: int) -> list[KeyEvent]:
         self._check_open()
+        self._reply("reply to CFG?", SHORT_REPLY_BYTES)
         known = set(self.meter.keys)
         unknown = [k for k in keys if k not in known]
         if unknown:
@@ -293,6 +342,8 @@ class VirtualKeypad(_VirtualDriver):
             self.clock.sleep(hold_ms / 1000)
             self.meter.key_up(key)
             self.bench.settle()
+            # A spoilt event line stops the sequence here: the keys pressed so far stay pressed.
+            self._reply(f"event of key {key}", EVENT_LINE_BYTES)
             events.append(KeyEvent(key, (down - t0) * 1000, (self.clock.now() - t0) * 1000))
         self.transcript.note(f"typed {' '.join(keys)} (hold {hold_ms} ms, gap {self.gap_ms} ms)")
         return events
@@ -332,7 +383,9 @@ class VirtualMeterPort(_VirtualDriver):
             for line in lines
         )
         self._line_time(self._sign_on_chars(), SIGN_ON_BAUD)
+        self._reply("identification", self._sign_on_chars())
         self._line_time(data + 5, self._baud)
+        self._reply("readout", data + 5)
         self.transcript.note(f"readout: {len(lines)} data sets")
         return {line.address: Reading(line.address, line.value, line.unit) for line in lines}
 
@@ -345,9 +398,11 @@ class VirtualMeterPort(_VirtualDriver):
             raise self.error(InstrumentError, "the DUT profile names no token register")
         self._answering("programming mode")
         self._line_time(self._sign_on_chars(), SIGN_ON_BAUD)
+        self._reply("identification", self._sign_on_chars())
         self._line_time(16 + len(self.token_register) + len(digits) + 8, self._baud)
         result = self.meter.write_register(self.token_register, digits, self.password)
         self.bench.settle()
+        self._reply("reply to the token write", 1)
         self.transcript.note(f"W1 {self.token_register}: {result.status.name}")
         if result.status is not WriteStatus.ACK:
             raise CommandRefused(
@@ -390,10 +445,12 @@ class VirtualCardWriter(_VirtualDriver):
                     address=self.address,
                 )
         self.bench.slot = dict(tracks)
+        self._reply("status after the write", SHORT_REPLY_BYTES)
         self.transcript.note(f"card written: tracks {sorted(tracks)}")
 
     def read_tracks(self) -> dict[int, str]:
         self._check_open()
+        self._reply("tracks read", SHORT_REPLY_BYTES)
         if self.bench.slot is None:
             raise CommandRefused(
                 "no card to read", code="1", text="read/write error", address=self.address
@@ -506,6 +563,7 @@ class VirtualCamera(_VirtualDriver):
         keep still within ``timeout_s``."""
         self._check_open()
         budget = self.timeout_s if timeout_s is None else timeout_s
+        self._reply("frame", FRAME_BYTES)
         start = self.clock.now()
         end = start + budget
         while True:
@@ -579,6 +637,13 @@ class VirtualDisplayWatch:
 
     @property
     def readings(self) -> list[tuple[float, Any]]:
+        problem = self.camera._spoilt(FRAME_BYTES)
+        if problem is not None:
+            # The camera's frames do not arrive (or not whole): nothing is read meanwhile.
+            note = f"[display] {self.camera.address}: display unreadable: frames {problem}"
+            if note not in self.faults:
+                self.faults.append(note)
+            return []
         now = self._stopped_at if self._stopped_at is not None else self.clock.now()
         shown = self.camera.bench.shown(self.started)
         still = self.camera.still_s
@@ -633,15 +698,18 @@ class _InProcessResource:
     """What an SCPI driver needs of a VISA resource, served by SimLab's instrument model in
     this process: each line written is executed at once, its reply queued for reading."""
 
-    def __init__(self, instrument: ScpiInstrument, bench: VirtualBench, read_termination: str):
+    def __init__(
+        self, instrument: ScpiInstrument, bench: VirtualBench, role: str, read_termination: str
+    ) -> None:
         self.instrument = instrument
         self.bench = bench
+        self.faults = bench.faults[role]
         self.read_termination = read_termination
         self.timeout = 2000
         self._replies: deque[bytes] = deque()
 
     def write_raw(self, data: bytes) -> int:
-        if not self.bench.running:
+        if not self.bench.running or self.faults.vanished:
             raise VisaIOError(constants.StatusCode.error_connection_lost)
         line = data.decode("ascii").rstrip("\r\n")
         reply = self.instrument.execute(line)
@@ -651,9 +719,17 @@ class _InProcessResource:
         return len(data)
 
     def read_raw(self) -> bytes:
-        if not self._replies:
+        """The next reply through the transport's faults (a silent instrument's read waits
+        out the resource's timeout in virtual time)."""
+        if self.faults.vanished:
+            raise VisaIOError(constants.StatusCode.error_connection_lost)
+        if self.faults.delay_s:
+            self.bench.clock.sleep(self.faults.delay_s)
+        reply = self.faults.apply(self._replies.popleft()) if self._replies else b""
+        if not reply:
+            self.bench.clock.sleep(self.timeout / 1000)
             raise VisaIOError(constants.StatusCode.error_timeout)
-        return self._replies.popleft()
+        return reply
 
     def clear(self) -> None:
         self._replies.clear()
@@ -675,7 +751,7 @@ class _InProcessScpi:
             raise InstrumentGone(
                 f"the virtual bench has no {role} instrument", address=self.address
             )
-        return _InProcessResource(instrument, bench, self.read_termination)
+        return _InProcessResource(instrument, bench, role, self.read_termination)
 
 
 @register
