@@ -300,6 +300,8 @@ class Runner:
         #: When a relay window opens: the step's action, then the end of its last entry; None
         #: outside a scenario step (a Robot keyword's window opens when it is called).
         self._relay_anchor: float | None = None
+        #: (after what, the fault) while the bench may not be at rest (stslab.recovery).
+        self.unsettled: tuple[str, str] | None = None
 
     # -- scenario ---------------------------------------------------------------------------
 
@@ -323,6 +325,14 @@ class Runner:
         if reason is not None:
             result.skip_reason = reason
             return result
+        if self.unsettled is not None:
+            refused = self._back_to_rest()
+            if refused is not None:  # no verdict on a bench that is not at rest
+                result.steps.append(refused)
+                self._emit(scenario, refused)
+                result.outcome = Outcome.ERROR
+                result.duration_s = refused.duration_s
+                return result
         t0 = time.perf_counter()
         m0 = self.clock.now()
         tids: dict[str, int] = {}
@@ -334,6 +344,7 @@ class Runner:
                 if setup.outcome is not Outcome.PASS:
                     result.outcome = Outcome.ERROR
                     result.duration_s = time.perf_counter() - t0
+                    self.unsettle(scenario.id, setup.error or "setup ERROR")
                     return result
         for index in range(start_step, len(scenario.steps)):
             step_result = self._run_step(scenario, index, carrier, tids)
@@ -342,7 +353,41 @@ class Runner:
         result.outcome = worst([s.outcome for s in result.steps if s.kind != "setup"])
         result.duration_s = time.perf_counter() - t0
         result.modelled_s = self.clock.now() - m0
+        if result.outcome is Outcome.ERROR:
+            fault = next(s.error for s in result.steps if s.outcome is Outcome.ERROR)
+            self.unsettle(scenario.id, fault or "ERROR")
         return result
+
+    def unsettle(self, after: str, reason: str) -> None:
+        """The bench may not be at rest (a fault, an interruption): bring it back before the
+        next scenario runs."""
+        self.unsettled = (after, reason)
+
+    def _back_to_rest(self) -> StepResult | None:
+        """Bring the bench to rest (journalled); None when it is, else the ERROR step that
+        stands for the scenario (it is tried again before the next one)."""
+        from stslab.recovery import bring_to_rest
+
+        assert self.unsettled is not None
+        after, reason = self.unsettled
+        rest = bring_to_rest(self, after, reason)
+        if self.journal is not None:
+            self.journal.append("recovery", rest.to_json())
+        if rest.at_rest:
+            self.unsettled = None
+            return None
+        return StepResult(
+            -1,
+            "back to rest",
+            "recovery",
+            Outcome.ERROR,
+            action={"after": after, "reason": reason, "done": rest.actions},
+            observations=dict(rest.observations),
+            error=f"the bench is not back at rest after {after}: {rest.problem}",
+            started=rest.started,
+            duration_s=rest.duration_s,
+            modelled_s=rest.modelled_s,
+        )
 
     def _emit(self, scenario: Scenario, step: StepResult) -> None:
         if self.on_step is not None:

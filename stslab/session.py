@@ -648,6 +648,9 @@ class Campaign:
             if seen and seen != want:
                 raise CampaignError(f"the meter's key {seen} is not the ledger's {want}")
         self.journal.append("reestablished", note)
+        during = self.interruptions[-1].get("during")
+        self.runner.unsettle("interruption", "resumed after an interruption"
+                             + (f" during {during}" if during else ""))  # fmt: skip
 
     # -- closing ------------------------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""Back to rest after a fault: the bench and the meter in a known state before a verdict.
+
+A fault cuts a scenario short at any moment: the keypad robot may have pressed half a
+token, the meter may still show a message or run a class-1 test sequence, a lockout may have
+begun, an instrument may be out of step with its driver. The next scenario must not judge
+that state. So after a scenario ERRORs, and when a run resumes after an interruption, the
+runner calls :func:`bring_to_rest` before the next scenario: it stops the keypad robot, sets
+the bench baseline, lets an unfinished entry time out and a message, a test sequence or a
+lockout pass until the display shows the credit at rest, re-reads the port and sees the load
+switch where the meter says it is. What it did and saw is journalled (``recovery``) and goes
+into the record; when the bench does not come back, the next scenario is ERROR with the
+reason and the runner tries again before the one after.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from instruments.base import InstrumentError
+from instruments.relay import RelayTimeout
+from stslab.campaign import Outcome, Runner, StepFault, StepResult
+
+#: The annunciator a meter lights while its keypad is locked out (SimLab's layouts, and the
+#: name a segment map gives it).
+LOCKOUT_ANNUNCIATOR = "keypad_lock"
+#: Bench seconds added to the declared times before the display must be at rest: a meter's
+#: declared times are nominal, and a camera needs a few frames to accept a display.
+REST_MARGIN_S = 10.0
+
+
+@dataclass
+class Rest:
+    """One return to rest: after what, why, what was done and seen; ``problem`` when the
+    bench did not come back."""
+
+    after: str  # the scenario that ERRORed, or "interruption"
+    reason: str  # the fault as the driver reported it
+    actions: list[str] = field(default_factory=list)
+    observations: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+    started: float = 0.0
+    duration_s: float = 0.0
+    modelled_s: float = 0.0
+
+    @property
+    def at_rest(self) -> bool:
+        return self.problem is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "at_rest": self.at_rest}
+
+
+class NotAtRest(Exception):
+    """The bench or the meter did not come back to rest; the message says what was seen."""
+
+
+def bring_to_rest(runner: Runner, after: str, reason: str) -> Rest:
+    """Bring ``runner``'s bench and meter to rest; every part is tried in order and the first
+    that fails ends the attempt (what follows it relies on it)."""
+    rest = Rest(after, reason, started=time.time())
+    t0 = time.perf_counter()
+    m0 = runner.clock.now()
+    runner.stop_watching()
+    runner._acted()
+    try:
+        _stop_keypad(runner, rest)
+        _baseline(runner, rest)
+        _display_at_rest(runner, rest)
+        _port_and_relay(runner, rest)
+    except (InstrumentError, StepFault, NotAtRest) as exc:
+        rest.problem = str(exc)
+    except ValueError as exc:  # a driver refused an argument
+        rest.problem = f"refused by the driver: {exc}"
+    runner._acted()  # what the next scenario reads is its own
+    rest.duration_s = round(time.perf_counter() - t0, 3)
+    rest.modelled_s = round(runner.clock.now() - m0, 3)
+    return rest
+
+
+def _stop_keypad(runner: Runner, rest: Rest) -> None:
+    keypad = runner.bench.drivers.get("keypad")
+    if keypad is None:
+        return
+    keypad.abort()  # actuators released, a press sequence stopped
+    keys = keypad.keys()  # the robot answers a command again
+    rest.actions.append("keypad robot stopped (ABORT) and answering")
+    rest.observations["keypad_keys"] = len(keys)
+
+
+def _baseline(runner: Runner, rest: Rest) -> None:
+    runner._baseline()
+    parts = [r for r in ("load", "source") if r in runner.bench.drivers]
+    if parts:
+        rest.actions.append("baseline: load off, supply on")
+
+
+def _rest_budget_s(runner: Runner) -> float:
+    """Bench seconds within which a meter left alone shows its credit again: an entry times
+    out, a message and every declared class-1 test display pass, the load switch test ends."""
+    p = runner.profile
+    d = p.display
+    declared = (
+        p.keypad.entry_timeout_s
+        + d.message_seconds
+        + len(p.tokens.supported_tests) * d.test_step_seconds
+        + p.load_switch.test_open_s
+    )
+    return 2 * declared + REST_MARGIN_S
+
+
+def _display_at_rest(runner: Runner, rest: Rest) -> None:
+    """Wait until the display shows the credit steadily, then until no lockout is lit."""
+    drivers = runner.bench.drivers
+    budget = _rest_budget_s(runner)
+    if "display" not in drivers or "port" not in drivers:
+        # No credit to compare the display with: leave the meter alone for the declared times.
+        runner.clock.sleep(budget)
+        rest.actions.append(f"waited {budget:g} s for the meter to settle")
+        if "display" not in drivers:
+            return
+        rest.observations["display"] = drivers["display"].read().text
+    else:
+        scratch = StepResult(-1, "back to rest", "recovery", Outcome.PASS)
+        try:
+            rest.observations["display"] = runner._wait_for_credit_display(budget, scratch)
+        except StepFault as exc:
+            raise NotAtRest(f"the meter did not come back to rest: {exc}") from None
+        rest.actions.append("waited until the display showed the credit steadily")
+    lock = runner.profile.keypad.lockout
+    if not lock.enabled:
+        return
+    display = drivers["display"]
+    reading = display.read()
+    if LOCKOUT_ANNUNCIATOR not in reading.annunciators:
+        return
+    deadline = runner.clock.now() + lock.max_seconds + REST_MARGIN_S
+    rest.actions.append("waited for the keypad lockout to end")
+    while LOCKOUT_ANNUNCIATOR in reading.annunciators:
+        if runner.clock.now() >= deadline:
+            raise NotAtRest(
+                f"the keypad is still locked out after {lock.max_seconds + REST_MARGIN_S:g} s"
+            )
+        runner.clock.sleep(1.0)
+        reading = display.read()
+    rest.observations["display"] = reading.text
+
+
+def _port_and_relay(runner: Runner, rest: Rest) -> None:
+    """A fresh readout; the load switch seen where the meter's port says it is."""
+    if "port" not in runner.bench.drivers:
+        return
+    values = runner.readout()
+    regs = runner.profile.port.registers
+    seen = {name: values[address].value for name, address in
+            (("credit", regs.credit), ("relay", regs.relay), ("last_result", regs.last_result))
+            if address in values}  # fmt: skip
+    rest.observations["readout"] = seen
+    rest.actions.append("port read again")
+    reported = str(seen.get("relay", "")).strip().lower()
+    if runner.bench.relay is None or reported not in ("open", "closed"):
+        return
+    within = runner.profile.load_switch.test_open_s + REST_MARGIN_S
+    try:
+        obs = runner.bench.relay.wait(reported, runner.clock.real(within))
+    except RelayTimeout as exc:
+        raise NotAtRest(
+            f"the load switch does not read {reported} as the meter's port says: {exc}"
+        ) from None
+    rest.observations["relay"] = obs.state
+    rest.actions.append(f"load switch seen {obs.state}, as the port reports")
