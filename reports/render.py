@@ -283,6 +283,8 @@ def describe_action(step: dict[str, Any]) -> str:
         return text
     if kind == "setup":
         return "baseline: load off, supply on"
+    if kind == "recovery":
+        return f"bring the bench back to rest after {a.get('after', 'a fault')}"
     if kind in ("token", "raw", "key_change") and not a:
         return f"{kind.replace('_', ' ')} (nothing was entered: see the error)"
     if kind == "key_change":
@@ -384,8 +386,8 @@ def scenario_view(
     for step in scenario.get("steps", []):
         if _plain_setup(step):
             continue  # the baseline every scenario starts from; the report says so once
-        if step.get("kind") == "setup":
-            label = "setup"
+        if step.get("kind") in ("setup", "recovery"):
+            label = step["kind"]
         else:
             number += 1
             label = str(number)
@@ -534,6 +536,7 @@ def build_context(
         "manifest_source": run.manifest_source,
         "journal_note": run.journal_note,
         "instruments": instruments,
+        "recoveries": record.get("recoveries", []),  # records before recovery have none
         "scenarios": scenarios,
         "verdict_chart": charts.verdict_chart(record),
         "groups": charts.group_counts(record),

@@ -3,7 +3,8 @@
 A schema-versioned JSON document (job, lab, DUT, the benches with instrument identities and
 calibration and the sample each tested, pack id/version/hash, per-scenario results with the
 bench and sample that ran them and per-step observations and evidence hashes, deviations,
-interruptions and resumes, timing, the decision rule, each bench journal's head). Every
+interruptions and resumes, each return to rest after a fault, timing, the decision rule, each
+bench journal's head). Every
 report (console, PDF, JUnit) is a view of it.
 """
 
@@ -29,6 +30,7 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
     order: list[str] = []
     interruptions: list[dict[str, Any]] = []
     resumes: list[dict[str, Any]] = []
+    recoveries: list[dict[str, Any]] = []  # returns to rest after a fault (stslab.recovery)
     deviations: list[str] = []
     benches: list[dict[str, Any]] = []
     starts: list[dict[str, Any]] = []
@@ -70,6 +72,8 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
                 cut.pop(sid, None)
             elif e.kind == "resume":
                 resumes.append({"bench": shard.name, **e.data})
+            elif e.kind == "recovery":
+                recoveries.append({"bench": shard.name, **e.data})
             elif e.kind == "reestablished":
                 interruptions.append({"bench": shard.name, **e.data.get("interruption", {})})
             elif e.kind == "end":
@@ -139,6 +143,7 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
         "deviations": deviations,
         "interruptions": interruptions,
         "resumes": resumes,
+        "recoveries": recoveries,
         "scenarios": results,
         "journals": [b["journal"] for b in benches if b["started"]],
     }

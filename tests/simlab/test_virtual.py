@@ -9,7 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from instruments.base import InstrumentGone, InstrumentTimeout, driver_class
+from instruments.base import (
+    InstrumentError,
+    InstrumentGone,
+    InstrumentTimeout,
+    ProtocolViolation,
+    driver_class,
+)
 from instruments.keypad import CommandRefused
 from simlab.clock import VirtualClock
 from simlab.virtual import FRAME_INTERVAL_S, VirtualBench
@@ -202,3 +208,66 @@ def test_an_unknown_key_is_refused_and_a_stopped_bench_is_gone(
     bench.stop()
     with pytest.raises(InstrumentGone):
         drivers["keypad"].type(["1"])
+
+
+@pytest.mark.parametrize(
+    ("role", "call"),
+    [
+        ("keypad", lambda d: d["keypad"].type(["1", "2"])),
+        ("port", lambda d: d["port"].readout()),
+        ("card", lambda d: d["card"].write_tracks({2: "1234"})),
+        ("display", lambda d: d["display"].read()),
+        ("analyzer", lambda d: d["analyzer"].sample()),
+        ("source", lambda d: d["source"].identify()),
+    ],
+)
+def test_transport_faults_reach_the_driver_as_on_a_wire_bench(
+    bench: VirtualBench, drivers: dict, role: str, call: object
+) -> None:
+    fault = bench.fault(role)
+    fault.silent = True
+    t0 = bench.clock.now()
+    with pytest.raises(InstrumentError) as silent:
+        call(drivers)  # type: ignore[operator]
+    assert f"[{role}]" in str(silent.value)
+    assert bench.clock.now() > t0  # the driver waited for the reply (in virtual time)
+    fault.clear()
+    fault.vanished = True
+    with pytest.raises(InstrumentError) as gone:
+        call(drivers)  # type: ignore[operator]
+    assert f"[{role}]" in str(gone.value)
+    fault.clear()
+    fault.garble_rate = 1.0
+    with pytest.raises(InstrumentError) as garbled:
+        call(drivers)  # type: ignore[operator]
+    assert f"[{role}]" in str(garbled.value)
+    fault.clear()
+    call(drivers)  # type: ignore[operator]  # healed: the device answers again
+
+
+def test_a_keypad_line_spoilt_mid_entry_leaves_the_keys_pressed_so_far(
+    bench: VirtualBench, drivers: dict
+) -> None:
+    key_up = bench.meter.key_up
+    pressed: list[str] = []
+
+    def spoil_after_three(key: str) -> None:
+        key_up(key)
+        pressed.append(key)
+        if len(pressed) == 3:
+            bench.fault("keypad").garble_rate = 1.0
+
+    bench.meter.key_up = spoil_after_three  # type: ignore[method-assign]
+    with pytest.raises(ProtocolViolation, match="event of key 3"):
+        drivers["keypad"].type(["1", "2", "3", "4", "5"])
+    assert bench.true_state().entry == "123"
+
+
+def test_a_delayed_reply_costs_its_delay_and_arrives(bench: VirtualBench, drivers: dict) -> None:
+    t0 = bench.clock.now()
+    drivers["port"].readout()
+    clean = bench.clock.now() - t0
+    bench.fault("port").delay_s = 1.5
+    t0 = bench.clock.now()
+    drivers["port"].readout()
+    assert bench.clock.now() - t0 == pytest.approx(clean + 2 * 1.5)  # sign-on and data

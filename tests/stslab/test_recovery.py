@@ -1,0 +1,176 @@
+"""Back to rest after a fault: a scenario that ERRORs on a bench fault leaves the meter in a
+state no verdict may judge (half a token typed, a message, a test sequence); the runner
+brings bench and meter back to rest before the next scenario, journals what it did and saw,
+and makes the next scenario ERROR while the bench does not come back.
+
+The known case: STS-C1-017 ERRORs on a keypad robot line spoilt in the middle of the token;
+STS-C1-018, which has no fault at all, must PASS after it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reports.render import ReportMeta, load_run, render_html, report_id
+from stslab.campaign import Outcome, ScenarioResult
+from stslab.journal import read_journal
+from stslab.run import journal_path
+from stslab.session import Campaign, CampaignConfig
+
+MIDDLE = 7  # keys of the token pressed before the robot's lines are spoilt
+
+
+def _spoil_keypad_after(sim: Any, keys: int, **fault: Any) -> None:
+    """Set the keypad robot's transport ``fault`` once ``keys`` more keys were pressed: the
+    driver meets it in the middle of the entry, as a garbled line on a bench does.
+    ``one_line=True``: the robot's next line alone is garbled (its answer to the ABORT that
+    follows arrives whole)."""
+    key_up = sim.meter.key_up
+    pressed = [0]
+    faults = sim.fault("keypad")
+
+    def garble_one(data: bytes) -> bytes:
+        del faults.apply  # back to the class's own
+        return data.replace(b"EVT", b"E\x16T", 1)
+
+    def counting(key: str) -> None:
+        key_up(key)
+        pressed[0] += 1
+        if pressed[0] == keys:
+            for name, value in fault.items():
+                if name == "one_line":
+                    faults.apply = garble_one
+                else:
+                    setattr(faults, name, value)
+
+    sim.meter.key_up = counting
+
+
+def _run(campaign: Campaign, faulty: dict[str, dict], healed_after: set[str]) -> dict:
+    """Run the campaign's scenarios; ``faulty`` spoils the keypad in the middle of a
+    scenario's first entry; the fault is cleared after the scenarios in ``healed_after``."""
+    sim = campaign._sim
+    results: dict[str, ScenarioResult] = {}
+    entries: dict[str, str] = {}
+    original = sim.meter.key_up
+    for scenario in campaign.pending():
+        if scenario.id in faulty:
+            _spoil_keypad_after(sim, MIDDLE, **faulty[scenario.id])
+        results[scenario.id] = campaign.run_scenario(scenario)
+        sim.meter.key_up = original
+        entries[scenario.id] = sim.true_state().entry  # side door: what the meter holds
+        if scenario.id in healed_after:
+            sim.fault("keypad").clear()
+    return {"results": results, "entries": entries}
+
+
+def _recoveries(campaign: Campaign) -> list[dict]:
+    path = journal_path(campaign.run.directory, campaign.shard.name)
+    return [e.data for e in read_journal(path) if e.kind == "recovery"]
+
+
+def _config(tmp_path: Path, bench: str, *ids: str) -> CampaignConfig:
+    return CampaignConfig(bench=bench, out=tmp_path, select=ids)
+
+
+@pytest.fixture(scope="module")
+def garbled_on_virtual(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("recovery")
+    with Campaign(_config(tmp, "virtual", "STS-C1-017", "STS-C1-018")) as campaign:
+        out = _run(campaign, {"STS-C1-017": {"garble_rate": 1.0}}, {"STS-C1-017"})
+        out["recoveries"] = _recoveries(campaign)
+        out["record"] = campaign.finish()
+        out["run"] = campaign.run.directory
+    return out
+
+
+def test_a_fault_in_the_middle_of_an_entry_is_error_and_leaves_digits_behind(
+    garbled_on_virtual: dict,
+) -> None:
+    c17 = garbled_on_virtual["results"]["STS-C1-017"]
+    assert c17.outcome is Outcome.ERROR
+    assert "[keypad]" in c17.steps[-1].error
+    assert c17.steps[-1].checks == []  # no verdict on the meter
+    assert len(garbled_on_virtual["entries"]["STS-C1-017"]) == MIDDLE
+
+
+def test_the_scenario_after_the_fault_judges_a_meter_at_rest(garbled_on_virtual: dict) -> None:
+    c18 = garbled_on_virtual["results"]["STS-C1-018"]
+    assert c18.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in c18.steps]
+    assert garbled_on_virtual["entries"]["STS-C1-018"] == ""
+
+
+def test_the_return_to_rest_is_journalled_with_what_it_did_and_saw(
+    garbled_on_virtual: dict,
+) -> None:
+    (rest,) = garbled_on_virtual["recoveries"]
+    assert rest["after"] == "STS-C1-017" and rest["at_rest"] is True
+    assert "[keypad]" in rest["reason"]
+    assert rest["actions"][0].startswith("keypad robot stopped")
+    assert "waited until the display showed the credit steadily" in rest["actions"]
+    observed = rest["observations"]
+    assert observed["display"] == "0.0"  # the credit (none), not the digits left behind
+    assert observed["relay"] == observed["readout"]["relay"].lower()
+    # The meter's entry time-out passed before the display came back to the credit.
+    assert rest["modelled_s"] >= 30
+
+
+def test_the_record_and_the_report_show_the_return_to_rest(garbled_on_virtual: dict) -> None:
+    (rest,) = garbled_on_virtual["record"]["recoveries"]
+    assert rest["bench"] == "simlab-1" and rest["after"] == "STS-C1-017"
+    record = garbled_on_virtual["record"]
+    meta = ReportMeta(report_id(record, 1), 1, datetime.now(UTC))
+    html = render_html(load_run(garbled_on_virtual["run"]), meta, None)
+    assert "Back to rest after faults" in html
+    assert "After STS-C1-017" in html and "at rest in" in html
+
+
+def test_a_bench_that_does_not_come_back_gives_error_until_it_does(tmp_path: Path) -> None:
+    ids = ("STS-C1-016", "STS-C1-017", "STS-C1-018")
+    with Campaign(_config(tmp_path, "virtual", *ids)) as campaign:
+        # The robot falls silent in C1-016 and stays silent through C1-017's return to rest.
+        out = _run(campaign, {"STS-C1-016": {"silent": True}}, {"STS-C1-017"})
+        recoveries = _recoveries(campaign)
+    results = out["results"]
+    assert results["STS-C1-016"].outcome is Outcome.ERROR
+    refused = results["STS-C1-017"]
+    assert refused.outcome is Outcome.ERROR
+    (step,) = refused.steps  # nothing of the scenario ran
+    assert step.kind == "recovery" and step.checks == []
+    assert "not back at rest after STS-C1-016" in step.error and "[keypad]" in step.error
+    assert results["STS-C1-018"].outcome is Outcome.PASS
+    assert [(r["after"], r["at_rest"]) for r in recoveries] == [
+        ("STS-C1-016", False),
+        ("STS-C1-016", True),
+    ]
+
+
+def test_a_resumed_run_comes_back_to_rest_before_its_next_scenario(tmp_path: Path) -> None:
+    ids = ("STS-C1-017", "STS-C1-018")
+    with Campaign(_config(tmp_path, "virtual", *ids)) as first:
+        first.run_scenario(first.pending()[0])
+        run_dir = first.run.directory  # closed without an end record: interrupted
+    with Campaign(CampaignConfig(), resume=run_dir) as resumed:
+        (result,) = [resumed.run_scenario(s) for s in resumed.pending()]
+        record = resumed.finish()
+    assert result.outcome is Outcome.PASS
+    (rest,) = record["recoveries"]
+    assert rest["after"] == "interruption" and rest["at_rest"] is True
+
+
+def test_the_known_case_on_the_wire_bench(tmp_path: Path) -> None:
+    """The same on wire SimLab: one robot line garbled on the pty in the middle of the token
+    (the driver ABORTs the robot, which stops with digits entered)."""
+    with Campaign(_config(tmp_path, "sim", "STS-C1-017", "STS-C1-018")) as campaign:
+        out = _run(campaign, {"STS-C1-017": {"one_line": True}}, {"STS-C1-017"})
+        (rest,) = _recoveries(campaign)
+    results = out["results"]
+    assert results["STS-C1-017"].outcome is Outcome.ERROR
+    assert "[keypad]" in results["STS-C1-017"].steps[-1].error
+    assert out["entries"]["STS-C1-017"] != ""  # digits left in the meter
+    assert results["STS-C1-018"].outcome is Outcome.PASS
+    assert rest["at_rest"] is True and rest["observations"]["display"] == "0.0"
