@@ -28,6 +28,10 @@ LOCKOUT_ANNUNCIATOR = "keypad_lock"
 #: Bench seconds added to the declared times before the display must be at rest: a meter's
 #: declared times are nominal, and a camera needs a few frames to accept a display.
 REST_MARGIN_S = 10.0
+#: The least real time given to the display to come to rest: it must stay on the credit for
+#: a second of real time (CREDIT_DISPLAY_STEADY_REAL_S), and on a fast clock the declared
+#: times pass in less than that.
+REST_REAL_FLOOR_S = 10.0
 
 
 @dataclass
@@ -107,7 +111,7 @@ def _rest_budget_s(runner: Runner) -> float:
         + len(p.tokens.supported_tests) * d.test_step_seconds
         + p.load_switch.test_open_s
     )
-    return 2 * declared + REST_MARGIN_S
+    return max(2 * declared + REST_MARGIN_S, REST_REAL_FLOOR_S * runner.clock.speed)
 
 
 def _display_at_rest(runner: Runner, rest: Rest) -> None:
