@@ -25,6 +25,7 @@ from dut.profile import MeterProfile, ProfileError
 from instruments.base import InstrumentError
 from stslab.atomic import replace_file
 from stslab.bench import Bench, BenchError, load_bench, opened
+from stslab.benchlock import BenchBusy, BenchLock
 from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
 from stslab.clock import BenchClock, Clock
 from stslab.factory import TokenFactory, key_state_from_profile
@@ -272,6 +273,7 @@ class Campaign:
         self.journal: Journal | None = None
         self.completed: set[str] = set()
         self.on_step = None
+        self.bench_lock: BenchLock | None = None
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -284,8 +286,12 @@ class Campaign:
         self.profile = _sample_profile(self.profile, self.shard)
         if is_simlab(self.config.bench):
             self._start_sim()  # before the run folder: a meter SimLab cannot play changes nothing
+        else:
+            self._lock_bench()  # before the run folder: a bench in use changes nothing
         try:
             self._open_run_dir()
+            if self.bench_lock is not None:
+                self.bench_lock.name_run(self.run.run_id)
             self._open_bench()
             self._open_ledger()
             self._start_journal()
@@ -297,6 +303,14 @@ class Campaign:
             self.close()
             raise
         return self
+
+    def _lock_bench(self) -> None:
+        """One campaign per bench file (stslab.benchlock); refused at once when in use."""
+        plan = getattr(self, "_plan", None)
+        try:
+            self.bench_lock = BenchLock(self.config.bench).acquire(plan and plan.run_id)
+        except BenchBusy as exc:
+            raise InputError("--bench", str(exc)) from None
 
     def load_inputs(self) -> None:
         """Read and validate the DUT profile, the job, the pack and the bench file (not
@@ -693,6 +707,8 @@ class Campaign:
         if self._sim is not None:
             self._sim.stop()
             self._sim = None
+        if self.bench_lock is not None:
+            self.bench_lock.release()  # after teardown: the bench is free once it is safe
 
     def __enter__(self) -> Campaign:
         return self.open()

@@ -124,6 +124,7 @@ def certify(
             config = CampaignConfig(bench=b, dut=dut, job=job, pack=pack_dir, model=model,
                                     pack_keys=tuple(pack_key or ()))  # fmt: skip
             check_campaign_inputs(config)
+            check_bench_free(b)
     # The console is bound to this stdout: pytest captures sys.stdout while tests run.
     console = Console(file=sys.stdout)
     # Our own configuration only: the progress display replaces pytest's terminal output.
@@ -183,6 +184,20 @@ def check_campaign_inputs(config: Any) -> None:
         check_inputs(config)
     except InputError as exc:
         raise ArgumentError(exc.option, str(exc)) from None
+
+
+def check_bench_free(bench: str) -> None:
+    """A bench file another campaign holds is refused before anything starts, naming the run
+    that holds it (stslab.benchlock)."""
+    from stslab.benchlock import BenchBusy, refuse_if_busy
+    from stslab.session import is_simlab
+
+    if is_simlab(bench):
+        return
+    try:
+        refuse_if_busy(bench)
+    except BenchBusy as exc:
+        raise ArgumentError("--bench", str(exc)) from None
 
 
 def check_defects(names: list[str] | None) -> None:
