@@ -402,6 +402,7 @@ def test_losing_the_supply_blanks_the_meter_and_keeps_its_memory(rig: MeterRig) 
         before.ti,
     )
     assert state.relay_closed
+    assert rig.plant.state().relay_closed  # the circuit is closed again, not the meter's word
     assert rig.enter(used) is Result.USED
 
 
