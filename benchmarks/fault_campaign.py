@@ -41,8 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from stslab.campaign import Outcome, ScenarioResult
 from stslab.journal import read_journal
 from stslab.run import journal_path
