@@ -4,12 +4,12 @@ A fault cuts a scenario short at any moment: the keypad robot may have pressed h
 token, the meter may still show a message or run a class-1 test sequence, a lockout may have
 begun, an instrument may be out of step with its driver. The next scenario must not judge
 that state. So after a scenario ERRORs, and when a run resumes after an interruption, the
-runner calls :func:`bring_to_rest` before the next scenario: it stops the keypad robot, sets
-the bench baseline, lets an unfinished entry time out and a message, a test sequence or a
-lockout pass until the display shows the credit at rest, re-reads the port and sees the load
-switch where the meter says it is. What it did and saw is journalled (``recovery``) and goes
-into the record; when the bench does not come back, the next scenario is ERROR with the
-reason and the runner tries again before the one after.
+runner calls :func:`bring_to_rest` before the next scenario: it stops the keypad robot, sees
+the card writer answer, sets the bench baseline, lets an unfinished entry time out and a
+message, a test sequence or a lockout pass until the display shows the credit at rest,
+re-reads the port and sees the load switch where the meter says it is. What it did and saw
+is journalled (``recovery``) and goes into the record; when the bench does not come back,
+the next scenario is ERROR with the reason and the runner tries again before the one after.
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ def _stop_keypad(runner: Runner, rest: Rest) -> None:
 
 
 def _baseline(runner: Runner, rest: Rest) -> None:
+    card = runner.bench.drivers.get("card")
+    if card is not None:
+        card.identify()  # the card writer answers (nothing else here asks it anything)
+        rest.actions.append("card writer answering")
     runner._baseline()
     parts = [r for r in ("load", "source") if r in runner.bench.drivers]
     if parts:
