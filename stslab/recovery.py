@@ -28,6 +28,10 @@ LOCKOUT_ANNUNCIATOR = "keypad_lock"
 #: Bench seconds added to the declared times before the display must be at rest: a meter's
 #: declared times are nominal, and a camera needs a few frames to accept a display.
 REST_MARGIN_S = 10.0
+#: A driver that lost its port reports the loss once and opens the port again on its next
+#: call: an instrument fault gets a second attempt, this long (real seconds) after the first.
+REST_ATTEMPTS = 2
+REOPEN_PAUSE_S = 1.0
 #: The least real time given to the display to come to rest: it must stay on the credit for
 #: a second of real time (CREDIT_DISPLAY_STEADY_REAL_S), and on a fast clock the declared
 #: times pass in less than that.
@@ -68,15 +72,24 @@ def bring_to_rest(runner: Runner, after: str, reason: str) -> Rest:
     m0 = runner.clock.now()
     runner.stop_watching()
     runner._acted()
-    try:
-        _stop_keypad(runner, rest)
-        _baseline(runner, rest)
-        _display_at_rest(runner, rest)
-        _port_and_relay(runner, rest)
-    except (InstrumentError, StepFault, NotAtRest) as exc:
-        rest.problem = str(exc)
-    except ValueError as exc:  # a driver refused an argument
-        rest.problem = f"refused by the driver: {exc}"
+    for attempt in range(1, REST_ATTEMPTS + 1):
+        try:
+            _stop_keypad(runner, rest)
+            _baseline(runner, rest)
+            _display_at_rest(runner, rest)
+            _port_and_relay(runner, rest)
+            rest.problem = None
+        except InstrumentError as exc:
+            rest.problem = str(exc)
+            if attempt < REST_ATTEMPTS:
+                rest.actions.append(f"attempt {attempt}: {exc}; tried again")
+                runner.clock.pause(REOPEN_PAUSE_S)
+                continue
+        except (StepFault, NotAtRest) as exc:
+            rest.problem = str(exc)
+        except ValueError as exc:  # a driver refused an argument
+            rest.problem = f"refused by the driver: {exc}"
+        break
     runner._acted()  # what the next scenario reads is its own
     rest.duration_s = round(time.perf_counter() - t0, 3)
     rest.modelled_s = round(runner.clock.now() - m0, 3)
