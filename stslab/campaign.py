@@ -302,6 +302,9 @@ class Runner:
         self._relay_anchor: float | None = None
         #: (after what, the fault) while the bench may not be at rest (stslab.recovery).
         self.unsettled: tuple[str, str] | None = None
+        #: A key change set being entered (new key, rollover) until its step ends: a fault
+        #: may cut it short after the meter took it (stslab.recovery asks the meter).
+        self.key_change_pending: tuple[Any, bool] | None = None
 
     # -- scenario ---------------------------------------------------------------------------
 
@@ -554,9 +557,11 @@ class Runner:
             },
         }
         answers: list[Result | None] = []
+        self.key_change_pending = (new_state, step.new_key.ro)
         for i in order:
             self.inject(digits[i - 1], via, res)
             answers.append(self._observe_entry(None, res, judge=False))
+        self.key_change_pending = None
         res.observations["section_results"] = [a.label if a else None for a in answers]
         if set(order) == set(range(1, len(digits) + 1)) and answers[-1] is Result.ACCEPT:
             self.ledger.key_installed(new_state, step.new_key.ro)

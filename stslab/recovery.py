@@ -169,7 +169,8 @@ def _display_at_rest(runner: Runner, rest: Rest) -> None:
 
 
 def _port_and_relay(runner: Runner, rest: Rest) -> None:
-    """A fresh readout; the load switch seen where the meter's port says it is."""
+    """A fresh readout: the meter's key as the ledger has it; the load switch seen where the
+    meter's port says it is."""
     if "port" not in runner.bench.drivers:
         return
     values = runner.readout()
@@ -179,6 +180,7 @@ def _port_and_relay(runner: Runner, rest: Rest) -> None:
             if address in values}  # fmt: skip
     rest.observations["readout"] = seen
     rest.actions.append("port read again")
+    _key_as_ledger(runner, values, rest)
     reported = str(seen.get("relay", "")).strip().lower()
     if runner.bench.relay is None or reported not in ("open", "closed"):
         return
@@ -191,3 +193,36 @@ def _port_and_relay(runner: Runner, rest: Rest) -> None:
         ) from None
     rest.observations["relay"] = obs.state
     rest.actions.append(f"load switch seen {obs.state}, as the port reports")
+
+
+def _key_as_ledger(runner: Runner, values: dict[str, Any], rest: Rest) -> None:
+    """The meter's key (KRN, KT, TI in the readout) must be the one the ledger mints under.
+    A key change cut short by the fault after the meter took it is entered in the ledger;
+    any other difference leaves the bench not at rest (every token would be misjudged)."""
+    regs = runner.profile.port.registers
+    try:
+        meter = {
+            name: int(values[address].value)
+            for name, address in (("krn", regs.krn), ("kt", regs.kt), ("ti", regs.ti))
+            if address in values
+        }
+    except ValueError as exc:  # fmt: skip
+        raise NotAtRest(f"the readout's key registers are unreadable: {exc}") from None
+    if not meter:
+        return
+    rest.observations["key"] = meter
+    pending, runner.key_change_pending = runner.key_change_pending, None
+    ledger = {name: getattr(runner.ledger.key, name) for name in meter}
+    if meter == ledger:
+        return
+    if pending is not None and {name: getattr(pending[0], name) for name in meter} == meter:
+        runner.ledger.key_installed(*pending)
+        rest.actions.append(f"the key change the fault cut short had been taken by the meter: "
+                            f"the ledger follows it ({_key_text(meter)})")  # fmt: skip
+        return
+    raise NotAtRest(f"the meter's key ({_key_text(meter)}) is not the ledger's "
+                    f"({_key_text(ledger)})")  # fmt: skip
+
+
+def _key_text(key: dict[str, int]) -> str:
+    return ", ".join(f"{name.upper()} {value}" for name, value in key.items())

@@ -174,3 +174,42 @@ def test_the_known_case_on_the_wire_bench(tmp_path: Path) -> None:
     assert out["entries"]["STS-C1-017"] != ""  # digits left in the meter
     assert results["STS-C1-018"].outcome is Outcome.PASS
     assert rest["at_rest"] is True and rest["observations"]["display"] == "0.0"
+
+
+def test_a_key_change_cut_short_after_the_meter_took_it_is_followed_by_the_ledger(
+    tmp_path: Path,
+) -> None:
+    """The robot's line is spoilt after the last key of the set's second section: the meter
+    installed the new key, the step is ERROR, and the ledger must mint under the new key."""
+    last_key_of_the_set = 2 * 21  # two sections of 20 digits and ENTER
+    with Campaign(_config(tmp_path, "virtual", "STS-KC-001", "STS-KC-002")) as campaign:
+        sim = campaign._sim
+        first, second = campaign.pending()
+        _spoil_keypad_after(sim, last_key_of_the_set, garble_rate=1.0)
+        cut = campaign.run_scenario(first)
+        sim.fault("keypad").clear()
+        installed = sim.true_state().krn
+        after = campaign.run_scenario(second)
+        (rest,) = _recoveries(campaign)
+        ledger_krn = campaign.ledger.key.krn
+    assert cut.outcome is Outcome.ERROR and "[keypad]" in cut.steps[-1].error
+    assert installed == 7  # the meter took the set before the fault surfaced
+    assert rest["at_rest"] is True and rest["observations"]["key"]["krn"] == 7
+    assert any("the ledger follows it (KRN 7" in a for a in rest["actions"])
+    assert after.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in after.steps]
+    assert ledger_krn == 8  # KC-002's key change to the next KRN, under the key the meter has
+
+
+def test_a_meter_whose_key_is_not_the_ledgers_is_not_at_rest(tmp_path: Path) -> None:
+    ids = ("STS-C1-017", "STS-C1-018")
+    with Campaign(_config(tmp_path, "virtual", *ids)) as campaign:
+        first, second = campaign.pending()
+        campaign._sim.fault("port").silent = True
+        campaign.run_scenario(first)  # C1-017 goes by keypad; its readout meets the fault
+        campaign._sim.fault("port").clear()
+        campaign._sim.meter.core.state.krn = 5  # side door: a key the harness never sent
+        refused = campaign.run_scenario(second)
+    assert refused.outcome is Outcome.ERROR
+    assert (
+        "the meter's key (KRN 5, KT 2, TI 1) is not the ledger's (KRN 1" in refused.steps[0].error
+    )
