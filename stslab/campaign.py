@@ -962,7 +962,7 @@ class Runner:
                 raise StepFault("no way to read credit (the bench has no meter port)")
             res.observations["credit_after"] = str(after)
             unit = "kWh" if c.register_no == 0 else None
-            read_after = _register_resolution(after, "the credit register", unit)
+            read_after = _register_resolution(after, "the credit register after", unit)
             after_budget = gum.budget("credit", unit or "", after, [read_after])
             res.measurements["credit_after"] = after_budget.to_json()
             if c.change is not None:
@@ -970,7 +970,7 @@ class Runner:
                 change = after - (b or Decimal(0))
                 parts = [read_after]
                 if b is not None:  # two readings of the register, each quantised
-                    read_before = _register_resolution(b, "the credit register", unit)
+                    read_before = _register_resolution(b, "the credit register before", unit)
                     res.observations.setdefault("credit_before", str(b))
                     res.measurements["credit_before"] = gum.budget(
                         "credit", unit or "", b, [read_before]
