@@ -677,14 +677,7 @@ def render_html(
 
 def render_pdf(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> bytes:
     """The report as PDF/A-3b, the record and the manifest attached as associated files."""
-    with warnings.catch_warnings():
-        # Without the HarfBuzz-Subset library WeasyPrint subsets the embedded fonts with
-        # fontTools (the fonts are embedded all the same) and says at import that a future
-        # version will need the library: nothing a user of a report can act on.
-        warnings.filterwarnings("ignore", "HarfBuzz-Subset will be required", DeprecationWarning,
-                                r"weasyprint\.")  # fmt: skip
-        import weasyprint
-
+    weasyprint = _weasyprint()
     html = render_html(run, meta, signer, view="pdf")
     issued = meta.issued.astimezone(UTC)
     attachments = [
@@ -698,7 +691,29 @@ def render_pdf(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> bytes:
                                           f"(SHA-256 {run.manifest_sha256})",
                               created=issued, modified=issued, relationship="Source"),
     ]  # fmt: skip
-    document = weasyprint.HTML(string=html, url_fetcher=_evidence_fetcher(run.evidence))
+    return write_pdfa(html, attachments, _evidence_fetcher(run.evidence))
+
+
+def _weasyprint() -> Any:
+    with warnings.catch_warnings():
+        # Without the HarfBuzz-Subset library WeasyPrint subsets the embedded fonts with
+        # fontTools (the fonts are embedded all the same) and says at import that a future
+        # version will need the library: nothing a user of a report can act on.
+        warnings.filterwarnings("ignore", "HarfBuzz-Subset will be required", DeprecationWarning,
+                                r"weasyprint\.")  # fmt: skip
+        import weasyprint
+    return weasyprint
+
+
+def write_pdfa(html: str, attachments: list[Any], url_fetcher: Any = None) -> bytes:
+    """``html`` as PDF/A-3b with ``attachments`` (WeasyPrint attachments) as associated files;
+    every document stslab issues is written here, so all share one PDF/A setting."""
+    weasyprint = _weasyprint()
+    if url_fetcher is None:  # nothing to fetch: never reach a network or a disk
+        from weasyprint.urls import URLFetcher
+
+        url_fetcher = URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+    document = weasyprint.HTML(string=html, url_fetcher=url_fetcher)
     with warnings.catch_warnings():
         # WeasyPrint opens its sRGB profile (the PDF/A output intent) and leaves the file to
         # the garbage collector; the bytes are read, only the warning would reach the console.
