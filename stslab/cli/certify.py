@@ -224,6 +224,9 @@ def _summary(console: Console, record: dict[str, Any], run_dir: Path | None) -> 
         + (f" summed over {len(record['benches'])} benches" if several else "")
         + f" ({record['mode']})"
     )
+    if sm.get("guard_band"):
+        console.print(f"[yellow]guard band:[/] {sm['guard_band']} result(s) inside the tolerance "
+                      "but within U of a limit, not accepted (guarded acceptance)")  # fmt: skip
     for d in record["deviations"]:
         console.print(f"[yellow]deviation:[/] {d}")
     if run_dir is not None:
