@@ -1025,11 +1025,13 @@ class Runner:
                  gum.resolution(Decimal("0.001"), "the recorded time", "s")]  # fmt: skip
         return self.measured("time", "s", round(value_s, 3), role, parts)
 
-    def display_interval_s(self) -> float:
-        """The display watch's sampling interval so far, in bench seconds (0 on virtual time,
-        where the watch sees every change when it happens)."""
-        watch = self._watch
-        return 0.0 if watch is None else round(watch.poll_s * self.clock.speed, 6)
+    def display_interval_s(self, watch: Any = None) -> float:
+        """The sampling interval of ``watch`` (default: the running display watch) so far, in
+        bench seconds (0 on virtual time, where the watch sees every change when it happens)."""
+        watch = watch or self._watch
+        if watch is None:
+            raise StepFault("no display watch is running")
+        return round(watch.poll_s * self.clock.speed, 6)
 
     def _relay_time(self, obs: Any, elapsed_real: float) -> tuple[float, Budget]:
         """A load-switch transition time (bench s, from the window's start) and its budget.

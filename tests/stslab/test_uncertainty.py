@@ -5,6 +5,7 @@ on a campaign, not only on paper."""
 from __future__ import annotations
 
 import math
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -198,3 +199,42 @@ def test_the_decision_rule_of_the_job_decides_a_result_within_u_of_its_limit(
     (step,) = [st for s in guarded["scenarios"] for st in s["steps"] if st["kind"] == "token"
                and s["id"] == "T-CREDIT-001"]  # fmt: skip
     assert set(step["measurements"]) == {"credit_before", "credit_after"}
+
+
+def test_a_time_from_the_display_watch_carries_the_cameras_calibration_and_its_sampling(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    from stslab.campaign import DisplayWatch, Runner
+    from stslab.clock import BenchClock
+
+    class Display:  # answers at once; the watch notes the longest gap between its reads
+        reads = 0
+        enough = threading.Event()
+
+        def read(self, timeout_s: float) -> object:
+            self.reads += 1
+            if self.reads >= 3:
+                self.enough.set()
+            return SimpleNamespace(text="12.3")
+
+    display = Display()
+    watch = DisplayWatch(display).start()
+    assert display.enough.wait(5.0)
+    watch.stop()
+    assert watch.poll_s > 0
+    cal = InstrumentCalibration("display", "CAM-1", 2.0, {"time": Statement.parse("time", "20 ms")})
+    runner = Runner.__new__(Runner)  # only what a time budget uses
+    runner.bench = SimpleNamespace(calibrations={"display": cal})
+    runner.clock = BenchClock(10.0)
+    runner._watch = None
+    interval = runner.display_interval_s(watch)
+    assert interval == round(watch.poll_s * 10.0, 6)  # bench seconds at speed 10
+    b = runner.time_budget(4.0, "display", interval, edges=2)
+    sources = [c.source for c in b.components]
+    assert sources == ["calibration of the display (CAM-1)",
+                       "sampling interval of the display watch (two edges)",
+                       "resolution of the recorded time"]  # fmt: skip
+    assert b.components[0].u == pytest.approx(0.01)
+    assert b.components[1].u == pytest.approx(interval / math.sqrt(6))
