@@ -251,6 +251,31 @@ def _unit(text: str, unit: str | None) -> str:
     return f"{text} {unit}"
 
 
+_LAST_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?=[^0-9]*$)")
+
+
+def with_uncertainty(text: str, unit: str | None, budget: dict[str, Any] | None) -> str:
+    """An observed value as ``value ± U unit`` when the record has its budget ("10.000" ->
+    "10.000 ± 0.00082 kWh", "open by 3.00 s" -> "open by 3.00 ± 0.12 s")."""
+    unit = unit or (budget or {}).get("unit") or None
+    if not budget or budget.get("U") is None:
+        return _unit(text, unit)
+    match = _LAST_NUMBER.search(text)
+    if match is None or not _same_number(match.group(), budget.get("value")):
+        return f"{_unit(text, unit)} (U = {budget['U']}{' ' + unit if unit else ''})"
+    marked = f"{text[: match.end()]} ± {budget['U']}{text[match.end() :]}"
+    return _unit(marked, unit)
+
+
+def _same_number(shown: str, value: Any) -> bool:
+    """Whether ``shown`` is ``value`` to as many decimals as it shows (a time shown 3.00)."""
+    decimals = len(shown.split(".", 1)[1]) if "." in shown else 0
+    try:
+        return round(float(value), decimals) == float(shown)
+    except (TypeError, ValueError):
+        return False
+
+
 def _safe_items(mapping: dict[str, Any]) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in mapping.items() if not SECRET_NAMES.search(k)]
 
@@ -345,9 +370,13 @@ _OBSERVATION_LABELS = {
 }
 
 
-def describe_observations(obs: dict[str, Any]) -> list[str]:
-    """The step's observations as short labelled lines with units."""
+def describe_observations(
+    obs: dict[str, Any], measurements: dict[str, Any] | None = None
+) -> list[str]:
+    """The step's observations as short labelled lines with units (``value ± U unit`` where
+    the record has the observation's uncertainty budget)."""
     lines = []
+    budgets = measurements or {}
     for key, value in _safe_items(obs):
         if key == "samples":
             lines.append(f"{len(value)} samples (see the timeline)")
@@ -355,8 +384,47 @@ def describe_observations(obs: dict[str, Any]) -> list[str]:
         label, unit = _OBSERVATION_LABELS.get(key, (key.replace("_", " "), None))
         if isinstance(value, list):
             value = ", ".join("—" if v is None else str(v) for v in value)
-        lines.append(f"{label}: {_unit(str(value), unit)}")
+        lines.append(f"{label}: {with_uncertainty(str(value), unit, budgets.get(key))}")
     return lines
+
+
+def describe_uncertainty(stated: Any) -> str | None:
+    """A calibration record's uncertainty statements in a line ("U (k = 2): energy 0.1 %")."""
+    if not stated:
+        return None
+    if not isinstance(stated, dict):  # a record from before the statements had a form
+        return str(stated)
+    order = ("voltage", "current", "power", "energy", "time")  # as a certificate lists them
+    ranked = sorted(stated, key=lambda q: (order.index(q) if q in order else len(order), q))
+    parts = [f"{q} {stated[q]}" for q in ranked if q != "k" and stated[q]]
+    return f"U (k = {stated.get('k', 2):g}): {'; '.join(parts)}" if parts else None
+
+
+def uncertainty_summary(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per quantity: how many results, the range of U, and the budget of the largest U (its
+    components, and what the bench did not state) — the report's uncertainty table."""
+    by_quantity: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for scenario in record.get("scenarios", []):
+        for step in scenario.get("steps", []):
+            budgets = list((step.get("measurements") or {}).values())
+            budgets += [c["uncertainty"] for c in step.get("checks", []) if c.get("uncertainty")]
+            # A check on a reading shares the reading's budget: count it once.
+            unique = {json.dumps(b, sort_keys=True): b for b in budgets if isinstance(b, dict)}
+            for b in unique.values():
+                if b.get("U") is not None:
+                    by_quantity.setdefault((b.get("quantity", ""), b.get("unit", "")), []).append(b)
+    rows = []
+    for (quantity, unit), budgets in sorted(by_quantity.items()):
+        values = [float(b["U"]) for b in budgets]
+        largest = max(budgets, key=lambda b: float(b["U"]))
+        rows.append({
+            "quantity": quantity, "unit": unit, "count": len(budgets),
+            "low": min(budgets, key=lambda b: float(b["U"]))["U"], "high": largest["U"],
+            "same": min(values) == max(values), "k": largest.get("k", 2),
+            "components": largest.get("components", []),
+            "missing": sorted({m for b in budgets for m in b.get("missing", [])}),
+        })  # fmt: skip
+    return rows
 
 
 def _decisive(frames: list[dict[str, Any]], observed: str) -> dict[str, Any] | None:
@@ -402,8 +470,11 @@ def scenario_view(
             row = {
                 "name": check.get("name", ""),
                 "expected": _unit(str(check.get("expected", "")), check.get("unit")),
-                "observed": _unit(str(check.get("observed", "")), check.get("unit")),
+                "observed": with_uncertainty(
+                    str(check.get("observed", "")), check.get("unit"), check.get("uncertainty")
+                ),
                 "outcome": check.get("outcome", ""),
+                "guard_band": bool(check.get("guard_band")),
                 "detail": check.get("detail", ""),
                 "frame": None,
             }
@@ -432,7 +503,8 @@ def scenario_view(
             "action": describe_action(step),
             "outcome": step.get("outcome", ""),
             "checks": checks,
-            "observations": describe_observations(step.get("observations") or {}),
+            "observations": describe_observations(step.get("observations") or {},
+                                                  step.get("measurements")),
             "error": step.get("error"),
             "retries": step.get("retries", []),
             "frames": thumbs,
@@ -510,7 +582,8 @@ def build_context(
                                                         ("driver", "address", "identity")},
                                 "certificate": cal.get("certificate"),
                                 "calibrated": cal.get("date"), "due": cal.get("due"),
-                                "cal_lab": cal.get("lab"), "uncertainty": cal.get("uncertainty"),
+                                "cal_lab": cal.get("lab"),
+                                "uncertainty": describe_uncertainty(cal.get("uncertainty")),
                                 "note": cal.get("note"),
                                 "status": inst.get("calibration_status")})  # fmt: skip
     # A browser view carries its frames inline; the PDF renderer fetches them by hash.
@@ -537,6 +610,8 @@ def build_context(
         "journal_note": run.journal_note,
         "instruments": instruments,
         "recoveries": record.get("recoveries", []),  # records before recovery have none
+        "decision": record.get("decision") or {},
+        "uncertainty": uncertainty_summary(record),
         "scenarios": scenarios,
         "verdict_chart": charts.verdict_chart(record),
         "groups": charts.group_counts(record),
@@ -605,14 +680,7 @@ def render_html(
 
 def render_pdf(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> bytes:
     """The report as PDF/A-3b, the record and the manifest attached as associated files."""
-    with warnings.catch_warnings():
-        # Without the HarfBuzz-Subset library WeasyPrint subsets the embedded fonts with
-        # fontTools (the fonts are embedded all the same) and says at import that a future
-        # version will need the library: nothing a user of a report can act on.
-        warnings.filterwarnings("ignore", "HarfBuzz-Subset will be required", DeprecationWarning,
-                                r"weasyprint\.")  # fmt: skip
-        import weasyprint
-
+    weasyprint = _weasyprint()
     html = render_html(run, meta, signer, view="pdf")
     issued = meta.issued.astimezone(UTC)
     attachments = [
@@ -626,7 +694,29 @@ def render_pdf(run: Run, meta: ReportMeta, signer: SignerInfo | None) -> bytes:
                                           f"(SHA-256 {run.manifest_sha256})",
                               created=issued, modified=issued, relationship="Source"),
     ]  # fmt: skip
-    document = weasyprint.HTML(string=html, url_fetcher=_evidence_fetcher(run.evidence))
+    return write_pdfa(html, attachments, _evidence_fetcher(run.evidence))
+
+
+def _weasyprint() -> Any:
+    with warnings.catch_warnings():
+        # Without the HarfBuzz-Subset library WeasyPrint subsets the embedded fonts with
+        # fontTools (the fonts are embedded all the same) and says at import that a future
+        # version will need the library: nothing a user of a report can act on.
+        warnings.filterwarnings("ignore", "HarfBuzz-Subset will be required", DeprecationWarning,
+                                r"weasyprint\.")  # fmt: skip
+        import weasyprint
+    return weasyprint
+
+
+def write_pdfa(html: str, attachments: list[Any], url_fetcher: Any = None) -> bytes:
+    """``html`` as PDF/A-3b with ``attachments`` (WeasyPrint attachments) as associated files;
+    every document stslab issues is written here, so all share one PDF/A setting."""
+    weasyprint = _weasyprint()
+    if url_fetcher is None:  # nothing to fetch: never reach a network or a disk
+        from weasyprint.urls import URLFetcher
+
+        url_fetcher = URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+    document = weasyprint.HTML(string=html, url_fetcher=url_fetcher)
     with warnings.catch_warnings():
         # WeasyPrint opens its sRGB profile (the PDF/A output intent) and leaves the file to
         # the garbage collector; the bytes are read, only the warning would reach the console.

@@ -45,6 +45,17 @@ DRIVERS = {
     "load": "chroma63800",
 }
 
+#: What the simulated instruments' calibration certificates state: expanded uncertainties
+#: (k = 2) plausible for a calibrated instrument of each kind, so a SimLab report shows the
+#: whole chain from certificate to result. The port, keypad and card writer measure nothing.
+UNCERTAINTIES: dict[str, dict[str, Any]] = {
+    "analyzer": {"k": 2, "voltage": "0.05 % + 0.02 V", "current": "0.05 % + 0.5 mA",
+                 "power": "0.1 % + 0.1 W", "energy": "0.1 % + 0.01 Wh", "time": "5 ms"},
+    "display": {"k": 2, "time": "20 ms"},  # a frame's time stamp against the bench clock
+    "source": {"k": 2, "voltage": "0.1 % + 0.2 V"},
+    "load": {"k": 2, "current": "0.1 % + 10 mA", "power": "0.2 % + 0.5 W"},
+}  # fmt: skip
+
 
 class SimulatedBench:
     """What every SimLab bench offers besides its devices: the bench file that describes it,
@@ -267,7 +278,7 @@ def describe_bench(
     profile_path: str | None = None,
 ) -> dict[str, Any]:
     """A SimLab bench file (as data): each role's driver and address, simulated instruments
-    calibrated today for a year."""
+    calibrated today for a year, with the uncertainties their certificates would state."""
     today = date.today()
     instruments: dict[str, Any] = {}
     for role in ROLES:
@@ -288,6 +299,8 @@ def describe_bench(
                 "due": (today + timedelta(days=365)).isoformat(),
                 "note": "simulated instrument",
             }
+            if role in UNCERTAINTIES:
+                entry["calibration"]["uncertainty"] = dict(UNCERTAINTIES[role])
         instruments[role] = entry
     doc: dict[str, Any] = {
         "bench_version": 1,

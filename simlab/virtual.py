@@ -625,6 +625,10 @@ class VirtualDisplayWatch:
     """The display recorded through an action, read from the bench's display history: every
     state that stayed for the camera's ``consecutive`` frames, at the time it was read."""
 
+    #: Every change is seen when it happens (plus the fixed time of the frames that confirm
+    #: it): a time from this watch has no sampling interval.
+    poll_s = 0.0
+
     def __init__(self, camera: VirtualCamera) -> None:
         self.camera = camera
         self.clock = camera.clock

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from instruments.base import Driver, Identity, InstrumentError, driver_class
 from sts.schema import DocumentError, line_of, parse_yaml_text, read_text, validate
+from stslab.uncertainty import QUANTITIES, READS, InstrumentCalibration, Statement
 
 Role = Literal["keypad", "port", "card", "presenter", "display", "analyzer", "source", "load"]
 ROLES: tuple[str, ...] = ("keypad", "port", "card", "presenter", "display", "analyzer",
@@ -28,6 +29,41 @@ ROLES: tuple[str, ...] = ("keypad", "port", "card", "presenter", "display", "ana
 
 class BenchError(DocumentError):
     """A bench file that does not load (file, line and key are in the message)."""
+
+
+class CalibrationUncertainty(BaseModel):
+    """The expanded uncertainty per quantity, as the calibration certificate states it: a part
+    relative to the reading and/or an absolute part (``0.1 % + 0.3 W``), with the
+    certificate's coverage factor ``k``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: float = Field(default=2.0, gt=0, le=10)
+    voltage: str | None = None
+    current: str | None = None
+    power: str | None = None
+    energy: str | None = None
+    time: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError(
+                "give the expanded uncertainty per quantity and the coverage factor, e.g. "
+                f"{{k: 2, energy: 0.1 %, time: 5 ms}} (quantities: {', '.join(QUANTITIES)})"
+            )
+        return data
+
+    @field_validator(*QUANTITIES)
+    @classmethod
+    def _statement(cls, text: str | None, info: Any) -> str | None:
+        if text is not None:
+            Statement.parse(info.field_name, text)
+        return text
+
+    def statements(self) -> dict[str, Statement]:
+        return {q: Statement.parse(q, t) for q in QUANTITIES if (t := getattr(self, q))}
 
 
 class Calibration(BaseModel):
@@ -39,7 +75,7 @@ class Calibration(BaseModel):
     date: date
     due: date
     lab: str | None = None
-    uncertainty: str | None = None
+    uncertainty: CalibrationUncertainty | None = None
     note: str | None = None
 
     @model_validator(mode="after")
@@ -115,6 +151,41 @@ class Bench(BaseModel):
                 )
             elif status is CalibrationStatus.MISSING:
                 out.append(f"{role}: no calibration record")
+        return out
+
+    def calibrations(self) -> dict[str, InstrumentCalibration]:
+        """Each calibrated instrument's uncertainty statements, by role."""
+        out = {}
+        for role, inst in self.instruments.items():
+            cal = inst.calibration
+            if cal is not None:
+                unc = cal.uncertainty
+                out[role] = InstrumentCalibration(
+                    role, cal.certificate, unc.k if unc else 2.0, unc.statements() if unc else {}
+                )
+        return out
+
+    def uncertainty_gaps(self) -> list[str]:
+        """What accredited mode misses: every quantity the runner reads from a measuring
+        instrument needs its calibration uncertainty. One line each, naming file, line, key."""
+        root = None
+        if self.source_file != "<memory>":
+            with suppress(OSError, DocumentError):
+                _data, root = parse_yaml_text(Path(self.source_file).read_text(), self.source_file)
+        out = []
+        for role, quantities in READS.items():
+            inst = self.instruments.get(role)
+            if inst is None:
+                continue
+            unc = inst.calibration.uncertainty if inst.calibration else None
+            absent = [q for q in quantities if unc is None or getattr(unc, q) is None]
+            if absent:
+                key = ("instruments", role, "calibration", "uncertainty")
+                line = line_of(root, key) if root is not None else None
+                where = f"{self.source_file}:{line}" if line else self.source_file
+                need = ", ".join(absent)
+                out.append(f"{where}: {'.'.join(key)}: accredited mode needs the calibration "
+                           f"uncertainty of {need} (with the certificate's k)")  # fmt: skip
         return out
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from dut.profile import MeterProfile
 from instruments.base import InstrumentError, ProtocolViolation
 from sts.meter import Result
+from stslab import uncertainty as gum
 from stslab.clock import BenchClock
 from stslab.factory import MintError, TokenFactory
 from stslab.scenario import (
@@ -40,16 +41,12 @@ from stslab.scenario import (
     WaitStep,
     parse_result,
 )
+from stslab.uncertainty import Budget, Decision, DecisionRule, InstrumentCalibration
 
 #: Steps that enter something the meter answers on its display.
 ENTRY_STEPS = frozenset({"token", "key_change", "raw", "keys"})
 
-DECISION_RULE = (
-    "Simple acceptance (ILAC-G8:09/2019 §4.2.1, no guard band): a step PASSES when every "
-    "observation equals its expectation — result codes and display texts exactly, numeric "
-    "values within the stated tolerance; a state change within the stated time. A device "
-    "fault or unreadable observation is ERROR, never PASS or FAIL."
-)
+DECISION_RULE = gum.rule_statement(DecisionRule.SIMPLE)
 #: How old (bench seconds) the last step's closing readout may be to serve as the next step's
 #: "before": no action came between, and in 1 s even a 100 A load moves credit by 0.007 kWh,
 #: a seventh of the default tolerance.
@@ -86,6 +83,10 @@ class Check:
     outcome: Outcome
     unit: str | None = None
     detail: str = ""
+    #: The judged value's uncertainty budget (numeric checks).
+    uncertainty: dict[str, Any] | None = None
+    #: Inside the tolerance but within U of its limit (guarded acceptance): not accepted.
+    guard_band: bool = False
 
 
 @dataclass
@@ -97,6 +98,8 @@ class StepResult:
     action: dict[str, Any] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     observations: dict[str, Any] = field(default_factory=dict)
+    #: Numeric observation name -> its uncertainty budget.
+    measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     retries: list[str] = field(default_factory=list)
     error: str | None = None
@@ -191,6 +194,8 @@ class BenchHandles:
     relay: Any = None  # instruments.relay.RelayProbe
     #: What a simulated bench does in the operator's place (e.g. raise_tamper).
     sim_actions: dict[str, Callable[[], None]] = field(default_factory=dict)
+    #: Each calibrated instrument's uncertainty statements, by role (from the bench file).
+    calibrations: dict[str, InstrumentCalibration] = field(default_factory=dict)
 
     def get(self, role: str) -> Any:
         driver = self.drivers.get(role)
@@ -215,6 +220,10 @@ class DisplayWatch:
         self.read_timeout_s = read_timeout_s
         self.readings: list[tuple[float, Any]] = []
         self.faults: list[str] = []
+        #: The longest time between two completed reads (real s): a change is seen at most
+        #: this late, the sampling interval of a time taken from this watch.
+        self.poll_s = 0.0
+        self._last_done: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="display-watch", daemon=True)
 
@@ -234,6 +243,9 @@ class DisplayWatch:
             # A reading counts from when it was accepted: a read begun during typing ends
             # on the first display that stays still, the meter's answer.
             done = time.monotonic()
+            if self._last_done is not None:
+                self.poll_s = max(self.poll_s, done - self._last_done)
+            self._last_done = done
             last = self.readings[-1][1] if self.readings else None
             if last is None or canonical_text(last.text) != canonical_text(reading.text):
                 self.readings.append((done, reading))
@@ -279,8 +291,10 @@ class Runner:
         factory: TokenFactory,
         journal: Any = None,
         on_step: Callable[[Scenario, StepResult], None] | None = None,
+        rule: DecisionRule = DecisionRule.SIMPLE,
     ) -> None:
         self.profile = profile
+        self.rule = rule
         self.bench = bench
         self.factory = factory
         self.ledger = factory.ledger
@@ -656,6 +670,10 @@ class Runner:
                     used = analyzer.energy_wh()
                     if used >= step.energy_wh:
                         res.observations["energy_wh"] = round(used, 3)
+                        res.measurements["energy_wh"] = self.measured(
+                            "energy", "Wh", round(used, 3), "analyzer",
+                            [gum.resolution(Decimal("0.001"), "the recorded energy", "Wh")],
+                        ).to_json()  # fmt: skip
                         break
                     if self.clock.now() >= deadline:
                         raise StepFault(
@@ -667,8 +685,10 @@ class Runner:
         else:
             probe = self._relay()
             obs = probe.wait(step.relay, self.clock.real(step.timeout_s))
+            t, time_budget = self._relay_time(obs, 0.0)
             res.observations["relay"] = obs.state
-            res.observations["relay_transition_s"] = _bench_s(obs.transition_s, self.clock)
+            res.observations["relay_transition_s"] = t
+            res.measurements["relay_transition_s"] = time_budget.to_json()
 
     def _wait_for_credit_display(self, timeout_s: float, res: StepResult) -> str:
         """Read the display until it shows the credit register's value (to its last digit)
@@ -992,40 +1012,36 @@ class Runner:
                 raise StepFault("no way to read credit (the bench has no meter port)")
             res.observations["credit_after"] = str(after)
             unit = "kWh" if c.register_no == 0 else None
+            read_after = _register_resolution(after, "the credit register after", unit)
+            after_budget = gum.budget("credit", unit or "", after, [read_after])
+            res.measurements["credit_after"] = after_budget.to_json()
             if c.change is not None:
                 b = before.get("credit")
                 change = after - (b or Decimal(0))
-                ok = abs(change - c.change) <= c.tolerance
+                parts = [read_after]
+                if b is not None:  # two readings of the register, each quantised
+                    read_before = _register_resolution(b, "the credit register before", unit)
+                    res.observations.setdefault("credit_before", str(b))
+                    res.measurements["credit_before"] = gum.budget(
+                        "credit", unit or "", b, [read_before]
+                    ).to_json()
+                    parts.insert(0, read_before)
+                change_budget = gum.budget("credit change", unit or "", change, parts)
+                low, high = c.change - c.tolerance, c.change + c.tolerance
+                expected = f"{c.change} ± {c.tolerance}"
                 res.checks.append(
-                    Check(
-                        "credit change",
-                        f"{c.change} ± {c.tolerance}",
-                        str(change),
-                        Outcome.PASS if ok else Outcome.FAIL,
-                        unit,
-                    )
+                    self._numeric("credit change", expected, change, change_budget, low, high, unit)
                 )
             if c.at_least is not None:
-                ok = after >= c.at_least - c.tolerance
+                low = c.at_least - c.tolerance
                 res.checks.append(
-                    Check(
-                        "credit",
-                        f"≥ {c.at_least}",
-                        str(after),
-                        Outcome.PASS if ok else Outcome.FAIL,
-                        unit,
-                    )
+                    self._numeric("credit", f"≥ {c.at_least}", after, after_budget, low, None, unit)
                 )
             if c.equals is not None:
-                ok = abs(after - c.equals) <= c.tolerance
+                low, high = c.equals - c.tolerance, c.equals + c.tolerance
+                expected = f"{c.equals} ± {c.tolerance}"
                 res.checks.append(
-                    Check(
-                        "credit",
-                        f"{c.equals} ± {c.tolerance}",
-                        str(after),
-                        Outcome.PASS if ok else Outcome.FAIL,
-                        unit,
-                    )
+                    self._numeric("credit", expected, after, after_budget, low, high, unit)
                 )
         if expect.readout is not None:
             values = self.readout(res)
@@ -1038,6 +1054,65 @@ class Runner:
                 seen = got.value if got is not None else "absent"
                 res.checks.append(_check(f"readout {name}", want, seen, _same_value(want, seen)))
 
+    # -- measurement uncertainty --------------------------------------------------------------
+
+    def measured(
+        self, quantity: str, unit: str, value: Any, role: str, parts: list[gum.Component]
+    ) -> Budget:
+        """The budget of ``value`` of ``quantity`` read through ``role``'s instrument: its
+        calibration (from the bench file) with ``parts`` (resolution, sampling interval)."""
+        cal = gum.calibration(self.bench.calibrations.get(role), quantity, float(value))
+        return gum.budget(quantity, unit, value, [cal, *parts])
+
+    def time_budget(
+        self, value_s: float, role: str, interval_s: float, edges: int = 1, watch: str = ""
+    ) -> Budget:
+        """The budget of a time (bench s) taken from a watch on ``role`` ("display" or
+        "analyzer") that samples every ``interval_s`` bench seconds; ``edges`` 2 for a
+        duration between two observed changes. The display watch's interval is
+        :meth:`display_interval_s`."""
+        parts = [gum.sampling(interval_s, watch or f"the {role} watch", edges),
+                 gum.resolution(Decimal("0.001"), "the recorded time", "s")]  # fmt: skip
+        return self.measured("time", "s", round(value_s, 3), role, parts)
+
+    def display_interval_s(self, watch: Any = None) -> float:
+        """The sampling interval of ``watch`` (default: the running display watch) so far, in
+        bench seconds (0 on virtual time, where the watch sees every change when it happens)."""
+        watch = watch or self._watch
+        if watch is None:
+            raise StepFault("no display watch is running")
+        return round(watch.poll_s * self.clock.speed, 6)
+
+    def _relay_time(self, obs: Any, elapsed_real: float) -> tuple[float, Budget]:
+        """A load-switch transition time (bench s, from the window's start) and its budget.
+
+        The first agreeing sample is when the state was seen; it changed after the sample
+        before it, or — when the first sample already read it — after the window opened."""
+        t = _bench_s(elapsed_real + (obs.transition_s or 0.0), self.clock)
+        times = [s.t_s for s in obs.samples]
+        i = times.index(obs.transition_s) if obs.transition_s in times else 0
+        gap_real = times[i] - times[i - 1] if i > 0 else elapsed_real + (obs.transition_s or 0.0)
+        return t, self.time_budget(t, "analyzer", _bench_s(gap_real, self.clock),
+                                   watch="the load-switch watch (analyzer samples)")  # fmt: skip
+
+    def _numeric(
+        self,
+        name: str,
+        expected: str,
+        measured: Decimal,
+        budget: Budget,
+        low: Decimal | None,
+        high: Decimal | None,
+        unit: str | None,
+    ) -> Check:
+        """A numeric check judged by the job's decision rule, with its budget."""
+        decision = gum.decide(self.rule, measured, low, high, budget.expanded)
+        guarded = decision is Decision.GUARD_BAND
+        outcome = Outcome.PASS if decision is Decision.ACCEPT else Outcome.FAIL
+        detail = gum.guard_band_note(budget) if guarded else ""
+        return Check(name, expected, str(measured), outcome, unit, detail, budget.to_json(),
+                     guarded)  # fmt: skip
+
     def _judge_relay(self, expect: Expect, res: StepResult) -> None:
         from instruments.relay import RelayTimeout
 
@@ -1049,16 +1124,28 @@ class Runner:
         elapsed = max(0.0, elapsed)
         try:
             obs = probe.wait(want, max(0.0, self.clock.real(expect.relay.within_s) - elapsed))
-            t = _bench_s(elapsed + (obs.transition_s or 0.0), self.clock)
+            t, time_budget = self._relay_time(obs, elapsed)
             res.observations["relay"] = obs.state
             res.observations["relay_transition_s"] = t
+            res.measurements["relay_transition_s"] = time_budget.to_json()
+            decision = Decision.ACCEPT  # the probe saw the state inside its window
+            if self.rule is DecisionRule.GUARDED:
+                limit = Decimal(str(expect.relay.within_s))
+                decision = gum.decide(self.rule, Decimal(str(t)), None, limit,
+                                      time_budget.expanded)  # fmt: skip
+                if decision is Decision.REJECT:  # seen in the window, timed past its end
+                    decision = Decision.GUARD_BAND
+            guarded = decision is Decision.GUARD_BAND
             res.checks.append(
                 Check(
                     "load switch",
                     f"{want} within {expect.relay.within_s} s",
                     f"{obs.state} by {t:.2f} s",
-                    Outcome.PASS,
+                    Outcome.FAIL if guarded else Outcome.PASS,
                     "s",
+                    gum.guard_band_note(time_budget) if guarded else "",
+                    time_budget.to_json(),
+                    guarded,
                 )
             )
         except RelayTimeout as exc:
@@ -1072,6 +1159,12 @@ class Runner:
                     "s",
                 )
             )
+
+
+def _register_resolution(value: Decimal, what: str, unit: str | None) -> gum.Component:
+    """A register read as digits: one unit of its last digit is its resolution."""
+    step = Decimal(1).scaleb(min(0, value.as_tuple().exponent))  # type: ignore[arg-type]
+    return gum.resolution(step, what, unit or "")
 
 
 def _check(name: str, expected: str, observed: str, ok: bool) -> Check:

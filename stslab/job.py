@@ -1,7 +1,8 @@
 """The job file: who the work is for, what item, who tests and signs.
 
 ISO/IEC 17025 §7.8 asks a report to name the customer, the item and its condition, the
-receipt and test dates, the lab and the authorising signer: they come from here.
+receipt and test dates, the lab and the authorising signer, and the decision rule agreed with
+the customer (§7.1.3): they come from here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sts.identity import Pan
 from sts.schema import DocumentError, read_text, validate
+from stslab.uncertainty import DecisionRule
 
 
 class JobError(DocumentError):
@@ -72,6 +74,10 @@ class Job(_M):
     operator: str = Field(min_length=1)
     signer: Signer
     environment: Environment = Environment()
+    #: How numeric results are judged against their tolerance (ILAC-G8): ``simple``
+    #: acceptance, or ``guarded`` acceptance with a guard band equal to the expanded
+    #: uncertainty U.
+    decision_rule: DecisionRule = DecisionRule.SIMPLE
     #: Bench name -> the sample on it (SimLab benches are named simlab-1, simlab-2, ...).
     samples: dict[str, Sample] = {}
 

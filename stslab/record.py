@@ -3,9 +3,8 @@
 A schema-versioned JSON document (job, lab, DUT, the benches with instrument identities and
 calibration and the sample each tested, pack id/version/hash, per-scenario results with the
 bench and sample that ran them and per-step observations and evidence hashes, deviations,
-interruptions and resumes, each return to rest after a fault, timing, the decision rule, each
-bench journal's head). Every
-report (console, PDF, JUnit) is a view of it.
+interruptions and resumes, each return to rest after a fault, timing, the decision rule and its
+false-accept risk, each bench journal's head). Every report (console, PDF, JUnit) is a view of it.
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stslab.campaign import DECISION_RULE
 from stslab.journal import read_journal
 from stslab.run import RunPlan, journal_path
+from stslab.uncertainty import DecisionRule, decision_record
 
 RECORD_SCHEMA = "stslab.record/2"
 
@@ -115,6 +114,10 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
     if counts.get("FAIL"):
         verdict = "FAIL"
     first = starts[0]
+    # Journals from before the job named a rule were judged by simple acceptance.
+    decision = first.get("decision_rule") or decision_record(DecisionRule.SIMPLE)
+    guard_band = sum(1 for r in results for st in r["steps"] for c in st.get("checks", [])
+                     if c.get("guard_band"))  # fmt: skip
     all_ended = all(b["finished"] for b in benches)
     return {
         "schema": RECORD_SCHEMA,
@@ -130,13 +133,15 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
         "benches": benches,
         "pack": first["pack"],
         "config": first["config"],
-        "decision_rule": DECISION_RULE,
+        "decision_rule": decision["statement"],
+        "decision": decision,
         "summary": {
             "verdict": verdict,
             "scenarios": len(results),
             "planned": len(planned),
             **{k: counts.get(k, 0) for k in ("PASS", "FAIL", "ERROR", "SKIP")},
             "steps": sum(len(r["steps"]) for r in results),
+            "guard_band": guard_band,
             "wall_s": round(sum(r.get("duration_s", 0) for r in results), 3),
             "modelled_s": round(sum(r.get("modelled_s", 0) for r in results), 3),
         },

@@ -45,6 +45,7 @@ from stslab.run import (
     shard_state,
 )
 from stslab.scenario import Scenario, ScenarioError, load_scenarios
+from stslab.uncertainty import decision_record
 
 Mode = Literal["accredited", "pre-submission"]
 
@@ -296,7 +297,8 @@ class Campaign:
             self._open_ledger()
             self._start_journal()
             self.runner = Runner(self.profile, self.handles, self.factory, self.journal,
-                                 on_step=self._on_step)  # fmt: skip
+                                 on_step=self._on_step,
+                                 rule=self.job.decision_rule)  # fmt: skip
             if self.resuming:
                 self._reestablish()
         except BaseException:
@@ -322,6 +324,9 @@ class Campaign:
                 self.bench: Bench = load_bench(cfg.bench)
             except BenchError as exc:
                 raise InputError("--bench", str(exc)) from None
+            gaps = self.bench.uncertainty_gaps() if cfg.mode == "accredited" else []
+            if gaps:  # a result without its uncertainty cannot go on an accredited report
+                raise InputError("--bench", "; ".join(gaps))
 
     def prepare(self) -> Campaign:
         """Everything that can be checked before a bench opens: the run's plan (a resume),
@@ -440,7 +445,8 @@ class Campaign:
                                interval_s=max(0.005, 0.1 / clock.speed),
                                clock=clock.monotonic, sleep=clock.pause)  # fmt: skip
         self.handles = BenchHandles(self.drivers, clock, simulated=self.bench.simulated,
-                                    relay=relay, sim_actions=self._sim_actions())  # fmt: skip
+                                    relay=relay, sim_actions=self._sim_actions(),
+                                    calibrations=self.bench.calibrations())  # fmt: skip
 
     def _sim_actions(self) -> dict:
         if self._sim is None:
@@ -527,6 +533,7 @@ class Campaign:
                          "signer": self.pack.signer, "untampered": self.pack.untampered,
                          "files": self.pack.files},
                 "scenarios": list(self._plan.scenarios),
+                "decision_rule": decision_record(self.job.decision_rule),
                 "deviations": list(self.deviations),
             },
         )  # fmt: skip

@@ -122,7 +122,7 @@ def certify(
     if resume is None:  # a resumed run checks the inputs its journal names when it opens
         for b in bench:
             config = CampaignConfig(bench=b, dut=dut, job=job, pack=pack_dir, model=model,
-                                    pack_keys=tuple(pack_key or ()))  # fmt: skip
+                                    mode=mode, pack_keys=tuple(pack_key or ()))  # fmt: skip
             check_campaign_inputs(config)
             check_bench_free(b)
     # The console is bound to this stdout: pytest captures sys.stdout while tests run.
@@ -178,12 +178,14 @@ def certify(
 def check_campaign_inputs(config: Any) -> None:
     """Every input file of the campaign, validated before anything starts or is written: a bad
     one is an :class:`ArgumentError` naming the option, the file, the line and the key."""
-    from stslab.session import InputError, check_inputs
+    from stslab.session import CampaignError, InputError, check_inputs
 
     try:
         check_inputs(config)
     except InputError as exc:
         raise ArgumentError(exc.option, str(exc)) from None
+    except CampaignError as exc:  # what the mode refuses (an unsigned pack, a SimLab bench)
+        raise ArgumentError("--mode", str(exc)) from None
 
 
 def check_bench_free(bench: str) -> None:
@@ -239,6 +241,9 @@ def _summary(console: Console, record: dict[str, Any], run_dir: Path | None) -> 
         + (f" summed over {len(record['benches'])} benches" if several else "")
         + f" ({record['mode']})"
     )
+    if sm.get("guard_band"):
+        console.print(f"[yellow]guard band:[/] {sm['guard_band']} result(s) inside the tolerance "
+                      "but within U of a limit, not accepted (guarded acceptance)")  # fmt: skip
     for d in record["deviations"]:
         console.print(f"[yellow]deviation:[/] {d}")
     if run_dir is not None:

@@ -1,4 +1,5 @@
-"""``stslab pack``: build, sign and verify scenario pack manifests; print the schema."""
+"""``stslab pack``: build, sign and verify scenario pack manifests; write the pack's test
+specification; print the schema."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import typer
 
 from stslab.cli.errors import ArgumentError
 
-app = typer.Typer(help="Scenario packs: manifest, signature, schema.", no_args_is_help=True,
-                  rich_markup_mode=None)  # fmt: skip
+app = typer.Typer(help="Scenario packs: manifest, signature, test specification, schema.",
+                  no_args_is_help=True, rich_markup_mode=None)  # fmt: skip
 
 
 @app.command("manifest")
@@ -97,6 +98,80 @@ def _scenarios_load(directory: Path) -> None:
         load_pack(directory)
     except CampaignError as exc:
         raise ArgumentError("DIRECTORY", str(exc)) from None
+
+
+@app.command("doc")
+def doc(
+    directory: Annotated[
+        Path | None, typer.Argument(help="The pack folder (default: the built-in catalogue).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where to write it: a .pdf (PDF/A) or .html file.")] = (
+        Path("spec.pdf")
+    ),
+    key: Annotated[
+        list[Path] | None, typer.Option(help="Trusted public key (PEM), repeatable.")
+    ] = None,
+) -> None:
+    """Write the pack's test specification: pack id, version and hash, standards, every
+    scenario with clauses, preconditions, steps and expectations with tolerances, the declared
+    parameters each proves, and the coverage matrices."""
+    from datetime import UTC, datetime
+
+    from stslab.pack import PackError, read_manifest, trusted_keys, verify_pack
+    from stslab.session import DEFAULT_PACK, DEV_KEYS
+    from stslab.spec import pack_spec
+
+    directory = directory or DEFAULT_PACK
+    suffix = out.suffix.lower()
+    if suffix not in (".pdf", ".html"):
+        raise ArgumentError("--out", f"{out}: give a .pdf or .html file")
+    if not out.parent.is_dir():
+        raise ArgumentError("--out", f"{out.parent} is not a folder")
+    trusted = {f"{k} (development key)": v for k, v in trusted_keys(DEV_KEYS).items()}
+    for p in key or ():
+        try:
+            trusted[p.name.removesuffix(".pub.pem")] = p.read_text()
+        except OSError as exc:
+            raise ArgumentError("--key", f"{p}: cannot read: {exc.strerror}") from None
+    if not directory.is_dir():
+        raise ArgumentError("DIRECTORY", f"{directory} is not a folder")
+    try:
+        status = verify_pack(directory, trusted)
+        _manifest, manifest_bytes = read_manifest(directory)
+    except PackError as exc:
+        raise ArgumentError("DIRECTORY", str(exc)) from None
+    from stslab.session import CampaignError, load_pack
+
+    try:
+        scenarios = load_pack(directory)
+    except CampaignError as exc:
+        raise ArgumentError("DIRECTORY", str(exc)) from None
+    spec = pack_spec(status, scenarios, f"stslab {_version()}")
+    issued = datetime.now(UTC)
+    if suffix == ".pdf":
+        from reports.spec import render_spec_pdf
+
+        data = render_spec_pdf(spec, manifest_bytes, issued)
+    else:
+        from reports.spec import render_spec_html
+
+        data = render_spec_html(spec, issued).encode()
+    from stslab.atomic import replace_file
+
+    replace_file(out, data)
+    typer.echo(f"wrote {out} ({len(scenarios)} scenarios, pack {status.pack_id} "
+               f"{status.version}, manifest sha256 {status.manifest_sha256[:16]})")  # fmt: skip
+    for problem in status.problems:
+        typer.echo(f"problem: {problem}")
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("stslab")
+    except metadata.PackageNotFoundError:
+        return "(version unknown: not installed)"
 
 
 @app.command("keygen")

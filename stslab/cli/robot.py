@@ -95,7 +95,8 @@ def robot_command(
     check_model(model)
     # The files given here are checked before Robot starts: a bad one leaves nothing behind.
     config = CampaignConfig(bench=bench or CampaignConfig.bench, dut=dut, job=job,
-                            pack=pack or DEFAULT_PACK, pack_keys=tuple(pack_key or ()))  # fmt: skip
+                            pack=pack or DEFAULT_PACK, mode=mode or "pre-submission",
+                            pack_keys=tuple(pack_key or ()))  # fmt: skip
     check_campaign_inputs(config)
     given: dict[str, Any] = {
         "bench": bench, "dut": dut, "job": job, "out": out.resolve(), "mode": mode,

@@ -321,7 +321,12 @@ def test_every_scenario_shows_clauses_expectations_observations_and_verdicts(
                 assert f"ERROR: {step['error']}" in text
             for c in step["checks"]:
                 unit = " kWh" if c["unit"] == "kWh" else ""  # numeric values carry their unit
-                cells = [c["name"], c["expected"] + unit, c["observed"] + unit, c["outcome"]]
+                observed = c["observed"] + unit
+                if c.get("uncertainty"):  # a measured value: value ± U unit
+                    u = f" ± {c['uncertainty']['U']}"
+                    observed = (c["observed"].replace(" s", u + " s") if c["unit"] == "s"
+                                else c["observed"] + u + unit)  # fmt: skip
+                cells = [c["name"], c["expected"] + unit, observed, c["outcome"]]
                 row = " ".join(cells)  # the row's cells one after the other
                 assert row in text, cells
                 checks += 1
@@ -330,9 +335,10 @@ def test_every_scenario_shows_clauses_expectations_observations_and_verdicts(
 
 def test_observations_carry_their_units(report: dict) -> None:
     text = " ".join(report["pages"])
-    assert "credit change 1.5 ± 0.05 kWh 1.500 kWh PASS" in text
-    assert re.search(r"load switch open within 20\.0 s open by \d+\.\d\d s PASS", text)
-    assert "credit before: 1.000 kWh" in text  # the setup's top-up reading
+    # Each measured value with its expanded uncertainty: two readings of a 0.001 kWh register.
+    assert "credit change 1.5 ± 0.05 kWh 1.500 ± 0.00082 kWh PASS" in text
+    assert re.search(r"load switch open within 20\.0 s open by \d+\.\d\d ± [\d.]+ s PASS", text)
+    assert "credit before: 1.000 kWh" in text  # the setup's top-up reading (no budget: not judged)
 
 
 def test_no_key_material_reaches_the_report(report: dict) -> None:
@@ -662,3 +668,52 @@ def test_every_kind_of_wait_is_described_as_what_it_waited_for(
 
     full = {"seconds": None, "energy_wh": None, "relay": None, "display": None, **action}
     assert describe_action({"kind": "wait", "action": full}) == described
+
+
+# --- measurement uncertainty and the decision rule ------------------------------------------
+
+
+def test_the_report_states_the_decision_rule_the_risk_and_the_uncertainty_budgets(
+    report: dict,
+) -> None:
+    text = " ".join(report["pages"])
+    assert "Simple acceptance (ILAC-G8:09/2019 §4.2.1, no guard band)" in text
+    assert "Risk of a false accept: not limited by the rule" in text
+    # SimLab's certificates state their uncertainties, shown with the instruments.
+    assert "U (k = 2): voltage 0.05 % + 0.02 V; current 0.05 % + 0.5 mA" in text
+    # The uncertainty table: the budget of the largest U per quantity, component by component.
+    assert "Measurement uncertainty" in text
+    assert re.search(r"credit change \d+ 0\.00082 kWh resolution of the credit register before: "
+                     r"0\.001 kWh, rectangular", text)  # fmt: skip
+    assert "calibration of the analyzer (SIMLAB-ANALYZER): U = 5 ms (k = 2), normal" in text
+    assert "sampling interval of the load-switch watch (analyzer samples)" in text
+
+
+def test_a_result_in_the_guard_band_is_reported_as_such(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    from stslab.uncertainty import DecisionRule, decision_record
+
+    run_dir = copy_run(tmp_path_factory, tmp_path)
+
+    def guarded(record: dict[str, Any]) -> None:
+        # What a guarded run records for a credit change inside its tolerance but within U.
+        record["decision"] = decision_record(DecisionRule.GUARDED)
+        record["decision_rule"] = record["decision"]["statement"]
+        scenario = next(s for s in record["scenarios"] if s["id"] == "T-CR-001")
+        step = next(st for st in scenario["steps"] if st["kind"] == "token")
+        check = next(c for c in step["checks"] if c["name"] == "credit change")
+        check.update(
+            outcome="FAIL",
+            guard_band=True,
+            detail="inside the tolerance but within U = 0.00082 kWh of its limit",
+        )
+        record["summary"]["guard_band"] = 1  # fmt: skip
+
+    record = rewrite_record(run_dir, guarded)
+    text = " ".join(page_texts(render_pdf(load_run(run_dir), meta_for(record), None)))
+    assert "Guarded acceptance (ILAC-G8:09/2019 §4.2.2, guard band w = U)" in text
+    assert "at most about 2.5 %" in text
+    assert "1 result(s) inside the tolerance but within their expanded uncertainty" in text
+    assert re.search(r"1\.500 ± 0\.00082 kWh \(inside the tolerance but within U = 0\.00082 kWh "
+                     r"of its limit\) FAIL guard band", text)  # fmt: skip

@@ -16,7 +16,7 @@ from simlab.bench import ROLES, SimBench
 from stslab.bench import BenchError, CalibrationStatus, load_bench, parse_bench
 from stslab.cli import main
 from stslab.pack import generate_key, sign_pack
-from stslab.session import Campaign, CampaignConfig, CampaignError
+from stslab.session import Campaign, CampaignConfig, CampaignError, InputError, check_inputs
 from tests.stslab.test_pack import NOT_APPLICABLE_SCENARIO, write_pack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,7 +180,8 @@ def test_a_missing_calibration_record_is_a_deviation(sim: SimBench, tmp_path: Pa
     assert bench.deviations(date.today()) == ["analyzer: no calibration record"]
 
 
-OVERDUE = {"certificate": "CAL-OLD-1", "date": "2019-01-01", "due": "2020-01-01"}
+OVERDUE = {"certificate": "CAL-OLD-1", "date": "2019-01-01", "due": "2020-01-01",
+           "uncertainty": {"energy": "0.1 %", "time": "5 ms"}}  # fmt: skip
 
 
 def test_a_campaign_records_an_overdue_instrument(sim: SimBench, tmp_path: Path) -> None:
@@ -198,9 +199,8 @@ def test_a_campaign_records_an_overdue_instrument(sim: SimBench, tmp_path: Path)
     assert analyzer["identity"].startswith("YOKOGAWA")
 
 
-def test_accredited_mode_refuses_an_overdue_instrument(sim: SimBench, tmp_path: Path) -> None:
-    # A bench file that claims real instruments, so the calibration rule is what refuses.
-    bench = sim_bench_file(sim, tmp_path / "bench.yaml", analyzer={"calibration": OVERDUE})
+def _accredited_config(bench: Path, tmp_path: Path) -> CampaignConfig:
+    """An accredited campaign on ``bench`` (claimed real) with a signed pack and its key."""
     doc = yaml.safe_load(bench.read_text())
     doc["simulated"] = False
     bench.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -209,16 +209,76 @@ def test_accredited_mode_refuses_an_overdue_instrument(sim: SimBench, tmp_path: 
     sign_pack(pack, private)
     key = tmp_path / "owner.pub.pem"
     key.write_text(public)
-    config = CampaignConfig(bench=str(bench), out=tmp_path / "runs", pack=pack,
-                            mode="accredited", pack_keys=(key,),
-                            ledger_dir=tmp_path / "ledger")  # fmt: skip
-    campaign = Campaign(config)
+    return CampaignConfig(bench=str(bench), out=tmp_path / "runs", pack=pack,
+                          mode="accredited", pack_keys=(key,),
+                          ledger_dir=tmp_path / "ledger")  # fmt: skip
+
+
+def test_accredited_mode_refuses_an_overdue_instrument(sim: SimBench, tmp_path: Path) -> None:
+    # A bench file that claims real instruments, so the calibration rule is what refuses.
+    bench = sim_bench_file(sim, tmp_path / "bench.yaml", analyzer={"calibration": OVERDUE})
+    campaign = Campaign(_accredited_config(bench, tmp_path))
     with pytest.raises(CampaignError) as info:
         campaign.open()
     campaign.close()
     assert str(info.value) == (
         "accredited mode refuses: analyzer: calibration CAL-OLD-1 was due 2020-01-01"
     )
+
+
+def test_accredited_mode_refuses_an_instrument_without_its_uncertainty(
+    sim: SimBench, tmp_path: Path
+) -> None:
+    doc = sim.bench_document()
+    partial = {**doc["instruments"]["analyzer"]["calibration"], "uncertainty": {"energy": "0.1 %"}}
+    bench = sim_bench_file(sim, tmp_path / "bench.yaml", analyzer={"calibration": partial})
+    config = _accredited_config(bench, tmp_path)
+    with pytest.raises(InputError) as info:
+        check_inputs(config)
+    message = str(info.value)
+    text = bench.read_text()
+    at = text.index("uncertainty:", text.index("  analyzer:"))
+    line = text[:at].count("\n") + 1
+    assert message == (
+        f"{bench}:{line}: instruments.analyzer.calibration.uncertainty: accredited mode needs the "
+        "calibration uncertainty of time (with the certificate's k)"
+    )
+    assert "\n" not in message
+    assert not config.out.exists()  # nothing written
+    # A pre-submission run takes the same bench; its budgets say what is missing.
+    check_inputs(CampaignConfig(bench=str(bench), out=tmp_path / "runs", pack=config.pack))
+
+
+def test_simlabs_instruments_state_their_uncertainty(sim: SimBench, tmp_path: Path) -> None:
+    bench = load_bench(sim.write_bench_file(tmp_path / "bench.yaml"))
+    assert bench.uncertainty_gaps() == []
+    analyzer = bench.calibrations()["analyzer"]
+    assert analyzer.k == 2
+    assert analyzer.statements["energy"].expanded(1000.0) == pytest.approx(1.01)  # 0.1 % + 0.01
+    assert bench.calibrations()["display"].statements["time"].expanded(3.0) == 0.02
+
+
+@pytest.mark.parametrize(
+    ("uncertainty", "says"),
+    [
+        ("0.1 % of reading", "give the expanded uncertainty per quantity"),
+        ({"energy": "0.1 parsecs"}, "'parsecs' is not a unit of energy"),
+        ({"energy": "about 0.1 %"}, "is not an uncertainty"),
+        ({"colour": "1 %"}, "unknown key"),
+        ({"k": 0, "time": "1 ms"}, "greater than 0"),
+    ],
+)
+def test_a_bad_uncertainty_names_file_line_and_key(
+    tmp_path: Path, uncertainty: Any, says: str
+) -> None:
+    doc = yaml.safe_load(EXAMPLE_TEXT)
+    doc["instruments"]["analyzer"]["calibration"]["uncertainty"] = uncertainty
+    text = yaml.safe_dump(doc, sort_keys=False)
+    with pytest.raises(BenchError) as info:
+        parse_bench(text, "b.yaml")
+    message = str(info.value)
+    assert "b.yaml:" in message and "instruments.analyzer.calibration.uncertainty" in message
+    assert says in message, message
 
 
 # --- stslab bench check ---------------------------------------------------------------------

@@ -567,9 +567,11 @@ def _judge_relay_after(probe: _ProbeThatSeesIt, entered_s_ago: float | None) -> 
     from stslab.campaign import Runner
     from stslab.clock import BenchClock
     from stslab.scenario import Expect
+    from stslab.uncertainty import DecisionRule
 
     runner = Runner.__new__(Runner)  # only what judging the relay uses
-    runner.bench = SimpleNamespace(relay=probe)
+    runner.bench = SimpleNamespace(relay=probe, calibrations={})
+    runner.rule = DecisionRule.SIMPLE
     runner.clock = BenchClock(10.0)
     runner._relay_anchor = None if entered_s_ago is None else time.monotonic() - entered_s_ago
     runner._relay_judged = False

@@ -159,3 +159,27 @@ def test_pytest_runs_a_pack_directly_with_stable_node_ids(tmp_path: Path) -> Non
         ("T-CREDIT-001", "PASS"),
         ("T-WRONG-001", "FAIL"),
     ]
+
+
+def test_an_accredited_bench_without_an_uncertainty_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    doc = yaml.safe_load((repo / "examples" / "bench-hardware.yaml").read_text())
+    del doc["instruments"]["display"]["calibration"]["uncertainty"]
+    bench = tmp_path / "bench.yaml"
+    bench.write_text(yaml.safe_dump(doc, sort_keys=False))
+    key = repo / "suites" / "keys" / "development.pub.pem"
+    code, out = certify(tmp_path, "--bench", str(bench), "--mode", "accredited",
+                        "--pack-key", str(key))  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert f"--bench: {bench}:" in err
+    assert (
+        "instruments.display.calibration.uncertainty: accredited mode needs the calibration "
+        "uncertainty of time"
+    ) in err
+    assert not out.exists()
