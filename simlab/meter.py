@@ -102,6 +102,17 @@ class SimMeter:
     LOCKOUT_REAL_FLOOR_S = 1.5
     TEST_OPEN_REAL_FLOOR_S = 0.5  # the class-1 load switch test's open time: the probe needs ~50 ms
 
+    def real_floors(self) -> dict[str, float]:
+        """The declared times (profile paths; ``keypad.lockout`` for the whole policy) this
+        meter keeps at least some real seconds, whatever the clock's speed."""
+        return {
+            "display.message_seconds": self.DISPLAY_REAL_FLOOR_S,
+            "display.test_step_seconds": self.DISPLAY_REAL_FLOOR_S,
+            "keypad.entry_timeout_s": self.ENTRY_REAL_FLOOR_S,
+            "keypad.lockout": self.LOCKOUT_REAL_FLOOR_S,
+            "load_switch.test_open_s": self.TEST_OPEN_REAL_FLOOR_S,
+        }
+
     def __init__(
         self,
         profile: MeterProfile,
@@ -352,6 +363,7 @@ class SimMeter:
         self._test_until = None
         self._mpl_over_since = None
         self.core.power_cycle()
+        self._relay_applied = False  # so the switch closes again at power-up
         self.plant.set_relay(False)
 
     def _power_up(self, now: float) -> None:
@@ -503,7 +515,8 @@ class SimMeter:
         s = self.core.state
         ann: frozenset[str] = frozenset()  # the live annunciators are added when shown
         if bit == 0:
-            return DisplayState("LS tESt", ann), self._start_load_switch_test
+            text = "LS tESt" if self.layout.digit_count >= 7 else "LStESt"  # fits 6 cells
+            return DisplayState(text, ann), self._start_load_switch_test
         if bit == 1:
             n = self.layout.digit_count
             return DisplayState("8." * n, frozenset(self.layout.annunciators)), None

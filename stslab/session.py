@@ -425,8 +425,10 @@ class Campaign:
             relay = RelayProbe(self.drivers["analyzer"], 230.0,
                                interval_s=max(0.005, 0.1 / clock.speed),
                                clock=clock.monotonic, sleep=clock.pause)  # fmt: skip
+        floors = self._sim.meter.real_floors() if self._sim is not None and not virtual else {}
         self.handles = BenchHandles(self.drivers, clock, simulated=self.bench.simulated,
-                                    relay=relay, sim_actions=self._sim_actions())  # fmt: skip
+                                    relay=relay, sim_actions=self._sim_actions(),
+                                    exact_time=virtual, real_floors=floors)  # fmt: skip
 
     def _sim_actions(self) -> dict:
         if self._sim is None:
