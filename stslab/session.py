@@ -26,6 +26,7 @@ from instruments.base import InstrumentError
 from stslab.atomic import replace_file
 from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
+from stslab.declared import coverage
 from stslab.clock import BenchClock, Clock
 from stslab.factory import TokenFactory, key_state_from_profile
 from stslab.job import Job, JobError, demo_job, load_job
@@ -515,6 +516,7 @@ class Campaign:
                          "signer": self.pack.signer, "untampered": self.pack.untampered,
                          "files": self.pack.files},
                 "scenarios": list(self._plan.scenarios),
+                "declared_parameters": [row.to_json() for row in coverage(self.pack_scenarios, p)],
                 "deviations": list(self.deviations),
             },
         )  # fmt: skip
