@@ -23,8 +23,8 @@ from dut.profile import MeterProfile
 from instruments.base import InstrumentError, ProtocolViolation
 from sts.meter import Result
 from stslab.clock import BenchClock
-from stslab.factory import MintError, TokenFactory
 from stslab.declared import DeclaredError, declared_value, expand
+from stslab.factory import MintError, TokenFactory
 from stslab.scenario import (
     Expect,
     FillStep,
@@ -735,15 +735,15 @@ class Runner:
         parts = amounts.split_exact(target - units, register)
         res.action = {"register": register, "to": target, "from": units, "tokens": len(parts)}
         for n, part in enumerate(parts, 1):
-            spec = TokenSpec.model_validate({"class": 0, "subclass": register,
-                                             "amount": amounts.from_base_units(part, register)})  # fmt: skip
+            amount = amounts.from_base_units(part, register)
+            spec = TokenSpec.model_validate({"class": 0, "subclass": register, "amount": amount})
             minted = self.factory.mint(spec, tids)
             self.inject(minted.digits, via, res)
             observed = self._observe_entry(None, res, judge=False)
             self._record_acceptance(minted.tid, observed)
             if observed is not Result.ACCEPT:
-                res.checks.append(_check(f"fill token {n} of {len(parts)}", "Accept",
-                                         observed.label if observed else "none", False))  # fmt: skip
+                seen = observed.label if observed else "none"
+                res.checks.append(_check(f"fill token {n} of {len(parts)}", "Accept", seen, False))
                 return
         self._acted()
 
@@ -1195,8 +1195,10 @@ class Runner:
         res.observations["relay_reached_s"] = t
         if at_s is not None:
             ok = abs(t - at_s) <= tol
-            res.checks.append(Check(f"load switch {want} at", f"{at_s:g} s ± {tol:.3g} s",
-                                    f"{t:g} s", Outcome.PASS if ok else Outcome.FAIL, "s"))  # fmt: skip
+            res.checks.append(
+                Check(f"load switch {want} at", f"{at_s:g} s ± {tol:.3g} s", f"{t:g} s",
+                      Outcome.PASS if ok else Outcome.FAIL, "s")
+            )  # fmt: skip
         if timing.for_s is None:
             return
         for_s = float(timing.for_s)  # type: ignore[arg-type]
@@ -1205,14 +1207,18 @@ class Runner:
         try:
             left = called + (probe.wait(other, budget).transition_s or 0.0)
         except RelayTimeout:
-            res.checks.append(Check(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s",
-                                    f"still {want} after {for_s + tol:g} s", Outcome.FAIL, "s"))  # fmt: skip
+            res.checks.append(
+                Check(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s",
+                      f"still {want} after {for_s + tol:g} s", Outcome.FAIL, "s")
+            )  # fmt: skip
             return
         lasted = _bench_s(left - reached, self.clock)
         res.observations["relay_stayed_s"] = lasted
         ok = abs(lasted - for_s) <= tol
-        res.checks.append(Check(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s",
-                                f"{lasted:g} s", Outcome.PASS if ok else Outcome.FAIL, "s"))  # fmt: skip
+        res.checks.append(
+            Check(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s", f"{lasted:g} s",
+                  Outcome.PASS if ok else Outcome.FAIL, "s")
+        )  # fmt: skip
 
     def _judge_relay(self, expect: Expect, res: StepResult) -> None:
         from instruments.relay import RelayTimeout

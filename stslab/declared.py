@@ -222,10 +222,8 @@ def resolve(ref: dict[str, Any], profile: MeterProfile, margin: float) -> float:
     def amount(v: Any) -> float:
         return margin if v == "margin" else float(v or 0)
 
-    out = float(value) * float(ref.get("times", 1.0)) + amount(ref.get("plus")) - amount(
-        ref.get("minus")
-    )
-    return out
+    scaled = float(value) * float(ref.get("times", 1.0))
+    return scaled + amount(ref.get("plus")) - amount(ref.get("minus"))
 
 
 def _resolved(raw: Any, profile: MeterProfile, margin: float) -> Any:
@@ -278,9 +276,11 @@ def expand(scenario: Any, profile: MeterProfile, margin: float) -> Any:
                       enumerate(members(profile, e.declared, e.among, e.outside), 1)]  # fmt: skip
         else:
             times = step.times
-            count = times if isinstance(times, int) else resolve(
-                times.model_dump(), profile, margin  # type: ignore[union-attr]
-            )
+            if isinstance(times, int):
+                count: float = times
+            else:
+                assert times is not None
+                count = resolve(times.model_dump(), profile, margin)
             rounds = [{"index": k, "member": k} for k in range(1, int(count) + 1)]
         name = step.id or f"step {i + 1}"
         for variables in rounds:

@@ -70,9 +70,9 @@ class TidSpec(_Model):
 
     Exactly one of: ``next`` (the next free TID, the default), ``same_as`` (the TID of an
     earlier step's token), ``below_store_min`` (that many below the smallest TID the meter's
-    store holds), ``at_store_min`` (that smallest TID itself), ``at_ken`` (the largest TID the key's KEN still allows), ``past_ken`` (the
-    smallest TID past the KEN), ``advance_minutes`` (that many minutes after the last TID),
-    ``absolute``.
+    store holds), ``at_store_min`` (that smallest TID itself), ``at_ken`` (the largest TID
+    the key's KEN still allows), ``past_ken`` (the smallest TID past the KEN),
+    ``advance_minutes`` (that many minutes after the last TID), ``absolute``.
     """
 
     next: bool | None = None
@@ -436,7 +436,8 @@ class RepeatStep(_Model):
                 first = errors()[0] if callable(errors) else {"loc": (), "msg": str(exc)}
                 where = ".".join(str(p) for p in first["loc"] if not _internal(p))
                 msg = str(first["msg"]).removeprefix("Value error, ")
-                raise ValueError(f"steps {i}: {where}: {msg}" if where else f"steps {i}: {msg}")
+                text = f"steps {i}: {where}: {msg}" if where else f"steps {i}: {msg}"
+                raise ValueError(text) from None
         return self
 
 

@@ -118,10 +118,9 @@ def selftest(
         rows.append(reference)
         unreliable = frozenset(reference.failures + reference.errors)
     if workers <= 1 or not defects:
-        return rows + [
-            run_one(d, str(pack), dut, speed, select, stop_at_kill, unreliable, **where)
-            for d in defects
-        ] + unseen
+        runs = [run_one(d, str(pack), dut, speed, select, stop_at_kill, unreliable, **where)
+                for d in defects]  # fmt: skip
+        return rows + runs + unseen
     plan = {
         "pack": str(pack),
         "dut": dut,

@@ -26,8 +26,8 @@ from instruments.base import InstrumentError
 from stslab.atomic import replace_file
 from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
-from stslab.declared import coverage
 from stslab.clock import BenchClock, Clock
+from stslab.declared import coverage
 from stslab.factory import TokenFactory, key_state_from_profile
 from stslab.job import Job, JobError, demo_job, load_job
 from stslab.journal import Journal
