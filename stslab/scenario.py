@@ -18,7 +18,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from sts.meter import Result
@@ -59,7 +68,23 @@ class Declared(_Model):
         return v
 
 
-Number = Annotated[float, Field(gt=0)] | Declared
+def _number_kind(value: Any) -> str:
+    return "declared_value" if isinstance(value, dict | Declared) else "number"
+
+
+#: Seconds (or a count): a positive number, or a value of the meter's declaration. Told apart
+#: by shape, so a wrong number gets one error, not one per kind.
+Number = Annotated[
+    Annotated[Annotated[float, Field(gt=0)], Tag("number")]
+    | Annotated[Declared, Tag("declared_value")],
+    Discriminator(_number_kind),
+]
+#: A count (or base units): a whole number from 0, or a value of the meter's declaration.
+Count = Annotated[
+    Annotated[Annotated[int, Field(ge=0)], Tag("number")]
+    | Annotated[Declared, Tag("declared_value")],
+    Discriminator(_number_kind),
+]
 
 
 # --- what to mint ------------------------------------------------------------------------
@@ -289,7 +314,7 @@ class KeysStep(_Step):
     do: Literal["keys"]
     keys: list[str]
     #: The keys are typed this many times over (0: none), as one action answered once.
-    times: Annotated[int, Field(ge=0)] | Declared = 1
+    times: Count = 1
     hold_ms: int | None = Field(default=None, ge=20)
     gap_ms: int | None = Field(default=None, ge=20)
 
@@ -371,7 +396,7 @@ class FillStep(_Step):
 
     do: Literal["fill"]
     register_no: int = Field(default=0, ge=0, le=7, alias="register")
-    to: int | Declared
+    to: Count
 
 
 class EachMember(_Model):
@@ -416,7 +441,7 @@ class RepeatStep(_Model):
     do: Literal["repeat"]
     id: str | None = None
     note: str | None = None
-    times: int | Declared | None = Field(default=None)
+    times: Count | None = None
     each: EachMember | None = None
     steps: list[dict[str, Any]] = Field(min_length=1)
 
@@ -424,8 +449,6 @@ class RepeatStep(_Model):
     def _rounds(self) -> RepeatStep:
         if (self.times is None) == (self.each is None):
             raise ValueError("a repeat needs times or each (one of them)")
-        if isinstance(self.times, int) and self.times < 0:
-            raise ValueError("times must not be negative")
         for i, raw in enumerate(self.steps, 1):
             if isinstance(raw, dict) and raw.get("do") == "repeat":
                 raise ValueError(f"steps {i}: a repeat holds no repeat")
@@ -656,7 +679,9 @@ _STEP_MESSAGE = re.compile(r"step (\d+): ([\w.]+): (.*)", re.DOTALL)
 
 def _internal(part: Any) -> bool:
     # pydantic's own steps in an error location: a validator function, a mapping key's name.
-    return isinstance(part, str) and (part.startswith("function-") or part == "[key]")
+    return isinstance(part, str) and (
+        part.startswith("function-") or part in ("[key]", "number", "declared_value")
+    )
 
 
 def _explain(exc: Any, root: Any, source: str, data: Any, shift: int) -> str:

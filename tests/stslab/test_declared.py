@@ -104,7 +104,7 @@ def test_a_declared_value_the_profile_does_not_have_is_refused_with_its_line() -
     message = str(err.value)
     assert message.startswith("bad.yaml:") and "T-DCL-001" in message
     assert "'tokens.tid_store' is not a declared value" in message
-    with pytest.raises(ScenarioError, match="proves.*not declared parameters"):
+    with pytest.raises(ScenarioError, match=r"proves.*not declared parameters"):
         parse_scenarios(REPEATS.replace("[tokens.services]", "[tokens.colour]"), "bad.yaml")
 
 
