@@ -54,6 +54,18 @@ def _declares_kct_kept(profile: MeterProfile) -> str | None:
     return "the meter declares that a waiting key change section is kept: keeping it is right"
 
 
+def _no_key_expiry(profile: MeterProfile) -> str | None:
+    if profile.tokens.key_expiry:
+        return None
+    return "the meter declares no key expiry: ignoring the KEN is then right"
+
+
+def _four_section_key(profile: MeterProfile) -> str | None:
+    if profile.key.ea != "11":
+        return None
+    return "the meter's 128-bit key takes four sections; this mistake is in a two-section set"
+
+
 def _no_keypad_lockout(profile: MeterProfile) -> str | None:
     if "keypad" not in profile.carriers:
         return "the meter declares no keypad"
@@ -429,10 +441,12 @@ CATALOGUE: tuple[Defect, ...] = (
     Defect("old-off-by-one", "§9.2 Old", "accepts a TID one below the smallest stored TID",
            processor=_OldOffByOne),
     Defect("ignores-key-expiry", "§5 KEN", "accepts TIDs past the key expiry number",
-           processor=_IgnoresKeyExpiry),
+           processor=_IgnoresKeyExpiry,
+           unobservable=_no_key_expiry),
     Defect("key-after-first-kct", "§8 key change",
            "installs a new key as soon as the first key change token arrives",
-           processor=_KeyAfterFirstKct),
+           processor=_KeyAfterFirstKct,
+           unobservable=_four_section_key),
     Defect("ro-keeps-tid-store", "§5/§8 RO", "a rollover key change does not clear the TID store",
            processor=_RoKeepsTidStore),
     Defect("wrong-amount-high-exponent", "§4.1 amount",

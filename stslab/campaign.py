@@ -385,7 +385,7 @@ class Runner:
                         f"not judged: the bench keeps {key} at least {floor:g} s real; at clock "
                         f"speed {self.clock.speed:g} the declared {value:g} s would last "
                         f"{floor * self.clock.speed:g} s (run at speed "
-                        f"{value / floor:g} or below, or on virtual time)"
+                        f"{value / floor:.3g} or below, or on virtual time)"
                     )
         return None
 

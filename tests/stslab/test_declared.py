@@ -182,3 +182,20 @@ def test_a_declared_time_a_fast_wire_bench_stretches_is_not_judged_and_the_recor
     assert message["verdict"] == "NOT JUDGED"
     assert any("not judged" in n for n in message["notes"])
     assert section["tokens.tid_store_size"]["verdict"] == "NOT RUN"
+
+
+@pytest.mark.parametrize(("name", "kept"), [("default", "STS-DCL-KCT-003"),
+                                            ("ea11", "STS-DCL-KCT-004")])  # fmt: skip
+def test_a_meter_declaring_it_keeps_a_partial_key_change_set_passes_the_kept_scenario(
+    tmp_path: Path, name: str, kept: str
+) -> None:
+    source = Path(MeterProfile.builtin(name).source).read_text()
+    profile = tmp_path / f"{name}-kept.yaml"
+    profile.write_text(source.replace("tokens:\n", "tokens:\n  kct_kept_over_power_cycle: true\n"))
+    results, record = _run(tmp_path / "run", dut=str(profile), select=("STS-DCL-KCT",))
+    outcomes = {r.id: r.outcome for r in results}
+    assert outcomes[kept] is Outcome.PASS
+    assert Outcome.FAIL not in outcomes.values()
+    section = {d["parameter"]: d for d in record["declared_parameters"]}
+    assert section["tokens.kct_kept_over_power_cycle"]["value"] == "True"
+    assert section["tokens.kct_kept_over_power_cycle"]["verdict"] == "PASS"
