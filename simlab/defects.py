@@ -9,13 +9,19 @@ SimLab stacks the chosen ones on the meter model. The scenario catalogue must ca
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from dut.profile import MeterProfile
 from sts import amount as amounts
 from sts.codec import parse_digits
-from sts.meter import EntryResult, ReferenceMeter, Result
+from sts.meter import EntryResult, KeyInstalled, ReferenceMeter, Result
 from sts.tokens import InitiateMeterTest, KeyChangeToken, Set1stSectionDecoderKey, TransferCredit
+from sts.vending import KEN_NEVER_EXPIRES
+
+
+def _observable(_profile: MeterProfile) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,55 @@ class Defect:
     description: str
     processor: type | None = None
     device: type | None = None
+    #: Why the mistake changes nothing a test can see on a meter of this profile (None: it
+    #: is observable), e.g. a mistake in a rule the meter does not declare.
+    unobservable: Callable[[MeterProfile], str | None] = _observable
+
+
+def _one_service(profile: MeterProfile) -> str | None:
+    if len(profile.tokens.services) > 1:
+        return None
+    return "the meter declares one service register, the one this mistake leaves alone"
+
+
+def _declares_expiry(profile: MeterProfile) -> str | None:
+    if not profile.tokens.key_expiry:
+        return None
+    return "the meter declares key expiry: keeping the KEN is then right"
+
+
+def _declares_kct_kept(profile: MeterProfile) -> str | None:
+    if not profile.tokens.kct_kept_over_power_cycle:
+        return None
+    return "the meter declares that a waiting key change section is kept: keeping it is right"
+
+
+def _no_key_expiry(profile: MeterProfile) -> str | None:
+    if profile.tokens.key_expiry:
+        return None
+    return "the meter declares no key expiry: ignoring the KEN is then right"
+
+
+def _four_section_key(profile: MeterProfile) -> str | None:
+    if profile.key.ea != "11":
+        return None
+    return "the meter's 128-bit key takes four sections; this mistake is in a two-section set"
+
+
+def _no_keypad_lockout(profile: MeterProfile) -> str | None:
+    if "keypad" not in profile.carriers:
+        return "the meter declares no keypad"
+    return None if profile.keypad.lockout.enabled else "the meter declares no keypad lockout"
+
+
+def _no_keypad(profile: MeterProfile) -> str | None:
+    return None if "keypad" in profile.carriers else "the meter declares no keypad"
+
+
+def _no_load_switch_test(profile: MeterProfile) -> str | None:
+    if 0 in profile.tokens.supported_tests:
+        return None
+    return "the meter declares no class-1 load switch test"
 
 
 # --- token-process defects ---------------------------------------------------------------
@@ -134,7 +189,218 @@ class _ClearTamperIgnored(ReferenceMeter):
         return super().execute(token)
 
 
+class _TidStoreSmaller(ReferenceMeter):
+    def store_tid(self, tid: int) -> None:
+        super().store_tid(tid)
+        store = self.state.tid_store
+        while len(store) > max(1, self.parameters.tid_store_size - 1):
+            store.remove(min(store))
+
+
+class _TidStoreLarger(ReferenceMeter):
+    def store_tid(self, tid: int) -> None:
+        store = self.state.tid_store
+        if len(store) <= self.parameters.tid_store_size:
+            store.append(tid)
+        else:
+            super().store_tid(tid)
+
+
+class _OldIncludesStoreMin(ReferenceMeter):
+    def check_tid(self, tid: int) -> Result | None:
+        store = self.state.tid_store
+        if tid <= min(store):
+            return Result.OLD
+        return Result.USED if tid in store else None
+
+
+class _CreditLimitEarly(ReferenceMeter):
+    def register_limit(self, register: int) -> int:
+        return super().register_limit(register) - 1  # Overflow already at the limit
+
+
+class _CreditLimitLate(ReferenceMeter):
+    def register_limit(self, register: int) -> int:
+        return super().register_limit(register) + 1
+
+
+class _DropsLastService(ReferenceMeter):
+    def add_credit(self, token: TransferCredit):  # type: ignore[override]
+        services = self.parameters.services
+        if len(services) > 1 and token.subclass == max(services):
+            return Result.FUNCTION, (), "register not kept"
+        return super().add_credit(token)
+
+
+class _AcceptsUndeclaredService(ReferenceMeter):
+    def add_credit(self, token: TransferCredit):  # type: ignore[override]
+        self.state.credit.setdefault(token.subclass, 0)
+        return super().add_credit(token)
+
+
+class _DropsLastTest(ReferenceMeter):
+    def process_class1(self, decoded):  # type: ignore[no-untyped-def]
+        token = decoded.token
+        supported = self.parameters.supported_tests
+        if isinstance(token, InitiateMeterTest) and not token.all_tests and supported:
+            last = 1 << (supported.bit_length() - 1)
+            if token.control & last and decoded.crc_ok and self.mfr_code_ok(token):
+                return EntryResult(Result.FUNCTION, token=token, detail="test not supported")
+        return super().process_class1(decoded)
+
+
+class _KtChangeRefused(ReferenceMeter):
+    def kt_change_allowed(self, old: int, new: int) -> bool:
+        allowed = self.parameters.kt_changes.get(old, frozenset())
+        return new in allowed and new != max(allowed)
+
+
+class _ExpiryWhenUndeclared(ReferenceMeter):
+    def install_key(self, kcts, last):  # type: ignore[no-untyped-def]
+        result = super().install_key(kcts, last)
+        for effect in result.effects:
+            if isinstance(effect, KeyInstalled):
+                self.state.ken = effect.ken  # keeps the KEN it does not declare
+        return result
+
+    def check_expiry(self, tid: int) -> Result | None:
+        ken = self.state.ken
+        return Result.KEY_EXPIRED if ken != KEN_NEVER_EXPIRES and tid >> 16 > ken else None
+
+
+class _KctKeptWhenUndeclared(ReferenceMeter):
+    def power_cycle(self) -> None:
+        pass  # the waiting key change section survives, though the meter declares it does not
+
+
 # --- device defects ----------------------------------------------------------------------
+
+
+class _Keeps:
+    """A device defect that acts on another value than the declared one for one parameter."""
+
+    path = ""
+
+    def wrong(self, declared: float) -> float:
+        return declared
+
+    def keeps(self, path: str) -> float:
+        declared = super().keeps(path)  # type: ignore[misc]
+        return self.wrong(declared) if path == self.path else declared
+
+
+class _MessageTooShort(_Keeps):
+    path = "display.message_seconds"
+
+    def wrong(self, declared: float) -> float:
+        return max(0.5, declared - 1.0)
+
+
+class _MessageTooLong(_Keeps):
+    path = "display.message_seconds"
+
+    def wrong(self, declared: float) -> float:
+        return declared + 1.0
+
+
+class _TestDisplayTooShort(_Keeps):
+    path = "display.test_step_seconds"
+
+    def wrong(self, declared: float) -> float:
+        return max(0.5, declared - 1.0)
+
+
+class _EntryTimeoutShort(_Keeps):
+    path = "keypad.entry_timeout_s"
+
+    def wrong(self, declared: float) -> float:
+        return max(1.0, declared - 2.0)
+
+
+class _EntryTimeoutLong(_Keeps):
+    path = "keypad.entry_timeout_s"
+
+    def wrong(self, declared: float) -> float:
+        return declared + 2.0
+
+
+class _LockoutEarly(_Keeps):
+    path = "keypad.lockout.after_rejects"
+
+    def wrong(self, declared: float) -> float:
+        return max(1.0, declared - 1)
+
+
+class _LockoutLate(_Keeps):
+    path = "keypad.lockout.after_rejects"
+
+    def wrong(self, declared: float) -> float:
+        return declared + 1
+
+
+class _LockoutNoGrowth(_Keeps):
+    path = "keypad.lockout.factor"
+
+    def wrong(self, declared: float) -> float:
+        return 1.0
+
+
+class _LockoutPastMax(_Keeps):
+    path = "keypad.lockout.max_seconds"
+
+    def wrong(self, declared: float) -> float:
+        return declared * 1000  # the growth is never capped
+
+
+class _LockoutFirstShort(_Keeps):
+    path = "keypad.lockout.first_seconds"
+
+    def wrong(self, declared: float) -> float:
+        return max(1.0, declared - 2.0)
+
+
+class _MplTripsEarly(_Keeps):
+    path = "load_switch.mpl_trip_delay_s"
+
+    def wrong(self, declared: float) -> float:
+        return max(0.0, declared - 2.0)
+
+
+class _MplTripsLate(_Keeps):
+    path = "load_switch.mpl_trip_delay_s"
+
+    def wrong(self, declared: float) -> float:
+        return declared + 2.0
+
+
+class _MplReconnectsEarly(_Keeps):
+    path = "load_switch.mpl_reconnect_s"
+
+    def wrong(self, declared: float) -> float:
+        return max(1.0, declared - 5.0)
+
+
+class _TestOpenShort(_Keeps):
+    path = "load_switch.test_open_s"
+
+    def wrong(self, declared: float) -> float:
+        return max(0.5, declared - 1.0)
+
+
+class _LosesMplOnPowerCycle:
+    def lose_on_power_cycle(self) -> None:
+        self.core.state.mpl = None  # type: ignore[attr-defined]
+
+
+class _LosesTamperOnPowerCycle:
+    def lose_on_power_cycle(self) -> None:
+        self.core.state.tamper = False  # type: ignore[attr-defined]
+
+
+class _LosesTidStoreOnPowerCycle:
+    def lose_on_power_cycle(self) -> None:
+        core = self.core  # type: ignore[attr-defined]
+        core.state.tid_store = [0] * core.parameters.tid_store_size
 
 
 class _NoDisconnectAtZero:
@@ -175,10 +441,12 @@ CATALOGUE: tuple[Defect, ...] = (
     Defect("old-off-by-one", "§9.2 Old", "accepts a TID one below the smallest stored TID",
            processor=_OldOffByOne),
     Defect("ignores-key-expiry", "§5 KEN", "accepts TIDs past the key expiry number",
-           processor=_IgnoresKeyExpiry),
+           processor=_IgnoresKeyExpiry,
+           unobservable=_no_key_expiry),
     Defect("key-after-first-kct", "§8 key change",
            "installs a new key as soon as the first key change token arrives",
-           processor=_KeyAfterFirstKct),
+           processor=_KeyAfterFirstKct,
+           unobservable=_four_section_key),
     Defect("ro-keeps-tid-store", "§5/§8 RO", "a rollover key change does not clear the TID store",
            processor=_RoKeepsTidStore),
     Defect("wrong-amount-high-exponent", "§4.1 amount",
@@ -212,6 +480,76 @@ CATALOGUE: tuple[Defect, ...] = (
            "the display shows the Accept text for a rejected token", device=_ShowsAcceptForReject),
     Defect("loses-credit-on-power-cycle", "§9.5 non-volatile credit",
            "credit registers are lost when power is cycled", device=_LosesCreditOnPowerCycle),
+    # Boundary mistakes: the rule is kept, but not where the declaration puts its limit.
+    Defect("tid-store-smaller", "§9.2 TID store size (§10 declared)",
+           "the TID store holds one TID fewer than declared", processor=_TidStoreSmaller),
+    Defect("tid-store-larger", "§9.2 TID store size (§10 declared)",
+           "the TID store holds one TID more than declared", processor=_TidStoreLarger),
+    Defect("old-includes-store-min", "§9.2 Used/Old",
+           "the smallest stored TID is answered Old instead of Used",
+           processor=_OldIncludesStoreMin),
+    Defect("credit-limit-early", "§9.5 Overflow (§10 declared credit limit)",
+           "Overflow one base unit before the declared limit", processor=_CreditLimitEarly),
+    Defect("credit-limit-late", "§9.5 Overflow (§10 declared credit limit)",
+           "accepts one base unit past the declared limit", processor=_CreditLimitLate),
+    Defect("drops-last-service", "§1 TransferCredit (§10 declared services)",
+           "refuses credit for the highest declared service register",
+           processor=_DropsLastService, unobservable=_one_service),
+    Defect("accepts-undeclared-service", "§9.3 Function (§10 declared services)",
+           "credits a register the meter does not declare", processor=_AcceptsUndeclaredService),
+    Defect("drops-last-test", "§9.4 class 1 (§10 declared tests)",
+           "refuses the highest-numbered declared class-1 test", processor=_DropsLastTest),
+    Defect("kt-change-refused", "§8 key type (§10 declared KT changes)",
+           "refuses a key change to the highest key type the declaration allows",
+           processor=_KtChangeRefused),
+    Defect("expiry-when-undeclared", "§5 KEN (§10 declared key expiry)",
+           "enforces the key expiry number although it declares no key expiry",
+           processor=_ExpiryWhenUndeclared, unobservable=_declares_expiry),
+    Defect("kct-kept-when-undeclared", "§8 key change (§10 declared KCT power cycle)",
+           "keeps a waiting key change section over a power cycle, declaring it does not",
+           processor=_KctKeptWhenUndeclared, unobservable=_declares_kct_kept),
+    Defect("loses-mpl-on-power-cycle", "§9.5 non-volatile MPL",
+           "the maximum power limit is lost when power is cycled", device=_LosesMplOnPowerCycle),
+    Defect("loses-tamper-on-power-cycle", "§9.5 non-volatile tamper flag",
+           "the tamper flag is lost when power is cycled", device=_LosesTamperOnPowerCycle),
+    Defect("loses-tid-store-on-power-cycle", "§9.2 non-volatile TID store",
+           "the TID store is lost when power is cycled", device=_LosesTidStoreOnPowerCycle),
+    Defect("message-too-short", "§9.3 display (§10 declared message time)",
+           "result messages stay 1 s shorter than declared", device=_MessageTooShort),
+    Defect("message-too-long", "§9.3 display (§10 declared message time)",
+           "result messages stay 1 s longer than declared", device=_MessageTooLong),
+    Defect("test-display-too-short", "§9.4 display (§10 declared test display time)",
+           "class-1 test displays stay 1 s shorter than declared", device=_TestDisplayTooShort),
+    Defect("entry-timeout-short", "IEC 62055-51 keypad (§10 declared entry time-out)",
+           "a part-typed entry is dropped 2 s before the declared time-out",
+           device=_EntryTimeoutShort, unobservable=_no_keypad),
+    Defect("entry-timeout-long", "IEC 62055-51 keypad (§10 declared entry time-out)",
+           "a part-typed entry is kept 2 s past the declared time-out",
+           device=_EntryTimeoutLong, unobservable=_no_keypad),
+    Defect("lockout-early", "§9.3 lockout (§10 declared rejections)",
+           "the keypad locks one rejected entry early",
+           device=_LockoutEarly, unobservable=_no_keypad_lockout),
+    Defect("lockout-late", "§9.3 lockout (§10 declared rejections)",
+           "the keypad locks one rejected entry late",
+           device=_LockoutLate, unobservable=_no_keypad_lockout),
+    Defect("lockout-no-growth", "§9.3 lockout (§10 declared growth factor)",
+           "every lockout lasts the first lockout's time",
+           device=_LockoutNoGrowth, unobservable=_no_keypad_lockout),
+    Defect("lockout-past-max", "§9.3 lockout (§10 declared longest lockout)",
+           "lockouts keep growing past the declared maximum",
+           device=_LockoutPastMax, unobservable=_no_keypad_lockout),
+    Defect("lockout-first-short", "§9.3 lockout (§10 declared first lockout)",
+           "the first lockout ends 2 s early (and the growth starts from there)",
+           device=_LockoutFirstShort, unobservable=_no_keypad_lockout),
+    Defect("mpl-trips-early", "§9.5 MPL (§10 declared trip delay)",
+           "the load switch trips 2 s before the declared delay", device=_MplTripsEarly),
+    Defect("mpl-trips-late", "§9.5 MPL (§10 declared trip delay)",
+           "the load switch trips 2 s after the declared delay", device=_MplTripsLate),
+    Defect("mpl-reconnects-early", "§9.5 MPL (§10 declared reconnection time)",
+           "after a trip the switch recloses 5 s early", device=_MplReconnectsEarly),
+    Defect("test-open-short", "§9.4 load switch test (§10 declared open time)",
+           "the load switch test opens the switch 1 s shorter than declared",
+           device=_TestOpenShort, unobservable=_no_load_switch_test),
 )  # fmt: skip
 
 BY_NAME = {d.name: d for d in CATALOGUE}

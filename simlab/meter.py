@@ -102,6 +102,26 @@ class SimMeter:
     LOCKOUT_REAL_FLOOR_S = 1.5
     TEST_OPEN_REAL_FLOOR_S = 0.5  # the class-1 load switch test's open time: the probe needs ~50 ms
 
+    def keeps(self, path: str) -> float:
+        """The time or count the meter acts on for the declared parameter ``path`` (a dotted
+        profile path): the declaration itself. A firmware model (or a defect) that keeps
+        another value overrides this."""
+        value: object = self.profile
+        for part in path.split("."):
+            value = getattr(value, part)
+        return float(value)  # type: ignore[arg-type]
+
+    def real_floors(self) -> dict[str, float]:
+        """The declared times (profile paths; ``keypad.lockout`` for the whole policy) this
+        meter keeps at least some real seconds, whatever the clock's speed."""
+        return {
+            "display.message_seconds": self.DISPLAY_REAL_FLOOR_S,
+            "display.test_step_seconds": self.DISPLAY_REAL_FLOOR_S,
+            "keypad.entry_timeout_s": self.ENTRY_REAL_FLOOR_S,
+            "keypad.lockout": self.LOCKOUT_REAL_FLOOR_S,
+            "load_switch.test_open_s": self.TEST_OPEN_REAL_FLOOR_S,
+        }
+
     def __init__(
         self,
         profile: MeterProfile,
@@ -154,7 +174,7 @@ class SimMeter:
         self._last_result: Result | None = None
         self._rejects = 0
         self._lockout_until: float | None = None
-        self._lockout_next = profile.keypad.lockout.first_seconds
+        self._lockout_next = self.keeps("keypad.lockout.first_seconds")
         self._entries = 0
         self._powered = plant.meter_supplied()
         self._relay_applied: bool | None = None
@@ -238,7 +258,7 @@ class SimMeter:
         self._apply_relay()
         if self._entry and self._last_key_at is not None:
             deadline = self._last_key_at + self._at_least_real(
-                self.profile.keypad.entry_timeout_s, self.ENTRY_REAL_FLOOR_S
+                self.keeps("keypad.entry_timeout_s"), self.ENTRY_REAL_FLOOR_S
             )
             if now >= deadline:
                 self._entry.clear()
@@ -307,13 +327,14 @@ class SimMeter:
 
     def _mpl_rule(self, now: float, events: list[float]) -> None:
         mpl = self.core.state.mpl
-        ls = self.profile.load_switch
+        reconnect_s = self.keeps("load_switch.mpl_reconnect_s")
+        trip_delay_s = self.keeps("load_switch.mpl_trip_delay_s")
         if self._mpl_tripped_at is not None:
-            if now >= self._mpl_tripped_at + ls.mpl_reconnect_s:
+            if now >= self._mpl_tripped_at + reconnect_s:
                 self._mpl_tripped_at = None
                 self._open_reasons.discard("mpl")
             else:
-                events.append(self._mpl_tripped_at + ls.mpl_reconnect_s)
+                events.append(self._mpl_tripped_at + reconnect_s)
                 return
         if mpl is None or not self.enforces_power_limit():
             self._mpl_over_since = None
@@ -321,13 +342,13 @@ class SimMeter:
         if self.relay_closed and self.plant.meter_power_w() > mpl:
             if self._mpl_over_since is None:
                 self._mpl_over_since = now
-            if now >= self._mpl_over_since + ls.mpl_trip_delay_s:
+            if now >= self._mpl_over_since + trip_delay_s:
                 self._open_reasons.add("mpl")
                 self._mpl_tripped_at = now
                 self._mpl_over_since = None
-                events.append(now + ls.mpl_reconnect_s)
+                events.append(now + reconnect_s)
             else:
-                events.append(self._mpl_over_since + ls.mpl_trip_delay_s)
+                events.append(self._mpl_over_since + trip_delay_s)
         else:
             self._mpl_over_since = None
 
@@ -352,6 +373,7 @@ class SimMeter:
         self._test_until = None
         self._mpl_over_since = None
         self.core.power_cycle()
+        self._relay_applied = False  # so the switch closes again at power-up
         self.plant.set_relay(False)
         self._relay_applied = False  # so power-up closes it again when nothing holds it open
 
@@ -459,14 +481,15 @@ class SimMeter:
         policy = self.profile.keypad.lockout
         if result.result.accepted:
             self._rejects = 0
-            self._lockout_next = policy.first_seconds
+            self._lockout_next = self.keeps("keypad.lockout.first_seconds")
             return
         self._rejects += 1
-        if policy.enabled and self._rejects >= policy.after_rejects:
+        if policy.enabled and self._rejects >= self.keeps("keypad.lockout.after_rejects"):
             self._lockout_until = self.clock.now() + self._at_least_real(
                 self._lockout_next, self.LOCKOUT_REAL_FLOOR_S
             )
-            self._lockout_next = min(self._lockout_next * policy.factor, policy.max_seconds)
+            self._lockout_next = min(self._lockout_next * self.keeps("keypad.lockout.factor"),
+                                     self.keeps("keypad.lockout.max_seconds"))  # fmt: skip
             self._rejects = 0
 
     def _apply_effect(self, effect: object) -> None:
@@ -486,7 +509,7 @@ class SimMeter:
     def _show_result(self, result: EntryResult, carrier: str) -> None:
         text = self.display_text_for(result)
         until = self.clock.now() + self._at_least_real(
-            self.profile.display.message_seconds, self.DISPLAY_REAL_FLOOR_S
+            self.keeps("display.message_seconds"), self.DISPLAY_REAL_FLOOR_S
         )
         self._message = _Message(DisplayState(text), until)
         if self._tests:
@@ -495,7 +518,7 @@ class SimMeter:
     # -- class-1 tests ----------------------------------------------------------------------
 
     def _queue_tests(self, request: TestRequested) -> None:
-        step = self.profile.display.test_step_seconds
+        step = self.keeps("display.test_step_seconds")
         for bit in request.tests:
             state, action = self._test_display(bit)
             self._tests.append((state, step, action))
@@ -504,7 +527,8 @@ class SimMeter:
         s = self.core.state
         ann: frozenset[str] = frozenset()  # the live annunciators are added when shown
         if bit == 0:
-            return DisplayState("LS tESt", ann), self._start_load_switch_test
+            text = "LS tESt" if self.layout.digit_count >= 7 else "LStESt"  # fits 6 cells
+            return DisplayState(text, ann), self._start_load_switch_test
         if bit == 1:
             n = self.layout.digit_count
             return DisplayState("8." * n, frozenset(self.layout.annunciators)), None
@@ -534,7 +558,7 @@ class SimMeter:
     def _start_load_switch_test(self) -> None:
         self._open_reasons.add("test")
         self._test_open_until = self.clock.now() + self._at_least_real(
-            self.profile.load_switch.test_open_s, self.TEST_OPEN_REAL_FLOOR_S
+            self.keeps("load_switch.test_open_s"), self.TEST_OPEN_REAL_FLOOR_S
         )
         self._apply_relay()
 

@@ -147,3 +147,29 @@ def round_up_currency(value: int) -> int:
     """The signed currency value a token carries when asked for ``value`` base units."""
     carried = round_up(abs(value), MAX_CURRENCY_EXPONENT)
     return -carried if value < 0 else carried
+
+
+def largest_at_most(value: int, max_exponent: int = MAX_UNITS_EXPONENT) -> int:
+    """The largest value a field carries exactly that is not above ``value`` (0 for 0)."""
+    best = 0
+    for e in range(max_exponent + 1):
+        offset = _offset(e)
+        if value < offset:
+            break
+        m = min((value - offset) // 10**e, _M_LIMIT - 1)
+        best = max(best, value_of(e, m))
+    return best
+
+
+def split_exact(value: int, subclass: int) -> list[int]:
+    """``value`` base units as amounts transfer tokens carry exactly, largest first: how a
+    register is credited to an exact figure (a declared limit) that one token cannot carry."""
+    if value < 0:
+        raise StsError("amount", "must not be negative")
+    max_exponent = MAX_CURRENCY_EXPONENT if subclass >= 4 else MAX_UNITS_EXPONENT
+    parts = []
+    while value:
+        part = largest_at_most(value, max_exponent)
+        parts.append(part)
+        value -= part
+    return parts

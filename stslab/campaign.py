@@ -24,9 +24,11 @@ from instruments.base import InstrumentError, ProtocolViolation
 from sts.meter import Result
 from stslab import uncertainty as gum
 from stslab.clock import BenchClock
+from stslab.declared import DeclaredError, declared_value, expand
 from stslab.factory import MintError, TokenFactory
 from stslab.scenario import (
     Expect,
+    FillStep,
     KeyChangeStep,
     KeysStep,
     LoadStep,
@@ -54,6 +56,9 @@ READOUT_REUSE_S = 1.0
 #: The least real time the credit display must stay unchanged to count as the meter being
 #: back at rest (a camera sees several frames; a person would watch as long).
 CREDIT_DISPLAY_STEADY_REAL_S = 1.0
+#: How much longer than its declared time (and tolerance) a display is watched, in the
+#: observer's seconds, to see it go (or to see that it stays too long).
+DISPLAY_TIME_SLACK_S = 2.0
 NOMINAL_SUPPLY_V = 230.0
 NOMINAL_FREQUENCY_HZ = 50.0
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
@@ -151,6 +156,8 @@ def dut_features(profile: MeterProfile) -> set[str]:
         feats.add("lockout")
     feats.add("kct_4" if profile.key.ea == "11" else "kct_2")
     feats.add("reconnect_" + profile.load_switch.reconnect_on_credit)
+    if t.kct_kept_over_power_cycle:
+        feats.add("kct_kept")
     return feats
 
 
@@ -196,6 +203,11 @@ class BenchHandles:
     sim_actions: dict[str, Callable[[], None]] = field(default_factory=dict)
     #: Each calibrated instrument's uncertainty statements, by role (from the bench file).
     calibrations: dict[str, InstrumentCalibration] = field(default_factory=dict)
+    #: Whether bench time is exact (SimLab's virtual time: no carrier or observer latency).
+    exact_time: bool = False
+    #: Declared times (profile path, or a prefix of paths) the bench keeps at least this many
+    #: real seconds (SimLab's floors on a fast clock): shorter ones cannot be judged here.
+    real_floors: dict[str, float] = field(default_factory=dict)
 
     def get(self, role: str) -> Any:
         driver = self.drivers.get(role)
@@ -310,6 +322,10 @@ class Runner:
         self._watch: DisplayWatch | None = None
         self._inject_started: float | None = None
         self._lingering: str | None = None
+        self._timing_margin = 0.0  # the running scenario's margin on a real-time bench
+        #: When each step's last entry ended (observer's time), for waits ``since`` it.
+        self._entry_ends: dict[str, float] = {}
+        self._step_label: str | None = None
         self._step_started: float | None = None
         #: When a relay window opens: the step's action, then the end of its last entry; None
         #: outside a scenario step (a Robot keyword's window opens when it is called).
@@ -338,7 +354,7 @@ class Runner:
             started=time.time(),
             source_file=scenario.source_file,
         )
-        reason = not_applicable(scenario, self.profile, carrier)
+        reason = not_applicable(scenario, self.profile, carrier) or self._unjudgeable(scenario)
         if reason is not None:
             result.skip_reason = reason
             return result
@@ -350,6 +366,14 @@ class Runner:
                 result.outcome = Outcome.ERROR
                 result.duration_s = refused.duration_s
                 return result
+        self._timing_margin = scenario.timing.real_s
+        self._entry_ends = {}
+        try:
+            scenario = expand(scenario, self.profile, self._margin(scenario))
+        except (DeclaredError, ValueError) as exc:
+            result.outcome = Outcome.ERROR
+            result.skip_reason = f"cannot take the declared values: {exc}"
+            return result
         t0 = time.perf_counter()
         m0 = self.clock.now()
         tids: dict[str, int] = {}
@@ -405,6 +429,30 @@ class Runner:
             duration_s=rest.duration_s,
             modelled_s=rest.modelled_s,
         )
+
+    def _margin(self, scenario: Scenario) -> float:
+        """The scenario's timing margin on this bench (exact or real time)."""
+        t = scenario.timing
+        return t.exact_s if self.bench.exact_time else t.real_s
+
+    def _unjudgeable(self, scenario: Scenario) -> str | None:
+        """Why the declared times ``scenario`` tests cannot be judged on this bench: the bench
+        keeps one of them at least a real-time floor, which stretches it (None: they can)."""
+        for path in sorted(scenario.timed_values()):
+            for key, floor in self.bench.real_floors.items():
+                if path != key and not path.startswith(key + "."):
+                    continue
+                value = declared_value(self.profile, path, 1)
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                if self.clock.real(value) < floor - 1e-9:
+                    return (
+                        f"not judged: the bench keeps {key} at least {floor:g} s real; at clock "
+                        f"speed {self.clock.speed:g} the declared {value:g} s would last "
+                        f"{floor * self.clock.speed:g} s (run at speed "
+                        f"{value / floor:.3g} or below, or on virtual time)"
+                    )
+        return None
 
     def _emit(self, scenario: Scenario, step: StepResult) -> None:
         if self.on_step is not None:
@@ -462,6 +510,7 @@ class Runner:
         t0 = time.perf_counter()
         m0 = self.clock.now()
         via = step.via or carrier
+        self._step_label = res.label
         try:
             before = self._before(step.expect)
             with self.action(step, via, res, tids, watch=self._needs_watch(step)):
@@ -577,7 +626,9 @@ class Runner:
             answers.append(self._observe_entry(None, res, judge=False))
         self.key_change_pending = None
         res.observations["section_results"] = [a.label if a else None for a in answers]
-        if set(order) == set(range(1, len(digits) + 1)) and answers[-1] is Result.ACCEPT:
+        # Accept to a section means the set is complete: with this step's sections, or with
+        # sections of the same set a meter kept from before (over a power cycle, say).
+        if answers and answers[-1] is Result.ACCEPT:
             self.ledger.key_installed(new_state, step.new_key.ro)
         if step.expect is not None and step.expect.results is not None:
             for n, (want, got) in enumerate(zip(step.expect.results, answers, strict=False), 1):
@@ -619,7 +670,11 @@ class Runner:
         for k in step.keys:
             keys += list(k[len("digits:") :]) if k.startswith("digits:") else [k]
         keys = [self._key_name(k) for k in keys]
+        keys = keys * int(step.times)  # type: ignore[arg-type]
         res.action = {"keys": keys}
+        if not keys:
+            res.observations["key_events"] = 0
+            return
         if step.hold_ms or step.gap_ms:
             keypad.configure(step.hold_ms or 80, step.gap_ms or 120)
         try:
@@ -658,8 +713,19 @@ class Runner:
         }
         if step.display is not None:
             res.observations["display"] = self._wait_for_credit_display(step.timeout_s, res)
+        elif step.seconds is not None and step.since is not None:
+            if step.since not in self._entry_ends:
+                raise StepFault(f"step {step.since!r} made no entry to count from")
+            gone = self.clock.monotonic() - self._entry_ends[step.since]
+            left = self.clock.real(float(step.seconds)) - gone  # type: ignore[arg-type]
+            res.observations["since_entry_s"] = _bench_s(gone, self.clock)
+            if left < 0:
+                # Too late for the probe this wait places: the boundary cannot be judged.
+                raise StepFault(f"{_bench_s(gone, self.clock):g} s had passed since "
+                                f"{step.since!r}, past the {step.seconds:g} s to wait")  # fmt: skip
+            self.clock.pause(left)
         elif step.seconds is not None:
-            self.clock.sleep(step.seconds)
+            self.clock.sleep(float(step.seconds))  # type: ignore[arg-type]
         elif step.energy_wh is not None:
             analyzer = self.bench.get("analyzer")
             analyzer.integration_reset()
@@ -725,6 +791,34 @@ class Runner:
                     f"(last shown: {last!r})"
                 )
             self.clock.pause(0.02)
+
+    def _do_fill(self, step: FillStep, via: str, res: StepResult, tids: dict) -> None:
+        """Transfer tokens until the register holds ``to`` base units exactly."""
+        from sts import amount as amounts
+
+        register = step.register_no
+        self._acted()
+        have = self.observe_credit(register, res)
+        if have is None:
+            raise StepFault("filling a register needs the meter port (to read the credit)")
+        units = amounts.to_base_units(have, register, "credit")
+        target = int(step.to)  # type: ignore[arg-type]
+        if units > target:
+            raise StepFault(f"the register holds {units} base units, more than {target}")
+        parts = amounts.split_exact(target - units, register)
+        res.action = {"register": register, "to": target, "from": units, "tokens": len(parts)}
+        for n, part in enumerate(parts, 1):
+            amount = amounts.from_base_units(part, register)
+            spec = TokenSpec.model_validate({"class": 0, "subclass": register, "amount": amount})
+            minted = self.factory.mint(spec, tids)
+            self.inject(minted.digits, via, res)
+            observed = self._observe_entry(None, res, judge=False)
+            self._record_acceptance(minted.tid, observed)
+            if observed is not Result.ACCEPT:
+                seen = observed.label if observed else "none"
+                res.checks.append(_check(f"fill token {n} of {len(parts)}", "Accept", seen, False))
+                return
+        self._acted()
 
     def _do_power_cycle(self, step: PowerCycleStep, via: str, res: StepResult, tids: dict) -> None:
         source = self.bench.get("source")
@@ -796,6 +890,8 @@ class Runner:
         relay window of this step counts from here."""
         if self._relay_anchor is not None:
             self._relay_anchor = self.clock.monotonic()
+        if self._step_label is not None:
+            self._entry_ends[self._step_label] = self.clock.monotonic()
 
     # -- observation ------------------------------------------------------------------------
 
@@ -897,7 +993,8 @@ class Runner:
     def _needs_watch(self, step: Any) -> bool:
         if "display" not in self.bench.drivers or step.do not in ENTRY_STEPS:
             return False
-        wants = step.expect is not None and (step.expect.display or step.expect.display_text)
+        e = step.expect
+        wants = e is not None and (e.display or e.display_text or e.display_for)
         return bool(wants) or "port" not in self.bench.drivers
 
     def _settle_s(self) -> float:
@@ -972,7 +1069,27 @@ class Runner:
         before: dict[str, Any] = {}
         if expect is not None and expect.credit is not None and expect.credit.change is not None:
             before["credit"] = self.observe_credit(expect.credit.register_no)
+        if expect is not None and expect.unchanged:
+            before["readout"] = self._kept_registers(expect.unchanged)
         return before
+
+    def _kept_registers(self, names: list[str]) -> dict[str, str]:
+        """The readout values of the named declared registers (``credit``: every credit
+        register the readout shows)."""
+        regs = self.profile.port.registers
+        values = self.readout()
+        prefix = regs.credit.rsplit(".", 1)[0] + "."
+        out: dict[str, str] = {}
+        for name in names:
+            if name == "credit":
+                out.update({a: r.value for a, r in values.items() if a.startswith(prefix)})
+                continue
+            address = getattr(regs, name, None)
+            if address is None:
+                raise StepFault(f"readout name {name!r} is not a declared register")
+            got = values.get(address)
+            out[address] = got.value if got is not None else "absent"
+        return out
 
     def _relay(self) -> Any:
         if self.bench.relay is None:
@@ -1043,10 +1160,21 @@ class Runner:
                 res.checks.append(
                     self._numeric("credit", expected, after, after_budget, low, high, unit)
                 )
+        if expect.unchanged:
+            was = before.get("readout", {})
+            now = self._kept_registers(expect.unchanged)
+            for address in sorted(set(was) | set(now)):
+                a, b = was.get(address, "absent"), now.get(address, "absent")
+                res.checks.append(_check(f"{address} kept", a, b, _same_value(a, b)))
+        if expect.display_for is not None:
+            self._judge_display_for(expect, res)
+        if expect.relay_timing is not None:
+            self._judge_relay_timing(expect, res)
         if expect.readout is not None:
             values = self.readout(res)
             regs = self.profile.port.registers
-            for name, want in expect.readout.items():
+            for name, wanted in expect.readout.items():
+                want = str(wanted)
                 address = getattr(regs, name, None)
                 if address is None:
                     raise StepFault(f"readout name {name!r} is not a declared register")
@@ -1113,6 +1241,124 @@ class Runner:
         return Check(name, expected, str(measured), outcome, unit, detail, budget.to_json(),
                      guarded)  # fmt: skip
 
+    def _watch_budget(self, value_s: float, role: str, interval_s: float, edges: int) -> Budget:
+        """The budget of a time taken from a watch. On virtual time the watch reads the bench's
+        own clock when the change happens: nothing is measured, so nothing is uncertain."""
+        if self.bench.exact_time:
+            return gum.budget("time", "s", round(value_s, 6), [])
+        return self.time_budget(value_s, role, interval_s, edges)
+
+    def _timed(
+        self, name: str, expected: str, value_s: float, budget: Budget, want_s: float, tol: float
+    ) -> Check:
+        """A time judged against ``want_s`` ± ``tol`` by the job's decision rule."""
+        value = Decimal(str(round(value_s, 6)))
+        low = Decimal(str(round(want_s - tol, 9)))
+        high = Decimal(str(round(want_s + tol, 9)))
+        check = self._numeric(name, expected, value, budget, low, high, "s")
+        check.observed = f"{value_s:g} s"
+        return check
+
+    def _tolerance(self, resolution_s: float) -> float:
+        """How far a measured time may be from the declared one: the observer's resolution
+        on exact time; on real time the scenario's timing margin as well."""
+        margin = 0.0 if self.bench.exact_time else self._timing_margin
+        return margin + resolution_s + 1e-6
+
+    def _judge_display_for(self, expect: Expect, res: StepResult) -> None:
+        """How long a display stayed: from the watch, when it appeared and when the next one
+        replaced it (bench seconds)."""
+        timing = expect.display_for
+        assert timing is not None
+        watch = self._watch
+        if watch is None:
+            raise StepFault("a display time needs the display watch (the bench has no camera)")
+        vocab = self.profile.display.vocabulary
+        if timing.text is not None:
+            want, label = canonical_text(timing.text), repr(timing.text)
+        else:
+            name = timing.result or timing.after
+            code = parse_result(name or "")
+            want, label = canonical_text(vocab[int(code)]), code.label
+            if timing.after is not None:
+                label = f"the display after {label}"
+        seconds = float(timing.seconds)  # type: ignore[arg-type]
+        tol = self._tolerance(0.0)
+        start = self._inject_started or 0.0
+        # Observer's time by which the display must have appeared, then gone: the declared
+        # time and its tolerance, and a little more to see what came instead.
+        allowed = self.clock.real(seconds + tol) + DISPLAY_TIME_SLACK_S
+        appear_by = self.clock.monotonic() + allowed
+        while True:
+            shown = [(t, canonical_text(r.text)) for t, r in watch.readings if t >= start]
+            span, appeared = _span(shown, want, timing.after is not None)
+            limit = appear_by if appeared is None else appeared + allowed
+            if span is not None or self.clock.monotonic() >= limit:
+                break
+            watch.wait_change(limit)
+        expected = f"{seconds:g} s ± {tol:.3g} s"
+        if span is None:
+            seen = "never shown" if appeared is None else "still shown"
+            res.checks.append(Check(f"display time of {label}", expected, seen, Outcome.FAIL,
+                                    "s"))  # fmt: skip
+            return
+        lasted = _bench_s(span[1] - span[0], self.clock)
+        res.observations.setdefault("display_times", []).append({"display": label,
+                                                                 "seconds": lasted})  # fmt: skip
+        budget = self._watch_budget(lasted, "display", self.display_interval_s(watch), 2)
+        res.checks.append(self._timed(f"display time of {label}", expected, lasted, budget,
+                                      seconds, tol))  # fmt: skip
+
+    def _judge_relay_timing(self, expect: Expect, res: StepResult) -> None:
+        """When the load switch reached the state (from the step's action) and how long it
+        stayed, from the relay probe (bench seconds)."""
+        from instruments.relay import RelayTimeout
+
+        timing = expect.relay_timing
+        assert timing is not None
+        probe = self._relay()
+        resolution = _bench_s(getattr(probe, "interval_s", 0.0), self.clock)
+        tol = self._tolerance(resolution)
+        anchor = self._relay_anchor if self._relay_anchor is not None else self.clock.monotonic()
+        want = timing.state
+        other = "closed" if want == "open" else "open"
+        at_s = None if timing.at_s is None else float(timing.at_s)  # type: ignore[arg-type]
+        limit = (at_s + tol) if at_s is not None else timing.within_s
+        called = self.clock.monotonic()
+        budget = max(0.0, self.clock.real(limit) - (called - anchor))
+        try:
+            reached = called + (probe.wait(want, budget).transition_s or 0.0)
+        except RelayTimeout:
+            name = f"load switch {want} at" if at_s is not None else f"load switch {want}"
+            expected = f"{at_s:g} s ± {tol:.3g} s" if at_s is not None else f"by {limit:g} s"
+            res.checks.append(Check(name, expected, f"not {want} by {limit:.3g} s",
+                                    Outcome.FAIL, "s"))  # fmt: skip
+            return
+        t = _bench_s(reached - anchor, self.clock)
+        res.observations["relay_reached_s"] = t
+        if at_s is not None:
+            budget = self._watch_budget(t, "analyzer", resolution, 1)
+            res.checks.append(self._timed(f"load switch {want} at", f"{at_s:g} s ± {tol:.3g} s",
+                                          t, budget, at_s, tol))  # fmt: skip
+        if timing.for_s is None:
+            return
+        for_s = float(timing.for_s)  # type: ignore[arg-type]
+        called = self.clock.monotonic()
+        budget = max(0.0, self.clock.real(for_s + tol) - (called - reached))
+        try:
+            left = called + (probe.wait(other, budget).transition_s or 0.0)
+        except RelayTimeout:
+            res.checks.append(
+                Check(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s",
+                      f"still {want} after {for_s + tol:g} s", Outcome.FAIL, "s")
+            )  # fmt: skip
+            return
+        lasted = _bench_s(left - reached, self.clock)
+        res.observations["relay_stayed_s"] = lasted
+        budget = self._watch_budget(lasted, "analyzer", resolution, 2)
+        res.checks.append(self._timed(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s",
+                                      lasted, budget, for_s, tol))  # fmt: skip
+
     def _judge_relay(self, expect: Expect, res: StepResult) -> None:
         from instruments.relay import RelayTimeout
 
@@ -1165,6 +1411,23 @@ def _register_resolution(value: Decimal, what: str, unit: str | None) -> gum.Com
     """A register read as digits: one unit of its last digit is its resolution."""
     step = Decimal(1).scaleb(min(0, value.as_tuple().exponent))  # type: ignore[arg-type]
     return gum.resolution(step, what, unit or "")
+
+
+def _span(
+    shown: list[tuple[float, str]], want: str, after: bool
+) -> tuple[tuple[float, float] | None, float | None]:
+    """From the watch's (time, text) readings: when the wanted display (or, with ``after``, the
+    display following it) appeared and when the next one replaced it; and when it appeared."""
+    for i, (_t, text) in enumerate(shown):
+        if text != want:
+            continue
+        k = i + 1 if after else i
+        if k >= len(shown):
+            return None, None
+        if k + 1 < len(shown):
+            return (shown[k][0], shown[k + 1][0]), shown[k][0]
+        return None, shown[k][0]
+    return None, None
 
 
 def _check(name: str, expected: str, observed: str, ok: bool) -> Check:

@@ -131,6 +131,8 @@ class TokenFactory:
             if t.same_as not in earlier:
                 raise MintError(f"step {t.same_as!r} minted no TID-bearing token")
             return earlier[t.same_as], False
+        if rule == "at_store_min":
+            return ledger.store_min(self.profile.tokens.tid_store_size), False
         if rule == "below_store_min":
             size = self.profile.tokens.tid_store_size
             tid = ledger.store_min(size) - int(t.below_store_min or 1)

@@ -145,6 +145,7 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
             "wall_s": round(sum(r.get("duration_s", 0) for r in results), 3),
             "modelled_s": round(sum(r.get("modelled_s", 0) for r in results), 3),
         },
+        "declared_parameters": declared_parameters(first.get("declared_parameters", []), results),
         "deviations": deviations,
         "interruptions": interruptions,
         "resumes": resumes,
@@ -152,3 +153,40 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
         "scenarios": results,
         "journals": [b["journal"] for b in benches if b["started"]],
     }
+
+
+def declared_parameters(
+    rows: list[dict[str, Any]], results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each declared parameter with its value, the scenarios that prove it and a verdict:
+    FAIL or ERROR when one of them did; PASS when at least one passed; NOT JUDGED when none
+    could be judged on this bench (the reason given); NOT RUN; NOT COVERED when no scenario
+    of the pack proves it; N/A (with the reason) when the meter does not declare it."""
+    by_id = {r["id"]: r for r in results}
+    out = []
+    for row in rows:
+        entry = {k: row.get(k) for k in ("parameter", "meaning", "value", "scenarios")}
+        notes: list[str] = []
+        if row.get("not_applicable"):
+            verdict = "N/A"
+            notes.append(row["not_applicable"])
+        elif not row.get("scenarios"):
+            verdict = "NOT COVERED"
+            notes.append("no scenario of the pack proves it on this meter")
+        else:
+            ran = [by_id[s] for s in row["scenarios"] if s in by_id]
+            outcomes = {r["outcome"] for r in ran}
+            unjudged = [r for r in ran if r["outcome"] == "SKIP"]
+            notes += [f"{r['id']}: {r.get('skip_reason') or 'skipped'}" for r in unjudged]
+            if "FAIL" in outcomes:
+                verdict = "FAIL"
+            elif "ERROR" in outcomes:
+                verdict = "ERROR"
+            elif "PASS" in outcomes:
+                verdict = "PASS"
+            elif unjudged:
+                verdict = "NOT JUDGED"
+            else:
+                verdict = "NOT RUN"
+        out.append({**entry, "verdict": verdict, "notes": notes})
+    return out

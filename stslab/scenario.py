@@ -18,11 +18,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 from pydantic.json_schema import SkipJsonSchema
 
 from sts.meter import Result
 from sts.schema import DocumentError, read_text
+from stslab.declared import BY_PATH, SETS, VALUES
 
 SCENARIO_VERSION = 1
 Carrier = Literal["keypad", "port", "card"]
@@ -38,6 +48,45 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class Declared(_Model):
+    """A number taken from the meter's declaration: ``{declared: keypad.entry_timeout_s,
+    minus: margin}``. ``plus``/``minus`` are seconds (or units), or ``margin``: the
+    scenario's timing margin on the bench it runs on; ``times`` scales first. ``n`` picks the
+    n-th of a derived series (``keypad.lockout.nth_seconds``)."""
+
+    declared: str
+    plus: float | Literal["margin"] = 0.0
+    minus: float | Literal["margin"] = 0.0
+    times: float = 1.0
+    n: int | None = Field(default=None, ge=1)
+
+    @field_validator("declared")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in VALUES:
+            raise ValueError(f"{v!r} is not a declared value ({', '.join(sorted(VALUES))})")
+        return v
+
+
+def _number_kind(value: Any) -> str:
+    return "declared_value" if isinstance(value, dict | Declared) else "number"
+
+
+#: Seconds (or a count): a positive number, or a value of the meter's declaration. Told apart
+#: by shape, so a wrong number gets one error, not one per kind.
+Number = Annotated[
+    Annotated[Annotated[float, Field(gt=0)], Tag("number")]
+    | Annotated[Declared, Tag("declared_value")],
+    Discriminator(_number_kind),
+]
+#: A count (or base units): a whole number from 0, or a value of the meter's declaration.
+Count = Annotated[
+    Annotated[Annotated[int, Field(ge=0)], Tag("number")]
+    | Annotated[Declared, Tag("declared_value")],
+    Discriminator(_number_kind),
+]
+
+
 # --- what to mint ------------------------------------------------------------------------
 
 
@@ -46,14 +95,15 @@ class TidSpec(_Model):
 
     Exactly one of: ``next`` (the next free TID, the default), ``same_as`` (the TID of an
     earlier step's token), ``below_store_min`` (that many below the smallest TID the meter's
-    store holds), ``at_ken`` (the largest TID the key's KEN still allows), ``past_ken`` (the
-    smallest TID past the KEN), ``advance_minutes`` (that many minutes after the last TID),
-    ``absolute``.
+    store holds), ``at_store_min`` (that smallest TID itself), ``at_ken`` (the largest TID
+    the key's KEN still allows), ``past_ken`` (the smallest TID past the KEN),
+    ``advance_minutes`` (that many minutes after the last TID), ``absolute``.
     """
 
     next: bool | None = None
     same_as: str | None = None
     below_store_min: int | None = Field(default=None, ge=1)
+    at_store_min: bool | None = None
     at_ken: bool | None = None
     past_ken: bool | None = None
     advance_minutes: int | None = Field(default=None, ge=1)
@@ -144,6 +194,38 @@ class RelayExpectation(_Model):
     within_s: float = Field(default=5.0, gt=0)
 
 
+class DisplayTiming(_Model):
+    """How long a display stayed, judged from the display watch: from when it appeared to
+    when the next display replaced it. Name it by a result (``result``), by its text
+    (``text``), or as the display that followed a result's message (``after``)."""
+
+    result: str | None = None
+    text: str | None = None
+    after: str | None = None
+    seconds: Number
+
+    @model_validator(mode="after")
+    def _one(self) -> DisplayTiming:
+        given = [n for n in ("result", "text", "after") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError("name the display by exactly one of result, text, after")
+        for name in ("result", "after"):
+            if getattr(self, name) is not None:
+                parse_result(getattr(self, name))
+        return self
+
+
+class RelayTiming(_Model):
+    """When the load switch reached ``state`` (``at_s`` after the step's action) and how
+    long it stayed in it (``for_s``), judged from the relay probe within the scenario's
+    timing tolerance. Without ``at_s`` the state must come within ``within_s``."""
+
+    state: Literal["open", "closed"]
+    at_s: Number | None = None
+    for_s: Number | None = None
+    within_s: float = Field(default=60.0, gt=0)
+
+
 class Expect(_Model):
     """What the standard says must be observed after a step."""
 
@@ -152,9 +234,14 @@ class Expect(_Model):
     display_text: str | None = None
     credit: CreditExpectation | None = None
     relay: RelayExpectation | None = None
-    readout: dict[str, str] | None = None  # declared register name -> value
+    readout: dict[str, str | int] | None = None  # declared register name -> value
     #: Each listed key change section is answered as waiting for the rest, then Accept.
     results: list[str | int] | None = None
+    display_for: DisplayTiming | None = None
+    relay_timing: RelayTiming | None = None
+    #: Declared readout registers (``credit``: every credit register) that must read the
+    #: same after the step as before it (what a power cycle must keep).
+    unchanged: list[str] | None = None
 
     @field_validator("result", "display")
     @classmethod
@@ -226,6 +313,8 @@ class KeysStep(_Step):
 
     do: Literal["keys"]
     keys: list[str]
+    #: The keys are typed this many times over (0: none), as one action answered once.
+    times: Count = 1
     hold_ms: int | None = Field(default=None, ge=20)
     gap_ms: int | None = Field(default=None, ge=20)
 
@@ -260,11 +349,15 @@ class WaitStep(_Step):
     register holds, to the display's last digit."""
 
     do: Literal["wait"]
-    seconds: float | None = Field(default=None, gt=0)
+    seconds: Number | None = None
     energy_wh: float | None = Field(default=None, gt=0)
     relay: Literal["open", "closed"] | None = None
     display: Literal["credit"] | None = None
     timeout_s: float = Field(default=600.0, gt=0)
+    #: ``seconds`` count from the end of that earlier step's last entry (its Enter, the
+    #: port's acknowledgement, the card presented), not from now: a boundary probe placed
+    #: against a declared time that started there.
+    since: str | None = None
 
     @model_validator(mode="after")
     def _one(self) -> WaitStep:
@@ -272,6 +365,8 @@ class WaitStep(_Step):
         given = [n for n in kinds if getattr(self, n) is not None]
         if len(given) != 1:
             raise ValueError("a wait needs exactly one of seconds, energy_wh, relay, display")
+        if self.since is not None and self.seconds is None:
+            raise ValueError("since goes with seconds")
         return self
 
 
@@ -295,7 +390,32 @@ class ObserveStep(_Step):
     do: Literal["observe"]
 
 
-Step = Annotated[
+class FillStep(_Step):
+    """Credit a register up to ``to`` base units (a declared limit, say) in as many transfer
+    tokens as the amount needs, each exactly representable; each must be accepted."""
+
+    do: Literal["fill"]
+    register_no: int = Field(default=0, ge=0, le=7, alias="register")
+    to: Count
+
+
+class EachMember(_Model):
+    """The members of a declared set (``outside``: the values of ``among`` that are not)."""
+
+    declared: str
+    outside: bool = False
+    among: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _set(self) -> EachMember:
+        if self.declared not in SETS:
+            raise ValueError(f"{self.declared!r} is not a declared set ({', '.join(sorted(SETS))})")
+        if self.outside and not self.among:
+            raise ValueError("outside needs among: the values to go through")
+        return self
+
+
+FlatStep = Annotated[
     TokenStep
     | KeyChangeStep
     | RawStep
@@ -305,14 +425,71 @@ Step = Annotated[
     | WaitStep
     | PowerCycleStep
     | OperatorStep
-    | ObserveStep,
+    | ObserveStep
+    | FillStep,
     Field(discriminator="do"),
 ]
+_FLAT: TypeAdapter[Any] = TypeAdapter(FlatStep)
+
+
+class RepeatStep(_Model):
+    """Steps run ``times`` times (a number or a declared value, 0 allowed), or once for
+    each member of a declared set (``each``). Inside, ``$index`` is the round (from 1),
+    ``$member`` the member, and ``$<declared value>`` (``$key.kt``) a value of the meter's
+    declaration; a repeat holds no repeat."""
+
+    do: Literal["repeat"]
+    id: str | None = None
+    note: str | None = None
+    times: Count | None = None
+    each: EachMember | None = None
+    steps: list[dict[str, Any]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _rounds(self) -> RepeatStep:
+        if (self.times is None) == (self.each is None):
+            raise ValueError("a repeat needs times or each (one of them)")
+        for i, raw in enumerate(self.steps, 1):
+            if isinstance(raw, dict) and raw.get("do") == "repeat":
+                raise ValueError(f"steps {i}: a repeat holds no repeat")
+            try:
+                _FLAT.validate_python(substitute(raw, {"index": 1, "member": 0}, _placeholder))
+            except Exception as exc:  # pydantic's ValidationError, named by its first error
+                errors = getattr(exc, "errors", None)
+                first = errors()[0] if callable(errors) else {"loc": (), "msg": str(exc)}
+                where = ".".join(str(p) for p in first["loc"] if not _internal(p))
+                msg = str(first["msg"]).removeprefix("Value error, ")
+                text = f"steps {i}: {where}: {msg}" if where else f"steps {i}: {msg}"
+                raise ValueError(text) from None
+        return self
+
+
+def _placeholder(_path: str) -> Any:
+    return 1
+
+
+def substitute(raw: Any, variables: dict[str, Any], declared: Any) -> Any:
+    """``raw`` with ``$index``/``$member`` and ``$<declared value>`` strings replaced."""
+    if isinstance(raw, dict):
+        return {k: substitute(v, variables, declared) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [substitute(v, variables, declared) for v in raw]
+    if isinstance(raw, str) and raw.startswith("$"):
+        name = raw[1:]
+        if name in variables:
+            return variables[name]
+        if name in VALUES:
+            return declared(name)
+        raise ValueError(f"{raw!r} is not $index, $member or a declared value")
+    return raw
+
+
+Step = Annotated[FlatStep | RepeatStep, Field(discriminator="do")]
 
 
 STEP_KINDS = frozenset(
     {"token", "key_change", "raw", "keys", "load", "source", "wait", "power_cycle", "operator",
-     "observe"}
+     "observe", "fill", "repeat"}
 )  # fmt: skip
 
 
@@ -339,8 +516,18 @@ FEATURES = frozenset(
         "kct_4",
         "reconnect_auto",
         "reconnect_key",
+        "kct_kept",
     }
 )
+
+
+class TimingMargin(_Model):
+    """How close to a declared time the scenario probes and measures: ``exact_s`` on a bench
+    whose time is exact (SimLab's virtual time), ``real_s`` on a bench running in real time
+    (wire SimLab, hardware), where the carriers' and observers' latencies add up."""
+
+    exact_s: float = Field(default=0.5, gt=0)
+    real_s: float = Field(default=2.0, gt=0)
 
 
 class Scenario(_Model):
@@ -358,6 +545,9 @@ class Scenario(_Model):
     #: on one sample, one after the other, in pack order (never spread over benches).
     sequence: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]*$")
     steps: list[Step] = Field(min_length=1)
+    #: Declared parameters (dut profile paths) the scenario tests at their boundary.
+    proves: list[str] = Field(default_factory=list)
+    timing: TimingMargin = TimingMargin()
     source_file: SkipJsonSchema[str] = Field(default="<memory>", exclude=True)
     source_line: SkipJsonSchema[int] = Field(default=1, exclude=True)  # of the id
 
@@ -367,6 +557,14 @@ class Scenario(_Model):
         unknown = sorted((set(v.features) | set(v.absent)) - FEATURES)
         if unknown:
             raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(FEATURES)}")
+        return v
+
+    @field_validator("proves")
+    @classmethod
+    def _proves(cls, v: list[str]) -> list[str]:
+        unknown = [p for p in v if p not in BY_PATH]
+        if unknown:
+            raise ValueError(f"{unknown} are not declared parameters ({', '.join(BY_PATH)})")
         return v
 
     @model_validator(mode="after")
@@ -380,7 +578,41 @@ class Scenario(_Model):
             same_as = step.token.tid.same_as if isinstance(step, TokenStep) else None
             if same_as is not None and same_as not in seen:
                 raise ValueError(f"step {i}: token.tid.same_as: {same_as!r} names no earlier step")
+            since = step.since if isinstance(step, WaitStep) else None
+            if since is not None and since not in seen:
+                raise ValueError(f"step {i}: since: {since!r} names no earlier step")
         return self
+
+    def timed_values(self) -> set[str]:
+        """The declared values the scenario times against: a wait ``since`` an entry (a probe
+        placed just inside or just past a declared time) and the timing expectations."""
+        found: set[str] = set()
+
+        def refs(raw: Any) -> None:
+            if isinstance(raw, dict):
+                if isinstance(raw.get("declared"), str):
+                    found.add(raw["declared"])
+                for v in raw.values():
+                    refs(v)
+            elif isinstance(raw, list):
+                for v in raw:
+                    refs(v)
+
+        def walk(raw: dict[str, Any]) -> None:
+            if raw.get("do") == "repeat":
+                for inner in raw.get("steps") or []:
+                    if isinstance(inner, dict):
+                        walk(inner)
+                return
+            if raw.get("do") == "wait" and raw.get("since"):
+                refs(raw.get("seconds"))
+            expect = raw.get("expect") or {}
+            refs(expect.get("display_for"))
+            refs(expect.get("relay_timing"))
+
+        for step in self.model_dump(mode="json", by_alias=True)["steps"]:
+            walk(step)
+        return found
 
     def step_label(self, index: int) -> str:
         step = self.steps[index]
@@ -447,7 +679,9 @@ _STEP_MESSAGE = re.compile(r"step (\d+): ([\w.]+): (.*)", re.DOTALL)
 
 def _internal(part: Any) -> bool:
     # pydantic's own steps in an error location: a validator function, a mapping key's name.
-    return isinstance(part, str) and (part.startswith("function-") or part == "[key]")
+    return isinstance(part, str) and (
+        part.startswith("function-") or part in ("[key]", "number", "declared_value")
+    )
 
 
 def _explain(exc: Any, root: Any, source: str, data: Any, shift: int) -> str:

@@ -37,9 +37,13 @@ class SelftestRow:
     bench: str = "sim"
     #: every scenario's verdict, in the order run
     outcomes: dict[str, str] = field(default_factory=dict)
+    #: why the defect changes nothing observable on this meter profile (it is not run)
+    not_observable: str | None = None
 
     @property
     def ok(self) -> bool:
+        if self.not_observable is not None:
+            return True
         if self.defect == REFERENCE:
             return not self.failures and not self.errors
         return bool(self.killed_by)
@@ -98,18 +102,25 @@ def selftest(
     bench: str = "sim",
     model: str | None = None,
 ) -> list[SelftestRow]:
+    from dut.profile import MeterProfile
+    from simlab.defects import BY_NAME
+
     rows: list[SelftestRow] = []
     unreliable: frozenset[str] = frozenset()
     where = {"bench": bench, "model": model}
+    profile = MeterProfile.load(dut)
+    hidden = {d: why for d in defects if d in BY_NAME
+              and (why := BY_NAME[d].unobservable(profile)) is not None}  # fmt: skip
+    defects = [d for d in defects if d not in hidden]
+    unseen = [SelftestRow(d, bench=bench, not_observable=why) for d, why in hidden.items()]
     if include_reference:
         reference = run_one(None, str(pack), dut, speed, select, stop_at_kill=False, **where)
         rows.append(reference)
         unreliable = frozenset(reference.failures + reference.errors)
-    if workers <= 1:
-        return rows + [
-            run_one(d, str(pack), dut, speed, select, stop_at_kill, unreliable, **where)
-            for d in defects
-        ]
+    if workers <= 1 or not defects:
+        runs = [run_one(d, str(pack), dut, speed, select, stop_at_kill, unreliable, **where)
+                for d in defects]  # fmt: skip
+        return rows + runs + unseen
     plan = {
         "pack": str(pack),
         "dut": dut,
@@ -119,7 +130,7 @@ def selftest(
         "unreliable": sorted(unreliable),
         **where,
     }
-    return rows + _run_in_workers(defects, plan, workers)  # fmt: skip
+    return rows + _run_in_workers(defects, plan, workers) + unseen  # fmt: skip
 
 
 def _run_in_workers(defects: list[str], plan: dict[str, Any], workers: int) -> list[SelftestRow]:

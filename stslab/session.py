@@ -28,6 +28,7 @@ from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.benchlock import BenchBusy, BenchLock
 from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
 from stslab.clock import BenchClock, Clock
+from stslab.declared import coverage
 from stslab.factory import TokenFactory, key_state_from_profile
 from stslab.job import Job, JobError, demo_job, load_job
 from stslab.journal import Journal
@@ -444,9 +445,11 @@ class Campaign:
             relay = RelayProbe(self.drivers["analyzer"], 230.0,
                                interval_s=max(0.005, 0.1 / clock.speed),
                                clock=clock.monotonic, sleep=clock.pause)  # fmt: skip
+        floors = self._sim.meter.real_floors() if self._sim is not None and not virtual else {}
         self.handles = BenchHandles(self.drivers, clock, simulated=self.bench.simulated,
                                     relay=relay, sim_actions=self._sim_actions(),
-                                    calibrations=self.bench.calibrations())  # fmt: skip
+                                    calibrations=self.bench.calibrations(),
+                                    exact_time=virtual, real_floors=floors)  # fmt: skip
 
     def _sim_actions(self) -> dict:
         if self._sim is None:
@@ -534,6 +537,7 @@ class Campaign:
                          "files": self.pack.files},
                 "scenarios": list(self._plan.scenarios),
                 "decision_rule": decision_record(self.job.decision_rule),
+                "declared_parameters": [row.to_json() for row in coverage(self.pack_scenarios, p)],
                 "deviations": list(self.deviations),
             },
         )  # fmt: skip

@@ -35,6 +35,14 @@ def selftest_command(
     model: Annotated[
         str | None, typer.Option(help="SimLab meter model: module:Class (a SimMeter subclass).")
     ] = None,
+    coverage: Annotated[
+        bool,
+        typer.Option(
+            "--coverage",
+            help="Print each declared parameter of the profile with the scenarios that prove "
+            "it (runs nothing); fail when one has none.",
+        ),
+    ] = False,
     compare: Annotated[
         str | None,
         typer.Option(
@@ -67,6 +75,9 @@ def selftest_command(
         CampaignConfig(bench=bench, dut=dut, pack=pack or DEFAULT_PACK, model=model)
     )
     console = Console()
+    if coverage:
+        _coverage(console, pack or DEFAULT_PACK, dut)
+        return
     if compare is not None:
         _compare(console, compare, chosen, pack or DEFAULT_PACK, dut, speed,
                  tuple(select or ()), workers, model)  # fmt: skip
@@ -76,7 +87,9 @@ def selftest_command(
     table = Table("meter", "verdict", "killed by / problems", "scenarios run", "wall s",
                   title="kill matrix")  # fmt: skip
     for r in rows:
-        if r.defect == REFERENCE:
+        if r.not_observable is not None:
+            verdict, detail = "not observable", r.not_observable
+        elif r.defect == REFERENCE:
             verdict = "all pass" if r.ok else "[red]NOT CLEAN[/]"
             detail = ", ".join(r.failures + r.errors) or "-"
         else:
@@ -85,11 +98,39 @@ def selftest_command(
         table.add_row(r.defect, verdict, detail, str(r.scenarios_run), f"{r.wall_s:.1f}")
     console.print(table)
     bad = [r.defect for r in rows if not r.ok]
-    killed = sum(1 for r in rows if r.defect != REFERENCE and r.ok)
-    total = sum(1 for r in rows if r.defect != REFERENCE)
-    console.print(f"defects killed: {killed}/{total}")
+    observable = [r for r in rows if r.defect != REFERENCE and r.not_observable is None]
+    killed = sum(1 for r in observable if r.ok)
+    hidden = sum(1 for r in rows if r.not_observable is not None)
+    console.print(f"defects killed: {killed}/{len(observable)}"
+                  + (f" ({hidden} not observable on this meter)" if hidden else ""))  # fmt: skip
     if bad:
         console.print(f"[red]selftest failed:[/] {', '.join(bad)}")
+        raise typer.Exit(1)
+
+
+def _coverage(console: Console, pack: Path, dut: str | None) -> None:
+    from stslab.declared import coverage
+    from stslab.session import load_dut, load_pack
+
+    profile = load_dut(dut)
+    rows = coverage(load_pack(pack), profile)
+    table = Table(title=f"declaration coverage: {profile.name} ({pack})")
+    table.add_column("declared parameter", no_wrap=True)
+    table.add_column("value")
+    table.add_column("scenarios that prove it")
+    for r in rows:
+        if r.not_applicable is not None:
+            proof = f"not applicable: {r.not_applicable}"
+        else:
+            proof = ", ".join(r.scenarios) or "[red]NONE[/]"
+        table.add_row(r.parameter, r.value, proof)
+    console.print(table)
+    missing = [r.parameter for r in rows if not r.covered]
+    applicable = sum(1 for r in rows if r.not_applicable is None)
+    console.print(f"declared parameters proven: {applicable - len(missing)}/{applicable} "
+                  f"({len(rows) - applicable} not applicable)")  # fmt: skip
+    if missing:
+        console.print(f"[red]coverage failed:[/] no scenario proves {', '.join(missing)}")
         raise typer.Exit(1)
 
 

@@ -208,3 +208,20 @@ def test_to_base_units_refuses_non_numbers(text: str) -> None:
 @given(st.integers(min_value=-(10**12), max_value=10**12), st.integers(min_value=0, max_value=7))
 def test_base_units_survive_the_decimal_form(value: int, subclass: int) -> None:
     assert amounts.to_base_units(amounts.from_base_units(value, subclass), subclass) == value
+
+
+@given(st.integers(min_value=0, max_value=10**9), st.sampled_from([0, 1, 3, 4, 7]))
+def test_any_amount_splits_into_amounts_tokens_carry_exactly(value: int, subclass: int) -> None:
+    parts = amounts.split_exact(value, subclass)
+    assert sum(parts) == value
+    assert parts == sorted(parts, reverse=True)
+    carried = amounts.round_up_currency if subclass >= 4 else amounts.round_up
+    assert all(carried(p) == p for p in parts)  # no part is rounded up on its way
+
+
+def test_the_declared_credit_limit_takes_a_few_tokens() -> None:
+    parts = amounts.split_exact(99_999_999 - 1, 0)
+    assert sum(parts) == 99_999_998 and len(parts) <= 8
+    assert parts[0] == amounts.MAX_UNITS
+    with pytest.raises(StsError):
+        amounts.split_exact(-1, 0)
