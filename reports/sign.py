@@ -402,9 +402,3 @@ def sign_pdf(
                            f"{variant} report is PDF {kept}")  # fmt: skip
     return out.getvalue()
 
-
-def write_new(path: Path, data: bytes) -> None:
-    """Write a file that must not exist yet: a signed report is never overwritten."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sts.tid import TID_LIMIT
 from sts.vending import KEN_NEVER_EXPIRES, TidAllocator
+from stslab import crash
 from stslab.atomic import replace_file
 
 
@@ -114,7 +115,8 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = io.StringIO()
         json.dump(self.to_json(), text, indent=1, sort_keys=True)
-        replace_file(self.path, text.getvalue().encode())
+        replace_file(self.path, text.getvalue().encode(), crash_point="ledger-scratch")
+        crash.point("ledger-saved")
 
     def copy(self) -> Ledger:
         return replace(self, accepted=list(self.accepted))

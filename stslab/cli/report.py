@@ -92,7 +92,9 @@ def report(
         report_file_name,
         report_id,
     )
-    from reports.sign import SigningError, write_new
+    from reports.sign import SigningError
+    from stslab import crash
+    from stslab.atomic import create_file
 
     # Typer reads the environment for a command line; a direct caller (certify) gets it here.
     tsa = tsa or os.environ.get("STSLAB_TSA_URL") or None
@@ -126,12 +128,13 @@ def report(
         raise ArgumentError("RUN_DIR", str(exc)) from None
     except SigningError as exc:
         raise ArgumentError("--tsa" if tsa else "signing", str(exc)) from None
+    crash.point("report-signed")
     path = target / report_file_name(record["run_id"], revision)
     try:
-        write_new(path, signed)
+        create_file(path, signed, torn_point="report-torn")
         if html:
             view = path.with_suffix(".html")
-            write_new(view, render_html(run, meta, signer.info()).encode())
+            create_file(view, render_html(run, meta, signer.info()).encode())
     except FileExistsError as exc:
         raise ArgumentError("--out", f"{exc.filename} exists; a report is never overwritten"
                             ) from None  # fmt: skip
