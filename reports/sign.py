@@ -401,4 +401,3 @@ def sign_pdf(
         raise SigningError(f"this signature would make the report PDF {raised}, and a "
                            f"{variant} report is PDF {kept}")  # fmt: skip
     return out.getvalue()
-
