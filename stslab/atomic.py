@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -57,3 +58,20 @@ def create_file(path: Path, data: bytes, *, torn_point: str | None = None) -> No
                 os.fsync(fh.fileno())
     finally:
         Path(scratch).unlink(missing_ok=True)
+
+
+#: A scratch file of :func:`replace_file` or :func:`create_file`: ``.NAME-`` and the eight
+#: characters :func:`tempfile.mkstemp` adds.
+_SCRATCH = re.compile(r"\.(?P<name>.+)-[a-z0-9_]{8}")
+
+
+def remove_scratch(directory: Path) -> list[Path]:
+    """Remove the scratch files a killed process left under ``directory`` (their content
+    never became a file's: the file has its old content or none). Only for a folder no
+    running process writes to. Returns what was removed."""
+    removed = []
+    for path in sorted(directory.rglob(".*-*")):
+        if path.is_file() and _SCRATCH.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

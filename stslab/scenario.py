@@ -405,7 +405,10 @@ class ScenarioFile(_Model):
 
 def load_scenarios(path: str | Path) -> list[Scenario]:
     """Every scenario in one YAML file, validated."""
-    text = read_text(path, "scenario file")
+    try:
+        text = read_text(path, "scenario file")
+    except DocumentError as exc:
+        raise ScenarioError(str(exc)) from None
     return parse_scenarios(text, str(path))
 
 

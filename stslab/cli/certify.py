@@ -113,6 +113,9 @@ def certify(
     count = len(bench) if len(bench) > 1 else benches or 1
     if resume is not None:
         pack_of_run, count = _resume_plan(resume)
+        from stslab.atomic import remove_scratch
+
+        remove_scratch(resume)  # half-made files of the killed process (none was renamed in)
         if count == 0:  # every bench finished; the process died before its report
             console = Console(file=sys.stdout)
             _conclude(console, _record_of_finished_run(resume), resume, no_report)
