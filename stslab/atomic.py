@@ -40,6 +40,7 @@ def create_file(path: Path, data: bytes, *, torn_point: str | None = None) -> No
     half of it is written, for :mod:`stslab.crash`."""
     fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
     try:
+        os.fchmod(fd, 0o644 & ~_umask())  # a report is for reading: not the scratch's 0600
         with os.fdopen(fd, "wb") as fh:
             if torn_point is not None:
                 crash.point(torn_point, lambda: (fh.write(data[: len(data) // 2]), fh.flush()))
@@ -48,6 +49,8 @@ def create_file(path: Path, data: bytes, *, torn_point: str | None = None) -> No
             os.fsync(fh.fileno())
         try:
             os.link(scratch, path)  # fails on an existing name: nothing is overwritten
+        except FileExistsError:
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
                 raise
@@ -58,6 +61,12 @@ def create_file(path: Path, data: bytes, *, torn_point: str | None = None) -> No
                 os.fsync(fh.fileno())
     finally:
         Path(scratch).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 #: A scratch file of :func:`replace_file` or :func:`create_file`: ``.NAME-`` and the eight
