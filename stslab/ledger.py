@@ -88,7 +88,10 @@ class Ledger:
     # -- keys -----------------------------------------------------------------------------
 
     def key_installed(self, new: KeyState, rollover: bool) -> None:
-        self.previous_key = self.key
+        if new != self.key:
+            # A key change to the key the meter has (a scenario run again after a crash had
+            # installed it) replaces nothing: the previous key stays the one before it.
+            self.previous_key = self.key
         self.key = new
         if rollover:
             self.accepted = []
