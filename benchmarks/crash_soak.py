@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,8 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+import yaml
 
 from stslab.crash import ENV, POINTS
 from stslab.journal import read_journal
@@ -117,6 +120,15 @@ def kill_once(bench: str, out: Path, env: dict[str, str], how: str, ref: dict,
             proc.wait()
     where = f"{ANYWHERE} at +{delay:.1f} s"
     return run_folder(out), where if landed else f"{where} (ended first)"
+
+
+def remove_killed_simlab(run: Path) -> None:
+    """A killed process cannot remove its wire SimLab's folder (pty links, segment map)."""
+    for bench in run.glob("benches/*/bench.yaml"):
+        keypad = yaml.safe_load(bench.read_text())["instruments"].get("keypad", {})
+        folder = Path(str(keypad.get("address", ""))).parent
+        if folder.name.startswith("stslab-sim-") and folder.parent == Path(tempfile.gettempdir()):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def ledger_at_kill(run: Path) -> dict:
@@ -224,6 +236,7 @@ def main() -> int:
         torn += sum(1 for s in plan.shards if journal_path(run, s.name).exists()
                     and not journal_path(run, s.name).read_bytes().endswith(b"\n"))  # fmt: skip
         ledger = ledger_at_kill(run)
+        remove_killed_simlab(run)
         t0 = time.monotonic()
         done = certify(["--resume", str(run)], env)
         resume_s.append(time.monotonic() - t0)
