@@ -60,7 +60,14 @@ def _syntax_error(exc: yaml.YAMLError, text: str, source: str) -> str:
 
 def key_path(loc: tuple[Any, ...]) -> str:
     """``instruments.keypad.timeout_s``; ``(top level)`` for the document itself."""
-    return ".".join(str(p) for p in loc) or "(top level)"
+    return ".".join(key_name(p) for p in loc) or "(top level)"
+
+
+def key_name(part: Any) -> str:
+    """One key of a path as a message shows it: quoted when empty or holding a character
+    that is not printable (a line break in a key would cut the message's line in two)."""
+    text = str(part)
+    return text if text and text.isprintable() else repr(text)
 
 
 def located(source: str, loc: tuple[Any, ...], text: str | None = None) -> str:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from sts.meter import Result
-from sts.schema import DocumentError, read_text
+from sts.schema import DocumentError, key_name, read_text
 
 SCENARIO_VERSION = 1
 Carrier = Literal["keypad", "port", "card"]
@@ -494,7 +494,7 @@ def _explain(exc: Any, root: Any, source: str, data: Any, shift: int) -> str:
                 line_loc = ["scenarios", index, "steps", step - 1, *key]
         line = line_of(root, tuple(line_loc))
         head = f"{source}:{max(1, line - shift)}" if line else source
-        parts = [head, where, ".".join(str(p) for p in key), msg]
+        parts = [head, where, ".".join(key_name(p) for p in key), msg]
         out.append(": ".join(p for p in parts if p))
     return "\n".join(out)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dut.profile import MeterProfile, ProfileError
@@ -53,6 +53,7 @@ def refused_or_loaded(load: Callable[[], object], error: type[Exception], source
 
 @FUZZ
 @given(damaged(SCENARIOS))
+@example('? "\\N"\n: null\n')  # a key holding a line break (U+0085): the message stays one line
 def test_scenario_files(text: str) -> None:
     refused_or_loaded(lambda: parse_scenarios(text, "pack/02-tid.yaml"), ScenarioError,
                       "pack/02-tid.yaml")  # fmt: skip
@@ -60,6 +61,7 @@ def test_scenario_files(text: str) -> None:
 
 @FUZZ
 @given(damaged(PROFILE))
+@example('? "\\r"\n: null\n')
 def test_dut_profiles(text: str) -> None:
     refused_or_loaded(lambda: MeterProfile.parse_yaml(text, source="meter.yaml"), ProfileError,
                       "meter.yaml")  # fmt: skip
@@ -81,6 +83,7 @@ def test_job_files(folder: Path, text: str) -> None:
 
 @FUZZ
 @given(damaged(MANIFEST))
+@example(text='"\\x1E": null\n')
 def test_pack_manifests(folder: Path, text: str) -> None:
     (folder / "manifest.yaml").write_text(text)
     (folder / "02-tid.yaml").write_text(SCENARIOS)
