@@ -160,7 +160,9 @@ def check(run: Path, ref: dict, fresh: set, before: dict, ledger: dict, env: dic
     if counted != ref["steps"]:
         differ = sorted(k for k in ref["steps"] if counted.get(k) != ref["steps"][k])
         problems.append(f"step counts differ: {', '.join(differ[:5])}")
-    issued: Counter[tuple[str, int]] = Counter()
+    # TIDs per key and per rollover: a key change with RO = 1 clears the meter's TID store,
+    # and TIDs start again (under a key that may derive the same as before).
+    issued: Counter[tuple[int, str, int]] = Counter()
     for shard in RunPlan.read(run).shards:
         try:
             entries = read_journal(journal_path(run, shard.name))
@@ -173,24 +175,30 @@ def check(run: Path, ref: dict, fresh: set, before: dict, ledger: dict, env: dic
         ends = Counter(e.data["id"] for e in entries if e.kind == "scenario_end")
         if any(n > 1 for n in ends.values()):
             problems.append(f"{shard.name}: a scenario ended twice")
+        rollovers = rolled_since_kill = 0
         for n, e in enumerate(entries):
             if e.kind != "step":
                 continue
             action = e.data.get("action", {})
+            if action.get("new_key", {}).get("ro"):
+                rollovers += 1
+                rolled_since_kill += n >= len(kept)
             tid = action.get("token", {}).get("tid")
             if tid is None or action.get("corrupted"):
                 continue
             if e.data["index"] == -1 or (e.data["scenario"], e.data["index"]) in fresh:
-                issued[(action.get("key"), tid)] += 1
-                after_kill = n >= len(kept)
+                issued[(rollovers, action.get("key"), tid)] += 1
                 if (
-                    after_kill
+                    n >= len(kept)
+                    and not rolled_since_kill
                     and action.get("key") == ledger["key"]["fingerprint"]
                     and ledger["last_tid"] is not None
                     and tid <= ledger["last_tid"]
                 ):
-                    problems.append(f"TID {tid} minted after the resume, at or below the "
-                                    f"ledger's {ledger['last_tid']} at the kill")  # fmt: skip
+                    problems.append(
+                        f"TID {tid} minted after the resume, at or below the ledger's "
+                        f"{ledger['last_tid']} at the kill"
+                    )
     twice = [k for k, n in issued.items() if n > 1]
     if twice:
         problems.append(f"TIDs issued twice: {twice[:3]}")
