@@ -164,6 +164,9 @@ def certify(
         if progress.collect_errors:
             raise ArgumentError("--pack", "\n".join(progress.collect_errors))
         raise ArgumentError("certify", f"the campaign did not run (pytest exit status {code})")
+    error = getattr(progress.config, "_stslab_error", None)
+    if error is not None:  # a bench that could not open: its record says only that
+        typer.echo(f"stslab: certify: {error}", err=True)
     _conclude(console, record, progress.run_dir, no_report)
 
 
