@@ -32,7 +32,7 @@ from sts.errors import StsError
 from sts.identity import CheckDigitError, Pan
 from sts.keys import DecoderKey, EncryptionAlgorithm, fingerprint, parse_hex_key
 from sts.meter import MeterParameters, Result
-from sts.schema import DocumentError, located, validate
+from sts.schema import DocumentError, decode_text, located, validate
 from sts.tid import BaseDate
 
 #: The public STS compliance-test vending keys (IEC 62055-41 test data): allowed inline.
@@ -401,9 +401,11 @@ class MeterProfile(_Strict):
     def from_yaml(cls, path: str | Path) -> MeterProfile:
         path = Path(path)
         try:
-            text = path.read_text()
+            text = decode_text(path.read_bytes(), str(path), "profile")
         except OSError as exc:
             raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
+        except DocumentError as exc:
+            raise ProfileError(str(exc)) from None
         return cls.parse_yaml(text, source=str(path))
 
     @classmethod

@@ -401,10 +401,3 @@ def sign_pdf(
         raise SigningError(f"this signature would make the report PDF {raised}, and a "
                            f"{variant} report is PDF {kept}")  # fmt: skip
     return out.getvalue()
-
-
-def write_new(path: Path, data: bytes) -> None:
-    """Write a file that must not exist yet: a signed report is never overwritten."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)

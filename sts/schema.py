@@ -36,7 +36,7 @@ def parse_yaml_text(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         raise DocumentError(_syntax_error(exc, text, source)) from None
     finally:
         loader.dispose()
-    _refuse_duplicate_keys(root, source, ())
+    _refuse_duplicate_keys(root, source, (), _Walk())
     return data, root
 
 
@@ -60,7 +60,14 @@ def _syntax_error(exc: yaml.YAMLError, text: str, source: str) -> str:
 
 def key_path(loc: tuple[Any, ...]) -> str:
     """``instruments.keypad.timeout_s``; ``(top level)`` for the document itself."""
-    return ".".join(str(p) for p in loc) or "(top level)"
+    return ".".join(key_name(p) for p in loc) or "(top level)"
+
+
+def key_name(part: Any) -> str:
+    """One key of a path as a message shows it: quoted when empty or holding a character
+    that is not printable (a line break in a key would cut the message's line in two)."""
+    text = str(part)
+    return text if text and text.isprintable() else repr(text)
 
 
 def located(source: str, loc: tuple[Any, ...], text: str | None = None) -> str:
@@ -125,8 +132,44 @@ def _path_at(text: str, mark: yaml.Mark | None) -> tuple[Any, ...]:
     return tuple(path)
 
 
-def _refuse_duplicate_keys(node: yaml.Node | None, source: str, loc: tuple[Any, ...]) -> None:
+#: Values a document may hold once its aliases are expanded: far above any configuration,
+#: far below what takes long to read (nested aliases grow exponentially: "billion laughs").
+MAX_VALUES = 100_000
+
+
+class _Walk:
+    """The walk over a document's nodes: the collections open along the current path (an
+    alias to one of them makes the document endless) and the values seen so far."""
+
+    def __init__(self) -> None:
+        self.open: set[int] = set()
+        self.seen = 0
+
+
+def _refuse_duplicate_keys(
+    node: yaml.Node | None, source: str, loc: tuple[Any, ...], walk: _Walk
+) -> None:
     # PyYAML keeps the last of two equal keys without a word: a silently lost setting.
+    walk.seen += 1
+    if walk.seen > MAX_VALUES and node is not None:
+        raise DocumentError(f"{source}:{node.start_mark.line + 1}: {key_path(loc)}: the "
+                            f"document holds more than {MAX_VALUES} values once its aliases "
+                            "are expanded")  # fmt: skip
+    if isinstance(node, yaml.CollectionNode):
+        if id(node) in walk.open:
+            raise DocumentError(f"{source}:{node.start_mark.line + 1}: {key_path(loc)}: an "
+                                "alias to a value that contains it (the value would be "
+                                "endless)")  # fmt: skip
+        walk.open.add(id(node))
+        try:
+            _refuse_duplicate_keys_in(node, source, loc, walk)
+        finally:
+            walk.open.discard(id(node))
+
+
+def _refuse_duplicate_keys_in(
+    node: yaml.CollectionNode, source: str, loc: tuple[Any, ...], walk: _Walk
+) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: dict[tuple[str, str], int] = {}
         for key, value in node.value:
@@ -139,12 +182,12 @@ def _refuse_duplicate_keys(node: yaml.Node | None, source: str, loc: tuple[Any, 
                         f"(first on line {first})"
                     )
                 seen[(key.tag, key.value)] = line
-                _refuse_duplicate_keys(value, source, (*loc, key.value))
+                _refuse_duplicate_keys(value, source, (*loc, key.value), walk)
             else:
-                _refuse_duplicate_keys(value, source, loc)
+                _refuse_duplicate_keys(value, source, loc, walk)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _refuse_duplicate_keys(item, source, (*loc, index))
+            _refuse_duplicate_keys(item, source, (*loc, index), walk)
 
 
 def validate(model: type[M], text: str, source: str, extra: dict[str, Any] | None = None) -> M:
@@ -169,9 +212,20 @@ def not_a_mapping(data: Any, root: yaml.Node | None, source: str) -> str:
 
 def read_text(path: str | Path, what: str = "file") -> str:
     try:
-        return Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise DocumentError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    return decode_text(data, str(path), what)
+
+
+def decode_text(data: bytes, source: str, what: str = "file") -> str:
+    """UTF-8 text; a :class:`DocumentError` naming the line of the first byte that is not."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DocumentError(f"{source}:{line}: (top level): the {what} is not UTF-8 text "
+                            f"(byte {data[exc.start]:#04x})") from None  # fmt: skip
 
 
 def explain(exc: ValidationError, root: yaml.Node | None, source: str) -> str:

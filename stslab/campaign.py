@@ -608,6 +608,8 @@ class Runner:
             raise StepFault(f"order {order} names sections the set does not have ({len(digits)})")
         res.action = {
             "sections": order,
+            # What reached the meter, in order: a resumed SimLab meter replays it.
+            "section_digits": [digits[i - 1] for i in order],
             "carrier": via,
             "new_key": {
                 "krn": new_state.krn,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stslab import crash
+
 GENESIS = "0" * 64
 
 
@@ -53,11 +55,14 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._prev = GENESIS
         self._seq = 0
+        #: The half-written last record cut off on reopening: its size and SHA-256, or None.
+        self.repaired: dict[str, Any] | None = None
         if self.path.exists():
-            entries = read_journal(self.path)
+            entries = read_journal(self.path, torn_tail=True)
             if entries:
                 self._prev = entries[-1].hash
                 self._seq = entries[-1].seq + 1
+            self.repaired = _cut_torn_tail(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def append(self, kind: str, data: dict[str, Any]) -> Entry:
@@ -67,8 +72,10 @@ class Journal:
             {"seq": self._seq, "t": t, "kind": kind, "data": data, "prev": self._prev,
              "hash": digest}
         ) + b"\n"  # fmt: skip
+        crash.point("journal-torn", lambda: os.write(self._fd, line[: len(line) // 2]))
         os.write(self._fd, line)
         os.fsync(self._fd)
+        crash.point("journal-appended")
         entry = Entry(self._seq, t, kind, data, digest)
         self._prev = digest
         self._seq += 1
@@ -91,13 +98,17 @@ class Journal:
         self.close()
 
 
-def iter_journal(path: str | Path) -> Iterator[Entry]:
-    """Verified entries in order; :class:`JournalError` at the first problem."""
+def iter_journal(path: str | Path, *, torn_tail: bool = False) -> Iterator[Entry]:
+    """Verified entries in order; :class:`JournalError` at the first problem. With
+    ``torn_tail`` a last line without its end of line (a record the process died writing)
+    ends the journal instead."""
     prev = GENESIS
     expected_seq = 0
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
             if not raw.endswith(b"\n"):
+                if torn_tail:
+                    return
                 raise JournalError(f"{path}:{lineno}: truncated record (no end of line)")
             try:
                 rec = json.loads(raw)
@@ -116,5 +127,27 @@ def iter_journal(path: str | Path) -> Iterator[Entry]:
             expected_seq += 1
 
 
-def read_journal(path: str | Path) -> list[Entry]:
-    return list(iter_journal(path))
+def read_journal(path: str | Path, *, torn_tail: bool = False) -> list[Entry]:
+    return list(iter_journal(path, torn_tail=torn_tail))
+
+
+def torn_tail_size(path: str | Path) -> int:
+    """Bytes after the journal's last end of line (0: every record is complete)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return len(data) - (data.rfind(b"\n") + 1)
+
+
+def _cut_torn_tail(path: Path) -> dict[str, Any] | None:
+    """Cut a half-written last record off (its bytes are no record: nothing was built on
+    them); what was cut, for the journal's next record."""
+    size = torn_tail_size(path)
+    if size == 0:
+        return None
+    with open(path, "r+b") as fh:
+        fh.seek(-size, os.SEEK_END)
+        torn = fh.read()
+        fh.truncate(fh.tell() - size)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return {"torn_record_bytes": size, "torn_record_sha256": hashlib.sha256(torn).hexdigest()}

@@ -18,6 +18,7 @@ from typing import Any
 
 from sts.tid import TID_LIMIT
 from sts.vending import KEN_NEVER_EXPIRES, TidAllocator
+from stslab import crash
 from stslab.atomic import replace_file
 
 
@@ -87,7 +88,10 @@ class Ledger:
     # -- keys -----------------------------------------------------------------------------
 
     def key_installed(self, new: KeyState, rollover: bool) -> None:
-        self.previous_key = self.key
+        if new != self.key:
+            # A key change to the key the meter has (a scenario run again after a crash had
+            # installed it) replaces nothing: the previous key stays the one before it.
+            self.previous_key = self.key
         self.key = new
         if rollover:
             self.accepted = []
@@ -114,7 +118,8 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = io.StringIO()
         json.dump(self.to_json(), text, indent=1, sort_keys=True)
-        replace_file(self.path, text.getvalue().encode())
+        replace_file(self.path, text.getvalue().encode(), crash_point="ledger-scratch")
+        crash.point("ledger-saved")
 
     def copy(self) -> Ledger:
         return replace(self, accepted=list(self.accepted))

@@ -101,12 +101,13 @@ def journal_path(run_dir: Path, name: str) -> Path:
 
 
 def shard_entries(run_dir: Path, name: str) -> list[Entry]:
-    """The shard's verified journal (empty if it never started)."""
+    """The shard's verified journal (empty if it never started), without a last record the
+    process died writing (the journal's writer cuts it off when the bench continues)."""
     path = journal_path(run_dir, name)
     if not path.exists():
         return []
     try:
-        return read_journal(path)
+        return read_journal(path, torn_tail=True)
     except JournalError as exc:
         raise RunError(f"the journal cannot be used: {exc}") from None
 

@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from sts.meter import Result
-from sts.schema import DocumentError, read_text
+from sts.schema import DocumentError, key_name, read_text
 from stslab.declared import BY_PATH, SETS, VALUES
 
 SCENARIO_VERSION = 1
@@ -637,7 +637,10 @@ class ScenarioFile(_Model):
 
 def load_scenarios(path: str | Path) -> list[Scenario]:
     """Every scenario in one YAML file, validated."""
-    text = read_text(path, "scenario file")
+    try:
+        text = read_text(path, "scenario file")
+    except DocumentError as exc:
+        raise ScenarioError(str(exc)) from None
     return parse_scenarios(text, str(path))
 
 
@@ -725,7 +728,7 @@ def _explain(exc: Any, root: Any, source: str, data: Any, shift: int) -> str:
                 line_loc = ["scenarios", index, "steps", step - 1, *key]
         line = line_of(root, tuple(line_loc))
         head = f"{source}:{max(1, line - shift)}" if line else source
-        parts = [head, where, ".".join(str(p) for p in key), msg]
+        parts = [head, where, ".".join(key_name(p) for p in key), msg]
         out.append(": ".join(p for p in parts if p))
     return "\n".join(out)
 

@@ -501,9 +501,11 @@ class Campaign:
         assert self.shard is not None
         self.journal = Journal(journal_path(self.run.directory, self.shard.name))
         if self.resuming:
+            repaired = self.journal.repaired  # a record the killed process left half written
             self.journal.append("resume", {"at": _now(), "completed": sorted(self.completed),
-                                           "bench": self.shard.name,
-                                           "process": os.getpid()})  # fmt: skip
+                                           "bench": self.shard.name, "process": os.getpid(),
+                                           **({"journal_repaired": repaired} if repaired
+                                              else {})})  # fmt: skip
             return
         p = self.profile
         self.journal.append(
@@ -616,9 +618,9 @@ class Campaign:
         self.config = config_from_json(self._plan.config)
         self.config.bench = self.shard.bench
         self.config.out = run_dir.parent
-        if not path.exists():
-            return  # this bench had not started: it starts now
-        if not entries or entries[0].kind != "start":
+        if not entries:
+            return  # this bench had not started (or died writing its first record): it starts
+        if entries[0].kind != "start":
             raise CampaignError(f"{path}: the journal has no start record")
         if shard_state(entries) == "finished":
             raise CampaignError(f"{run_dir}: the run already finished on bench {self.shard.name}")
@@ -650,11 +652,12 @@ class Campaign:
     def _reestablish(self) -> None:
         """Bring the meter back to the state the journal says it had."""
         assert self.journal is not None
-        entered = [
-            e.data["action"].get("digits")
-            for e in self._entries
-            if e.kind == "step" and e.data.get("action", {}).get("digits")
-        ]
+        entered: list[str] = []
+        for e in self._entries:
+            action = e.data.get("action", {}) if e.kind == "step" else {}
+            if action.get("digits"):
+                entered.append(action["digits"])
+            entered += action.get("section_digits", [])  # a key change set's entries
         note: dict[str, Any] = {"interruption": self.interruptions[-1]}
         if self._sim is not None:
             # SimLab's meter does not outlive the harness process: replay every entry.

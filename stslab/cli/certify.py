@@ -113,6 +113,12 @@ def certify(
     count = len(bench) if len(bench) > 1 else benches or 1
     if resume is not None:
         pack_of_run, count = _resume_plan(resume)
+        from stslab.atomic import remove_scratch
+
+        remove_scratch(resume)  # half-made files of the killed process (none was renamed in)
+        if count == 0:  # every bench finished; the process died before its report
+            console = Console(file=sys.stdout)
+            _conclude(console, _record_of_finished_run(resume), resume, no_report)
         pack = pack or pack_of_run
     pack_dir = (pack or DEFAULT_PACK).resolve()
     if not (pack_dir / "manifest.yaml").exists():
@@ -159,20 +165,46 @@ def certify(
         if progress.collect_errors:
             raise ArgumentError("--pack", "\n".join(progress.collect_errors))
         raise ArgumentError("certify", f"the campaign did not run (pytest exit status {code})")
-    _summary(console, record, progress.run_dir)
-    if not no_report and progress.run_dir is not None:
+    error = getattr(progress.config, "_stslab_error", None)
+    if error is not None:  # a bench that could not open: its record says only that
+        typer.echo(f"stslab: certify: {error}", err=True)
+    _conclude(console, record, progress.run_dir, no_report)
+
+
+def _conclude(console: Console, record: dict[str, Any], run_dir: Path | None,
+              no_report: bool) -> None:  # fmt: skip
+    """The summary, the signed report, and the exit status of the verdict."""
+    _summary(console, record, run_dir)
+    if not no_report and run_dir is not None:
         if record["mode"] == "accredited":
             # An accredited report is signed with the lab's own key, not a development one.
-            console.print(
-                f"issue the signed report: stslab report {progress.run_dir} --p12 LAB.p12"
-            )
+            console.print(f"issue the signed report: stslab report {run_dir} --p12 LAB.p12")
         else:
             # The signed PDF/A-3b report (a development certificate signs pre-submission runs).
             from stslab.cli.report import report as issue_report
 
-            issue_report(run_dir=progress.run_dir, junit=progress.run_dir / "junit.xml")
+            issue_report(run_dir=run_dir, junit=run_dir / "junit.xml")
     verdict = record["summary"]["verdict"]
     raise typer.Exit(0 if verdict == "PASS" else 1 if verdict == "FAIL" else 3)
+
+
+def _record_of_finished_run(run_dir: Path) -> dict[str, Any]:
+    """A run whose every bench finished, but whose process died before its signed report
+    (building the record, rendering, signing or writing the report): its record built again
+    from the journals. A run that has its report is finished."""
+    from reports.render import existing_revisions
+    from stslab.run import RunPlan
+    from stslab.session import write_run_record
+
+    plan = RunPlan.read(run_dir)
+    issued = existing_revisions(run_dir, plan.run_id)
+    if issued:
+        raise ArgumentError("--resume", f"{run_dir}: the run already finished (report "
+                            f"R{issued[-1]} issued)")  # fmt: skip
+    try:
+        return write_run_record(run_dir)
+    except (OSError, ValueError) as exc:
+        raise ArgumentError("--resume", f"{run_dir}: no record can be built: {exc}") from None
 
 
 def check_campaign_inputs(config: Any) -> None:
@@ -251,7 +283,8 @@ def _summary(console: Console, record: dict[str, Any], run_dir: Path | None) -> 
 
 
 def _resume_plan(run_dir: Path) -> tuple[Path | None, int]:
-    """The pack a run was started with and how many of its benches did not finish."""
+    """The pack a run was started with and how many of its benches did not finish (0: every
+    bench finished)."""
     from stslab.run import RunError, RunPlan, shard_states
 
     try:
@@ -259,7 +292,5 @@ def _resume_plan(run_dir: Path) -> tuple[Path | None, int]:
         left = [n for n, st in shard_states(run_dir, plan).items() if st != "finished"]
     except RunError as exc:
         raise ArgumentError("--resume", str(exc)) from None
-    if not left:
-        raise ArgumentError("--resume", f"{run_dir}: the run already finished")
     pack = plan.config.get("pack")
     return (Path(pack) if pack else None), len(left)

@@ -92,7 +92,9 @@ def report(
         report_file_name,
         report_id,
     )
-    from reports.sign import SigningError, write_new
+    from reports.sign import SigningError
+    from stslab import crash
+    from stslab.atomic import create_file, replace_file
 
     # Typer reads the environment for a command line; a direct caller (certify) gets it here.
     tsa = tsa or os.environ.get("STSLAB_TSA_URL") or None
@@ -126,17 +128,20 @@ def report(
         raise ArgumentError("RUN_DIR", str(exc)) from None
     except SigningError as exc:
         raise ArgumentError("--tsa" if tsa else "signing", str(exc)) from None
+    if junit is not None:
+        # Before the report: once the report exists the run is finished, and a process killed
+        # after it must leave nothing half written.
+        replace_file(junit, junit_xml(record).encode())
+    crash.point("report-signed")
     path = target / report_file_name(record["run_id"], revision)
     try:
-        write_new(path, signed)
+        create_file(path, signed, torn_point="report-torn")
         if html:
             view = path.with_suffix(".html")
-            write_new(view, render_html(run, meta, signer.info()).encode())
+            create_file(view, render_html(run, meta, signer.info()).encode())
     except FileExistsError as exc:
         raise ArgumentError("--out", f"{exc.filename} exists; a report is never overwritten"
                             ) from None  # fmt: skip
-    if junit is not None:
-        junit.write_text(junit_xml(record))
     kind = " (development certificate)" if signer.development else ""
     typer.echo(f"wrote {path}: report {meta.report_id}, {record['mode']}, verdict "
                f"{record['summary']['verdict']}; signed by {signer.info().subject}{kind}"

@@ -207,3 +207,41 @@ def test_an_empty_journal_reads_as_no_records(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     path.write_bytes(b"")
     assert read_journal(path) == []
+
+
+@pytest.mark.parametrize("cut", [1, 10, -1])
+def test_reopening_cuts_a_half_written_last_record_and_says_so(tmp_path: Path, cut: int) -> None:
+    # A process killed while writing its last record: nothing was built on it.
+    path = tmp_path / "journal.jsonl"
+    entries = write_journal(path)
+    lines = lines_of(path)
+    torn = lines[-1][:cut]
+    path.write_bytes(b"".join(lines[:-1]) + torn)
+    assert read_journal(path, torn_tail=True) == entries[:-1]
+    with Journal(path) as journal:
+        assert journal.repaired == {
+            "torn_record_bytes": len(torn),
+            "torn_record_sha256": hashlib.sha256(torn).hexdigest(),
+        }
+        journal.append("resume", {"repaired": journal.repaired})
+    assert [e.kind for e in read_journal(path)] == ["start", "step", "step", "resume"]
+
+
+def test_reopening_a_whole_journal_repairs_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    write_journal(path)
+    before = path.read_bytes()
+    with Journal(path) as journal:
+        assert journal.repaired is None
+    assert path.read_bytes() == before
+
+
+def test_a_torn_record_before_the_last_line_is_damage_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    write_journal(path)
+    lines = lines_of(path)
+    path.write_bytes(lines[0] + lines[1][:20] + lines[2] + lines[3])
+    before = path.read_bytes()
+    with pytest.raises(JournalError, match=":2:"):
+        Journal(path)
+    assert path.read_bytes() == before

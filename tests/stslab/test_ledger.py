@@ -153,6 +153,16 @@ def test_a_key_change_keeps_the_tids_without_rollover(tmp_path: Path) -> None:
     assert load_ledger(ledger.path).key == new
 
 
+def test_a_key_change_to_the_key_installed_keeps_the_previous_key(tmp_path: Path) -> None:
+    # A scenario run again after a crash installs the key its first run had installed.
+    ledger = new_ledger(tmp_path)
+    new = replace(KEY, krn=7, fingerprint="f7")
+    ledger.key_installed(new, rollover=False)
+    ledger.key_installed(new, rollover=False)
+    assert (ledger.key, ledger.previous_key) == (new, KEY)
+    assert load_ledger(ledger.path).previous_key == KEY
+
+
 def test_a_rollover_key_change_resets_the_tids(tmp_path: Path) -> None:
     ledger = new_ledger(tmp_path)
     ledger.issue(FLOOR + 7)

@@ -242,9 +242,22 @@ def test_a_resume_of_a_finished_run_is_refused(interrupted: Path) -> None:
 
 
 def test_a_resume_without_a_start_record_is_refused(interrupted: Path) -> None:
-    journal_path(interrupted, BENCH).write_bytes(b"")
+    path = journal_path(interrupted, BENCH)
+    path.unlink()
+    with Journal(path) as journal:
+        journal.append("step", {"scenario": "T-QUICK-001"})
     with pytest.raises(CampaignError, match="no start record"):
         Campaign(CampaignConfig(), resume=interrupted).open()
+
+
+def test_a_bench_killed_before_its_first_record_starts_over(interrupted: Path) -> None:
+    # Killed between creating the journal and writing its start record (or half-way through
+    # writing it): the bench had not started.
+    journal_path(interrupted, BENCH).write_bytes(b'{"seq":0,"t":17')
+    with Campaign(CampaignConfig(), resume=interrupted) as campaign:
+        assert not campaign.resuming
+        assert [s.id for s in campaign.pending()] == ["T-QUICK-001", "T-QUICK-002"]
+    assert [e.kind for e in read_journal(journal_path(interrupted, BENCH))] == ["start"]
 
 
 def test_a_folder_that_is_not_a_run_is_not_resumed(tmp_path: Path) -> None:
@@ -263,7 +276,9 @@ def test_certify_says_why_it_will_not_resume(
         reason = "record altered"
     else:
         _finish(interrupted)
-        reason = "already finished"
+        run_id = json.loads((interrupted / "run.json").read_text())["run_id"]
+        (interrupted / f"report-{run_id}-R1.pdf").write_bytes(b"%PDF-")  # the report issued
+        reason = "already finished (report R1 issued)"
     before = path.read_bytes()
     code = main(["certify", "--resume", str(interrupted), "--pack", str(pack), "--quiet"])
     err = capsys.readouterr().err

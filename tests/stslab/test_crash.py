@@ -1,0 +1,166 @@
+"""A ``stslab certify`` killed (SIGKILL, through ``STSLAB_CRASH_AT``) at each moment that
+matters — half-way through a journal record, right after one, with the DUT ledger in its
+scratch file, right after the ledger is replaced, with the report signed but not written,
+half-way through writing it — resumes with ``--resume`` to the verdicts an uninterrupted run
+gives, its journal verifying and every scenario in the record once. The crash points do
+nothing unless asked. ``benchmarks/crash_soak.py`` is the long version (20 random kills)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from stslab.crash import ENV, POINTS
+from stslab.journal import read_journal
+from stslab.run import journal_path
+from stslab.session import DEFAULT_PACK, load_pack
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = "simlab-1"
+#: Two credit tokens, a TID store check and a key change, in pack order.
+SELECT = ["STS-TC-001", "STS-TC-002", "STS-TID-001", "STS-KC-001"]
+RUN_TIMEOUT_S = 300.0
+
+
+def certify(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    select = [a for sid in SELECT for a in ("--select", sid)]
+    return subprocess.run(
+        [sys.executable, "-m", "stslab", "certify", *args, *select, "--quiet"],
+        env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=REPO,
+    )  # fmt: skip
+
+
+def run_of(out: Path) -> Path:
+    (run,) = [p for p in out.iterdir() if (p / "run.json").exists()]
+    return run
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    signer = tmp_path_factory.mktemp("dev-signer")
+    clean = {k: v for k, v in os.environ.items() if k != ENV}
+    return {**clean, "PYTHONPATH": str(REPO), "STSLAB_DEV_SIGNER_DIR": str(signer)}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str]) -> dict:
+    """The uninterrupted run: its verdicts, journal length and TIDs issued."""
+    out = tmp_path_factory.mktemp("reference")
+    done = certify(["--bench", "virtual", "--out", str(out), "--no-report"], env)
+    assert done.returncode == 0, done.stderr
+    run = run_of(out)
+    record = json.loads((run / "record.json").read_text())
+    (ledger,) = (run / "ledger").glob("*.json")
+    return {
+        "outcomes": {s["id"]: s["outcome"] for s in record["scenarios"]},
+        "steps": {s["id"]: len(s["steps"]) for s in record["scenarios"]},
+        "records": len(read_journal(journal_path(run, BENCH))),
+        "tids": json.loads(ledger.read_text())["tokens_issued"],
+    }
+
+
+def kill(point: str, count: int, out: Path, env: dict, report: bool) -> Path:
+    extra = [] if report else ["--no-report"]
+    killed = certify(["--bench", "virtual", "--out", str(out), *extra],
+                     {**env, ENV: f"{point}:{count}"})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, f"not killed at {point}:{count}"
+    return run_of(out)
+
+
+def resume(run: Path, env: dict, report: bool) -> None:
+    resumed = certify(["--resume", str(run), *([] if report else ["--no-report"])], env)
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def kill_and_resume(point: str, count: int, out: Path, env: dict, report: bool) -> Path:
+    run = kill(point, count, out, env, report)
+    resume(run, env, report)
+    return run
+
+
+# Where each point is aimed: late in the run, after the key change (a resumed SimLab meter
+# must replay it), or at the report (count 1: a run makes one).
+AIM = {
+    "journal-torn": lambda ref: ref["records"] - 3,  # inside the key change scenario
+    "journal-appended": lambda ref: ref["records"] - 1,  # after the last scenario's end
+    "ledger-scratch": lambda ref: ref["tids"],  # the last TID issued, not yet saved
+    "ledger-saved": lambda ref: ref["tids"] - 1,  # saved, its token not yet entered
+    "report-signed": lambda ref: 1,
+    "report-torn": lambda ref: 1,
+}
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_kill_at_each_point_resumes_to_the_same_verdicts(
+    point: str, reference: dict, env: dict, tmp_path: Path
+) -> None:
+    report = point.startswith("report")
+    run = kill_and_resume(point, AIM[point](reference), tmp_path / "runs", env, report)
+    record = json.loads((run / "record.json").read_text())
+    assert record["complete"] is True
+    assert {s["id"]: s["outcome"] for s in record["scenarios"]} == reference["outcomes"]
+    assert {s["id"]: len(s["steps"]) for s in record["scenarios"]} == reference["steps"]
+    entries = read_journal(journal_path(run, BENCH))  # the whole chain verifies
+    ended = Counter(e.data["id"] for e in entries if e.kind == "scenario_end")
+    assert set(ended.values()) == {1}
+    assert record["journals"][0]["head"] == entries[-1].hash
+    assert not [p.name for p in run.rglob(".*") if p.is_file()]  # no half-made file left
+    if point == "journal-torn":
+        (resume,) = [e for e in entries if e.kind == "resume"]
+        assert resume.data["journal_repaired"]["torn_record_bytes"] > 0
+    if report:
+        (pdf,) = run.glob("report-*.pdf")
+        assert pdf.name.endswith("-R1.pdf")
+        verify = [sys.executable, "-m", "stslab", "verify", str(pdf)]
+        verified = subprocess.run(verify, env=env, capture_output=True, text=True,
+                                  timeout=RUN_TIMEOUT_S)  # fmt: skip
+        assert verified.returncode == 0, verified.stderr
+
+
+def test_tids_issued_before_the_kill_are_never_issued_again(
+    reference: dict, env: dict, tmp_path: Path
+) -> None:
+    """Killed with the ledger saved and its token not yet entered: after the resume every
+    fresh TID lies above the ledger's highest at the kill, and none is issued twice."""
+    run = kill("ledger-saved", reference["tids"] - 1, tmp_path / "runs", env, False)
+    (ledger,) = (run / "ledger").glob("*.json")
+    at_kill = json.loads(ledger.read_text())
+    before = len(read_journal(journal_path(run, BENCH), torn_tail=True))
+    resume(run, env, False)
+    fresh = {(s.id, i) for s in load_pack(DEFAULT_PACK) for i, step in enumerate(s.steps)
+             if step.do == "token" and step.token.tid.rule == "next"}  # fmt: skip
+    issued = []
+    for n, e in enumerate(read_journal(journal_path(run, BENCH))):
+        action = e.data.get("action", {}) if e.kind == "step" else {}
+        if "tid" in action.get("token", {}) and (
+            e.data["index"] == -1 or (e.data["scenario"], e.data["index"]) in fresh
+        ):
+            issued.append((n >= before, action["key"], action["token"]["tid"]))
+    assert len({(key, tid) for _, key, tid in issued}) == len(issued)
+    after = [tid for later, key, tid in issued
+             if later and key == at_kill["key"]["fingerprint"]]  # fmt: skip
+    assert after and min(after) > at_kill["last_tid"]
+
+
+@pytest.mark.parametrize("spec", ["", "other-point:1", "marker:3"])
+def test_a_crash_point_does_nothing_unless_it_is_named_and_reached(spec: str) -> None:
+    code = "from stslab import crash\nfor _ in range(2): crash.point('marker')\nprint('alive')"
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, ENV: spec},
+                          capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "alive\n")
+
+
+def test_a_crash_point_kills_at_its_count_without_cleanup() -> None:
+    code = ("import atexit\nfrom stslab import crash\natexit.register(print, 'cleaned up')\n"
+            "for n in range(3):\n    print(n, flush=True)\n    crash.point('marker')")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, ENV: "marker:2"},
+                          capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    assert done.returncode == -signal.SIGKILL
+    assert done.stdout == "0\n1\n"
