@@ -353,6 +353,7 @@ class SimMeter:
         self._mpl_over_since = None
         self.core.power_cycle()
         self.plant.set_relay(False)
+        self._relay_applied = False  # so the relay closes again when power returns
 
     def _power_up(self, now: float) -> None:
         self._powered = True
@@ -503,7 +504,7 @@ class SimMeter:
         s = self.core.state
         ann: frozenset[str] = frozenset()  # the live annunciators are added when shown
         if bit == 0:
-            return DisplayState("LS tESt", ann), self._start_load_switch_test
+            return DisplayState(self._fit("LS tESt"), ann), self._start_load_switch_test
         if bit == 1:
             n = self.layout.digit_count
             return DisplayState("8." * n, frozenset(self.layout.annunciators)), None

@@ -24,6 +24,7 @@ from instruments.base import InstrumentError, ProtocolViolation
 from sts.meter import Result
 from stslab.clock import BenchClock
 from stslab.factory import MintError, TokenFactory
+from stslab.lockstep import TwinCheck
 from stslab.scenario import (
     Expect,
     KeyChangeStep,
@@ -300,6 +301,9 @@ class Runner:
         #: When a relay window opens: the step's action, then the end of its last entry; None
         #: outside a scenario step (a Robot keyword's window opens when it is called).
         self._relay_anchor: float | None = None
+        #: The reference twin, in lockstep with the meter: told every action, compared after
+        #: every step (stslab.lockstep).
+        self.twin = TwinCheck(self)
 
     # -- scenario ---------------------------------------------------------------------------
 
@@ -357,6 +361,7 @@ class Runner:
         res = StepResult(-1, "setup", "setup", Outcome.PASS, started=time.time())
         t0 = time.perf_counter()
         try:
+            self.twin.ready(res)
             self._baseline()
             if scenario.setup_credit is not None:
                 have = self.observe_credit(0)
@@ -376,6 +381,7 @@ class Runner:
         except (InstrumentError, StepFault, MintError) as exc:
             res.outcome = Outcome.ERROR
             res.error = str(exc)
+            self.twin.lost()
         res.duration_s = time.perf_counter() - t0
         return res
 
@@ -383,10 +389,12 @@ class Runner:
         load = self.bench.drivers.get("load")
         if load is not None:
             load.load(False)
+            self.twin.feed("load", False, None)
         source = self.bench.drivers.get("source")
         if source is not None:
             source.set_voltage(NOMINAL_SUPPLY_V)
             source.output(True)
+            self.twin.feed("supply", True)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -444,6 +452,7 @@ class Runner:
         comes later (a Robot keyword) judges what the display showed after the entry by the
         rule a step's own expectation uses."""
         handler = getattr(self, f"_do_{step.do}")
+        self.twin.ready(res)
         self.stop_watching()
         self._acted()
         self._relay_anchor = None
@@ -455,8 +464,14 @@ class Runner:
         self._lingering = None
         try:
             self._relay_anchor = self.clock.monotonic()
+            acted_at = self.clock.now()
             handler(step, via, res, tids)
+            self.twin.step_done(step, acted_at)
             yield
+            self.twin.after_step(step, res)  # every observable against the reference twin
+        except BaseException:
+            self.twin.lost()
+            raise
         finally:
             if keep_watching and step.do in ENTRY_STEPS and self._watch is not None:
                 self._note_watch(res, self._watch)
@@ -564,6 +579,7 @@ class Runner:
             if step.hold_ms or step.gap_ms:
                 keypad.configure(80, 120)
         res.observations["key_events"] = len(events)
+        self.twin.feed("keys", keys)
         self._acted()
         self._entered()
         self._observe_entry(step.expect, res)
@@ -719,6 +735,7 @@ class Runner:
                 presenter.present()
         else:
             raise StepFault(f"unknown carrier {via!r}")
+        self.twin.feed("enter", digits, via)
         self._entered()
 
     def _entered(self) -> None:
