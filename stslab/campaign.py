@@ -330,6 +330,7 @@ class Runner:
         t0 = time.perf_counter()
         m0 = self.clock.now()
         tids: dict[str, int] = {}
+        self.twin.scenario_started()
         if start_step == 0:
             setup = self._setup(scenario, carrier)
             if setup is not None:
@@ -469,6 +470,8 @@ class Runner:
             self.twin.step_done(step, acted_at)
             yield
             self.twin.after_step(step, res)  # every observable against the reference twin
+        except MintError:
+            raise  # nothing reached the meter: the twin is still in step
         except BaseException:
             self.twin.lost()
             raise

@@ -33,8 +33,6 @@ from stslab.twin import Candidates, Twin
 LATE_REAL_S = 1.5
 #: The credit tolerance a scenario's expectation gets when it states none.
 CREDIT_TOLERANCE_KWH: Decimal = CreditExpectation.model_fields["tolerance"].default
-#: Registers the twin takes from the meter where they differ (what it cannot derive again).
-ADOPTED = ("credit", "tamper", "mpl", "result")
 
 
 @dataclass
@@ -59,16 +57,24 @@ class TwinCheck:
         self.inputs: list[tuple[float, str, tuple[Any, ...]]] = []
         self.before: dict[str, str] = {}
         self.synchronised: dict[str, str] | None = None
+        self.load: tuple[bool, float] = (False, 0.0)  # what the harness set the load to
+        self.supply = True
+        #: whether an expectation the twin contradicts is a defect of the pack (see lost)
+        self.judges_pack = True
         self.annunciators, self.digits = _layout(self.profile.layout_path())
 
     # -- fed by the runner --------------------------------------------------------------------
 
     def feed(self, kind: str, *args: Any) -> None:
         """Something done to the meter now (bench time): kind is a Twin method name."""
-        self.inputs.append((self.clock.now(), kind, args))
+        self.feed_at(self.clock.now(), kind, *args)
 
     def feed_at(self, t: float, kind: str, *args: Any) -> None:
         self.inputs.append((t, kind, args))
+        if kind == "load":  # the bench's own state: a twin started again keeps it
+            self.load = (bool(args[0]), args[1] if args[1] is not None else self.load[1])
+        elif kind == "supply":
+            self.supply = bool(args[0])
 
     def step_done(self, step: Any, acted_at: float) -> None:
         """What a step that is not an entry did to the meter (entries feed themselves)."""
@@ -84,9 +90,16 @@ class TwinCheck:
             self.feed("tamper")
 
     def lost(self) -> None:
-        """A step ended in ERROR: what reached the meter is not known; start again."""
+        """A step ended in ERROR (what reached the meter is not known) or the meter went its
+        own way: start again from the meter. Until the next scenario the twin then follows a
+        meter that differed, and no longer judges the pack's expectations."""
         self.candidates = None
         self.inputs.clear()
+        self.judges_pack = False
+
+    def scenario_started(self) -> None:
+        """A new scenario: its expectations are judged against the twin again."""
+        self.judges_pack = True
 
     def ready(self, res: Any) -> None:
         """Before the runner acts: a twin that has not started starts from the meter."""
@@ -104,8 +117,14 @@ class TwinCheck:
                            late_s=self.late_s)  # fmt: skip
         twin.digits = self.digits
         twin.escalation_known = False
-        seen = self.observe(res, twin_powered=True)
+        twin.load_on, twin.power_w = self.load
+        twin.powered = self.supply
+        seen = self.observe(res, twin_powered=self.supply)
         twin.adopt(seen.values)
+        if seen.values.get("relay") == "open" and not twin.credit_open:
+            # Open for a reason the twin did not see (a power-limit trip): either way until
+            # a reconnection delay has passed.
+            twin.mpl_trip_at, twin.mpl_cycling = now, True
         if seen.values.get("annunciator.keypad_lock") == "on":
             twin.lockout_until = now
             twin.lockout_late = self.profile.keypad.lockout.max_seconds
@@ -156,13 +175,11 @@ class TwinCheck:
             res.checks.append(Check("side effects", "as the reference meter",
                                     f"{n} observables the same", Outcome.PASS))  # fmt: skip
         res.checks += disagreements
-        # The twin takes the meter's value of a register it differs on, so one side effect is
-        # reported once, on the step that caused it.
-        taken = {d.observable: seen.values[d.observable] for d in comparison.differences
-                 if d.observable in ADOPTED or d.observable.startswith("credit.")}  # fmt: skip
-        if taken and self.candidates is not None:
-            for twin in self.candidates.candidates:
-                twin.adopt(taken)
+        if comparison.differences:
+            # The meter went its own way: the twin starts again from what it shows (and the
+            # ledger the harness keeps by its answers), so one side effect is reported once,
+            # on the step that caused it, and later steps are judged from there.
+            self.lost()
         self.before = dict(seen.values)
 
     def _compare(self, seen: Observed, cause: str) -> Comparison:
@@ -176,7 +193,7 @@ class TwinCheck:
         from stslab.campaign import Check, Outcome
 
         expect = getattr(step, "expect", None)
-        if expect is None or self.candidates is None:
+        if expect is None or self.candidates is None or not self.judges_pack:
             return []
         twin = self.candidates.first
         allowed = twin.predict(twin.now, CREDIT_TOLERANCE_KWH)
