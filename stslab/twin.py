@@ -423,7 +423,8 @@ class Twin:
             self.powered = False
             self.entry.clear()
             self.message = self.message_end = None
-            self.tests, self.tests_end, self.test_relay = 0, None, None
+            # The test displays are lost; a load switch test already open keeps its time.
+            self.tests, self.tests_end = 0, None
             if self.mpl_trip_at is not None and self.now < self.mpl_trip_at:
                 self.mpl_trip_at = None  # a trip still counting down starts again; one that
                 self.mpl_cycling = False  # happened keeps its reconnection delay
