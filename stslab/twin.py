@@ -173,6 +173,7 @@ class Twin:
 
     def advance(self, t: float) -> None:
         """Bring the twin to bench time ``t``: credit drawn by the load, timers."""
+        self._watch_mpl()  # a switch that just closed over the limit starts its trip delay
         while self.now < t:
             step_end = t
             # Credit, in stretches where the relay's possible states do not change.
@@ -356,6 +357,7 @@ class Twin:
         self._show(result.result)
         if result.effects and isinstance(result.effects[0], TestRequested):
             self._queue_tests(result.effects[0])
+        self._watch_mpl()
 
     def _apply(self, effect: object) -> None:
         s = self.core.state
