@@ -254,8 +254,8 @@ class Twin:
     def _end_mpl(self) -> None:
         """After the reconnection delay: closed again, or (still over the limit) cycling."""
         trip = self.mpl_trip_at
-        if trip is None:
-            return
+        if trip is None or not self.powered:
+            return  # a meter without supply keeps its trip: it is still open when power returns
         done = trip + self.profile.load_switch.mpl_reconnect_s + self.late_s
         if self.now >= done:
             if self._over_limit():
