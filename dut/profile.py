@@ -238,6 +238,34 @@ class LoadSwitchProfile(_Strict):
     test_open_s: float = Field(default=5.0, gt=0)
 
 
+#: What the harness's reference twin compares after every step (stslab.sideeffect); a
+#: profile turns one off where the meter does something the profile cannot declare.
+TWIN_OBSERVABLES = (
+    "result", "credit", "krn", "kt", "ti", "ken", "mpl", "tamper", "relay", "display",
+    "annunciator.relay_open", "annunciator.credit_low", "annunciator.tamper",
+    "annunciator.keypad_lock",
+)  # fmt: skip
+
+
+class TwinSection(_Strict):
+    """The reference twin's comparisons: observable -> why it is not compared (the record
+    and the report say so)."""
+
+    not_compared: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("not_compared")
+    @classmethod
+    def _names(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(TWIN_OBSERVABLES))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not an observable the twin compares "
+                             f"(known: {', '.join(TWIN_OBSERVABLES)})")  # fmt: skip
+        empty = sorted(k for k, why in v.items() if not str(why).strip())
+        if empty:
+            raise ValueError(f"{', '.join(empty)}: say why it is not compared")
+        return v
+
+
 class ReadoutRegisters(_Strict):
     """The readout addresses of the quantities a test observes (declared per meter)."""
 
@@ -364,6 +392,7 @@ class MeterProfile(_Strict):
     load_switch: LoadSwitchProfile = LoadSwitchProfile()
     port: PortProfile = PortProfile()
     card: CardSection = CardSection()
+    twin: TwinSection = TwinSection()
     #: Rated maximum current of the meter (A): above it the plant cannot draw more.
     rated_current_a: Annotated[float, Field(gt=0)] = 80.0
     source: str = Field(default="<memory>", exclude=True)

@@ -381,6 +381,8 @@ def describe_observations(
         if key == "samples":
             lines.append(f"{len(value)} samples (see the timeline)")
             continue
+        if key == "twin":
+            continue  # the side-effect section of the scenario shows it
         label, unit = _OBSERVATION_LABELS.get(key, (key.replace("_", " "), None))
         if isinstance(value, list):
             value = ", ".join("—" if v is None else str(v) for v in value)
@@ -511,6 +513,7 @@ def scenario_view(
             "modelled_s": step.get("modelled_s", 0.0),
         })  # fmt: skip
     return {
+        "side_effects": side_effect_rows(scenario),
         "id": scenario.get("id", ""),
         "title": scenario.get("title", ""),
         "group": scenario.get("group", ""),
@@ -524,6 +527,29 @@ def scenario_view(
         "steps": steps,
         "timeline": charts.timeline_chart(scenario),
     }
+
+
+def side_effect_rows(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per step, what the reference twin compared, what not (and why), and each difference."""
+    rows = []
+    number = 0
+    for step in scenario.get("steps", []):
+        if step.get("kind") == "setup":
+            continue
+        number += 1
+        twin = (step.get("observations") or {}).get("twin")
+        if not isinstance(twin, dict):
+            continue
+        rows.append({
+            "number": str(number),
+            "compared": len(twin.get("compared", [])),
+            "not_compared": ", ".join(f"{k} ({why})" for k, why in
+                                      sorted((twin.get("not_compared") or {}).items())),
+            "differences": [c.get("detail") or c.get("name", "") for c in step.get("checks", [])
+                            if str(c.get("name", "")).startswith("side effect:")],
+            "synchronised": bool(twin.get("synchronised")),
+        })  # fmt: skip
+    return rows
 
 
 def _date(iso: str | None) -> str:

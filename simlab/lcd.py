@@ -297,6 +297,9 @@ def _fill(shape: Sequence[Polygon], width: int, height: int) -> tuple[int, int, 
     return y0, x0, np.asarray(img) > 0
 
 
+_PARSED: dict[tuple[str, str], SegmentLayout] = {}
+
+
 class SegmentLayout(BaseModel):
     """The segment map of one meter model's LCD, in image pixels.
 
@@ -435,7 +438,12 @@ class SegmentLayout(BaseModel):
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise LayoutError(f"{path}: cannot read layout: {exc.strerror or exc}") from exc
-        return cls.parse_yaml(text, source=str(path))
+        # A layout is immutable: one parse serves every meter built on the same file.
+        key = (str(path), text)
+        layout = _PARSED.get(key)
+        if layout is None:
+            layout = _PARSED[key] = cls.parse_yaml(text, source=str(path))
+        return layout
 
     @classmethod
     def parse_yaml(cls, text: str, *, source: str = "<layout>") -> SegmentLayout:

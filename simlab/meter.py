@@ -373,7 +373,6 @@ class SimMeter:
         self._test_until = None
         self._mpl_over_since = None
         self.core.power_cycle()
-        self._relay_applied = False  # so the switch closes again at power-up
         self.plant.set_relay(False)
         self._relay_applied = False  # so power-up closes it again when nothing holds it open
 

@@ -26,6 +26,7 @@ from stslab import uncertainty as gum
 from stslab.clock import BenchClock
 from stslab.declared import DeclaredError, declared_value, expand
 from stslab.factory import MintError, TokenFactory
+from stslab.lockstep import TwinCheck
 from stslab.scenario import (
     Expect,
     FillStep,
@@ -335,6 +336,9 @@ class Runner:
         #: A key change set being entered (new key, rollover) until its step ends: a fault
         #: may cut it short after the meter took it (stslab.recovery asks the meter).
         self.key_change_pending: tuple[Any, bool] | None = None
+        #: The reference twin, in lockstep with the meter: told every action, compared after
+        #: every step (stslab.lockstep).
+        self.twin = TwinCheck(self)
 
     # -- scenario ---------------------------------------------------------------------------
 
@@ -377,6 +381,7 @@ class Runner:
         t0 = time.perf_counter()
         m0 = self.clock.now()
         tids: dict[str, int] = {}
+        self.twin.scenario_started()
         if start_step == 0:
             setup = self._setup(scenario, carrier)
             if setup is not None:
@@ -467,6 +472,7 @@ class Runner:
         res = StepResult(-1, "setup", "setup", Outcome.PASS, started=time.time())
         t0 = time.perf_counter()
         try:
+            self.twin.ready(res)
             self._baseline()
             if scenario.setup_credit is not None:
                 have = self.observe_credit(0)
@@ -486,6 +492,7 @@ class Runner:
         except (InstrumentError, StepFault, MintError) as exc:
             res.outcome = Outcome.ERROR
             res.error = str(exc)
+            self.twin.lost()
         res.duration_s = time.perf_counter() - t0
         return res
 
@@ -493,10 +500,12 @@ class Runner:
         load = self.bench.drivers.get("load")
         if load is not None:
             load.load(False)
+            self.twin.feed("load", False, None)
         source = self.bench.drivers.get("source")
         if source is not None:
             source.set_voltage(NOMINAL_SUPPLY_V)
             source.output(True)
+            self.twin.feed("supply", True)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -555,6 +564,7 @@ class Runner:
         comes later (a Robot keyword) judges what the display showed after the entry by the
         rule a step's own expectation uses."""
         handler = getattr(self, f"_do_{step.do}")
+        self.twin.ready(res)
         self.stop_watching()
         self._acted()
         self._relay_anchor = None
@@ -566,8 +576,16 @@ class Runner:
         self._lingering = None
         try:
             self._relay_anchor = self.clock.monotonic()
+            acted_at = self.clock.now()
             handler(step, via, res, tids)
+            self.twin.step_done(step, acted_at)
             yield
+            self.twin.after_step(step, res)  # every observable against the reference twin
+        except MintError:
+            raise  # nothing reached the meter: the twin is still in step
+        except BaseException:
+            self.twin.lost()
+            raise
         finally:
             if keep_watching and step.do in ENTRY_STEPS and self._watch is not None:
                 self._note_watch(res, self._watch)
@@ -685,6 +703,7 @@ class Runner:
             if step.hold_ms or step.gap_ms:
                 keypad.configure(80, 120)
         res.observations["key_events"] = len(events)
+        self.twin.feed("keys", keys)
         self._acted()
         self._entered()
         self._observe_entry(step.expect, res)
@@ -885,6 +904,7 @@ class Runner:
                 presenter.present()
         else:
             raise StepFault(f"unknown carrier {via!r}")
+        self.twin.feed("enter", digits, via)
         self._entered()
 
     def _entered(self) -> None:

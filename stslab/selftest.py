@@ -226,3 +226,59 @@ def compare(
             if len(set(verdicts.values())) > 1:
                 differences.append(Difference(meter, scenario, verdicts))
     return rows, differences
+
+
+# --- exploration against every defect ------------------------------------------------------
+
+
+@dataclass
+class ExploreRow:
+    """One SimLab meter explored: how many steps until the first difference (None: none)."""
+
+    defect: str
+    found_after: int | None
+    steps_run: int
+    wall_s: float
+    first_difference: str = ""
+
+    @property
+    def ok(self) -> bool:
+        if self.defect == REFERENCE:
+            return self.found_after is None
+        return self.found_after is not None
+
+
+def explore_one(defect: str | None, dut: str | None, steps: int, seed: int, bench: str = "virtual",
+                model: str | None = None) -> ExploreRow:  # fmt: skip
+    """Explore one SimLab meter until its first difference from the twin (not shrunk)."""
+    from stslab.explore import explore
+
+    config = CampaignConfig(bench=bench, dut=dut, model=model,
+                            defects=(defect,) if defect else ())  # fmt: skip
+    result = explore(config, steps=steps, seed_value=seed, shrink=False)
+    first = result.differences[0]["sentence"] if result.differences else ""
+    return ExploreRow(defect or REFERENCE, result.found_after,
+                      result.found_after or result.steps_run, result.wall_s, first)  # fmt: skip
+
+
+def explore_matrix(
+    defects: list[str],
+    dut: str | None = None,
+    steps: int = 5000,
+    seed: int = 0,
+    bench: str = "virtual",
+    model: str | None = None,
+    workers: int = 2,
+    include_reference: bool = True,
+) -> list[ExploreRow]:
+    """The reference meter and each defect explored for up to ``steps`` steps, ``workers``
+    meters at a time (one process each); rows in the order asked."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    meters: list[str | None] = ([None] if include_reference else []) + list(defects)
+    args = [(m, dut, steps, seed, bench, model) for m in meters]
+    if workers <= 1:
+        return [explore_one(*a) for a in args]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(explore_one, *a) for a in args]
+        return [f.result() for f in futures]

@@ -46,6 +46,7 @@ from stslab.run import (
     shard_state,
 )
 from stslab.scenario import Scenario, ScenarioError, load_scenarios
+from stslab.sideeffect import twin_declaration
 from stslab.uncertainty import decision_record
 
 Mode = Literal["accredited", "pre-submission"]
@@ -527,6 +528,8 @@ class Campaign:
                     "profile_sha256": _sha256_path(p.source),
                     "declared": p.tokens.model_dump(mode="json"),
                     "carriers": list(p.carriers),
+                    # What the reference twin compares after every step, what not and why.
+                    "twin": twin_declaration(p),
                     # An engineering sample's PAN with a wrong check digit, taken as given.
                     **({"pan_check_digit": note} if (note := p.meter.check_digit_note()) else {}),
                 },

@@ -43,6 +43,16 @@ def selftest_command(
             "it (runs nothing); fail when one has none.",
         ),
     ] = False,
+    explore: Annotated[
+        bool,
+        typer.Option(
+            "--explore",
+            help="Explore each defect against the reference twin instead "
+            "of running the pack: steps until the first difference.",
+        ),
+    ] = False,
+    steps: Annotated[int, typer.Option(help="With --explore: steps per meter at most.")] = 5000,
+    seed: Annotated[int, typer.Option(help="With --explore: the seed.")] = 0,
     compare: Annotated[
         str | None,
         typer.Option(
@@ -77,6 +87,9 @@ def selftest_command(
     console = Console()
     if coverage:
         _coverage(console, pack or DEFAULT_PACK, dut)
+        return
+    if explore:
+        _explore(console, chosen, dut, steps, seed, bench, model, workers, not no_reference)
         return
     if compare is not None:
         _compare(console, compare, chosen, pack or DEFAULT_PACK, dut, speed,
@@ -131,6 +144,33 @@ def _coverage(console: Console, pack: Path, dut: str | None) -> None:
                   f"({len(rows) - applicable} not applicable)")  # fmt: skip
     if missing:
         console.print(f"[red]coverage failed:[/] no scenario proves {', '.join(missing)}")
+        raise typer.Exit(1)
+
+
+def _explore(console: Console, defects: list[str], dut: str | None, steps: int, seed: int,
+             bench: str, model: str | None, workers: int, reference: bool) -> None:  # fmt: skip
+    from stslab.selftest import REFERENCE, explore_matrix
+
+    if steps < 1:
+        raise ArgumentError("--steps", "must be at least 1")
+    rows = explore_matrix(defects, dut, steps, seed, bench, model, workers, reference)
+    table = Table("meter", "found", "steps to find", "first difference", "wall s",
+                  title=f"exploration against the reference twin (seed {seed})")  # fmt: skip
+    for r in rows:
+        if r.defect == REFERENCE:
+            found = "clean" if r.ok else "[red]DIFFERS[/]"
+            when = f"0 differences in {r.steps_run}" if r.ok else str(r.found_after)
+        else:
+            found = "found" if r.ok else f"[red]not in {steps}[/]"
+            when = str(r.found_after) if r.ok else "-"
+        table.add_row(r.defect, found, when, r.first_difference or "-", f"{r.wall_s:.1f}")
+    console.print(table)
+    found = sum(1 for r in rows if r.defect != REFERENCE and r.ok)
+    total = sum(1 for r in rows if r.defect != REFERENCE)
+    console.print(f"defects found by exploration: {found}/{total} within {steps} steps")
+    bad = [r.defect for r in rows if not r.ok]
+    if bad:
+        console.print(f"[red]selftest --explore failed:[/] {', '.join(bad)}")
         raise typer.Exit(1)
 
 

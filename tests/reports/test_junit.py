@@ -47,9 +47,14 @@ def test_each_outcome_is_reported_the_way_ci_reads_it(record: dict[str, Any]) ->
         kinds = {child.tag for child in case} - {"system-out"}
         assert kinds == {"FAIL": {"failure"}, "ERROR": {"error"}, "SKIP": {"skipped"},
                          "PASS": set()}[s["outcome"]], s["id"]  # fmt: skip
-    failure = by_id["T-CR-002"].find("failure")
+    failure = by_id["T-CR-001"].find("failure")
     assert failure is not None
-    assert failure.get("message") == "step 1: result expected Used, observed Accept"
+    assert (failure.get("message") or "").startswith("step 2: display expected XX.X, observed ")
+    # An expectation the reference meter contradicts is an error of the pack.
+    wrong = by_id["T-CR-002"].find("error")
+    assert wrong is not None
+    assert wrong.get("message") == ("step 1: pack and reference disagree expected result Used, "
+                                    "observed the reference meter: Accept")  # fmt: skip
     error = by_id["T-ERR-001"].find("error")
     assert error is not None and "cannot mint" in (error.get("message") or "")
     skipped = by_id["T-NA-001"].find("skipped")

@@ -46,8 +46,9 @@ REPO = Path(__file__).resolve().parents[2]
 JOB = REPO / "examples" / "job.yaml"
 
 #: Port entries (timed by the line, quick at any clock speed). Deterministic outcomes: a
-#: failing display check with its frame, a wrong expectation (FAIL), a scenario that does not
-#: apply (SKIP), a token that cannot be minted (ERROR), a credit depletion and a power limit.
+#: failing display check with its frame (FAIL), an expectation the reference meter contradicts
+#: (ERROR of the pack), a scenario that does not apply (SKIP), a token that cannot be minted
+#: (ERROR), a credit depletion and a power limit.
 PACK = {
     "a-credit.yaml": """\
 scenarios:
@@ -63,7 +64,7 @@ scenarios:
       - do: observe
         expect: {display_text: "XX.X"}
   - id: T-CR-002
-    title: A fresh token expected as Used fails
+    title: A fresh token expected as Used is an error of the pack
     group: Credit
     clauses: ["IEC 62055-41 TID check: Used (REFERENCE §9.2)"]
     carrier: port
@@ -420,10 +421,15 @@ def test_display_frames_that_decided_a_display_check_are_embedded_by_hash(report
     decided = set()
     for s in report["record"]["scenarios"]:
         for step in s["steps"]:
-            if any(c["name"] == "display" for c in step["checks"]):
+            for c in step["checks"]:
+                if c["name"] != "display":
+                    continue
                 frames = [e for e in step["evidence"] if e["kind"] == "display_frame"]
                 assert frames, step
-                decided |= {f["sha256"] for f in frames}
+                # the last frame showing what was observed decides (the display may change
+                # between two reads)
+                shown = [f for f in frames if f["text"] == c["observed"]] or frames
+                decided.add(shown[-1]["sha256"])
     assert decided
     joined = text.replace(" ", "")  # a hash wraps inside a thumbnail's caption
     for digest in decided:

@@ -20,14 +20,14 @@ RUN_TIMEOUT_S = 120.0  # a hung child is killed; a normal run takes a few second
 
 WRONG_SCENARIO = """\
 id: T-WRONG-001
-title: The meter is expected to refuse a good token
+title: The meter is expected to credit more than the token carries
 group: TransferCredit
 clauses: ["IEC 62055-41 TransferCredit"]
 carrier: port
 steps:
   - do: token
     token: {class: 0, subclass: 0, amount: 0.1}
-    expect: {result: used}
+    expect: {result: accept, credit: {change: 5.0}}
 """
 
 #: The DUT's key never expires, so "the last TID before the KEN" cannot be minted: ERROR.
@@ -153,7 +153,7 @@ def test_pytest_runs_a_pack_directly_with_stable_node_ids(tmp_path: Path) -> Non
     assert proc.returncode == 1, text  # one scenario fails
     assert "pack/a.yaml::T-CREDIT-001 PASSED" in text
     assert "pack/b.yaml::T-WRONG-001 FAILED" in text
-    assert "result: expected Used, observed Accept" in text
+    assert "credit change: expected 5.0 ± 0.05, observed 0.1" in text
     record = json.loads((only_run(out) / "record.json").read_text())
     assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == [
         ("T-CREDIT-001", "PASS"),

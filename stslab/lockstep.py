@@ -1,0 +1,345 @@
+"""The reference twin on the bench: fed what the runner does, compared after every step.
+
+The runner tells a :class:`TwinCheck` each thing it does to the meter (an entry, keys, a
+load or supply change, a power cycle, a tamper) as it does it; after each step the check
+reads every observable the bench can read (the port's registers, the display with its
+annunciators, the load switch from the analyser) and judges them against the twin
+(:mod:`stslab.twin`) through :func:`stslab.sideeffect.compare`. A difference is a FAIL check
+of its own kind on the step ("side effect: …"); an explicit expectation the twin
+contradicts is an ERROR ("pack and reference disagree"): a defect of the pack, not of the
+meter. The twin starts from the ledger's key state and TID store and what the meter's
+readout shows (credit, tamper, limit); after a step that ended in ERROR it starts again the
+same way, since it no longer knows what reached the meter.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from instruments.base import InstrumentError
+from sts.meter import Result
+from stslab.scenario import CreditExpectation, parse_result
+from stslab.sideeffect import Allowed, Comparison, canonical
+from stslab.twin import Candidates, Twin
+
+#: How much later than declared a timed state (a message, a lockout, the load switch test)
+#: may end, in real seconds: a bench keeps a short display long enough for a camera to see.
+LATE_REAL_S = 1.5
+#: The credit tolerance a scenario's expectation gets when it states none.
+CREDIT_TOLERANCE_KWH: Decimal = CreditExpectation.model_fields["tolerance"].default
+
+
+@dataclass
+class Observed:
+    """What the bench read after a step, and from when to when (bench seconds)."""
+
+    values: dict[str, str]
+    t_first: float
+    t_last: float
+
+
+class TwinCheck:
+    """The runner's twin: one per runner, in lockstep over its campaign."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.profile = runner.profile
+        self.clock = runner.clock
+        self.off = dict(self.profile.twin.not_compared)
+        self.late_s = LATE_REAL_S * self.clock.speed
+        self.candidates: Candidates | None = None
+        self.inputs: list[tuple[float, str, tuple[Any, ...]]] = []
+        self.before: dict[str, str] = {}
+        self.synchronised: dict[str, str] | None = None
+        self.load: tuple[bool, float] = (False, 0.0)  # what the harness set the load to
+        self.supply = True
+        #: whether an expectation the twin contradicts is a defect of the pack (see lost)
+        self.judges_pack = True
+        self.annunciators, self.digits = _layout(self.profile.layout_path())
+
+    # -- fed by the runner --------------------------------------------------------------------
+
+    def feed(self, kind: str, *args: Any) -> None:
+        """Something done to the meter now (bench time): kind is a Twin method name."""
+        self.feed_at(self.clock.now(), kind, *args)
+
+    def feed_at(self, t: float, kind: str, *args: Any) -> None:
+        self.inputs.append((t, kind, args))
+        if kind == "load":  # the bench's own state: a twin started again keeps it
+            self.load = (bool(args[0]), args[1] if args[1] is not None else self.load[1])
+        elif kind == "supply":
+            self.supply = bool(args[0])
+
+    def step_done(self, step: Any, acted_at: float) -> None:
+        """What a step that is not an entry did to the meter (entries feed themselves)."""
+        kind = step.do
+        if kind == "load":
+            self.feed("load", step.on, _load_power(step.mode, step.setpoint) if step.on else None)
+        elif kind == "source":
+            self.feed("supply", step.output)
+        elif kind == "power_cycle":
+            self.feed_at(acted_at, "supply", False)
+            self.feed_at(acted_at + step.off_s, "supply", True)
+        elif kind == "operator" and step.sim_action == "raise_tamper":
+            self.feed("tamper")
+
+    def lost(self) -> None:
+        """A step ended in ERROR (what reached the meter is not known) or the meter went its
+        own way: start again from the meter. Until the next scenario the twin then follows a
+        meter that differed, and no longer judges the pack's expectations."""
+        self.candidates = None
+        self.inputs.clear()
+        self.judges_pack = False
+
+    def scenario_started(self) -> None:
+        """A new scenario: its expectations are judged against the twin again."""
+        self.judges_pack = True
+
+    def ready(self, res: Any) -> None:
+        """Before the runner acts: a twin that has not started starts from the meter."""
+        if self.candidates is not None:
+            return
+        self.inputs.clear()
+        led = self.runner.ledger
+        size = self.profile.tokens.tid_store_size
+        store = led.accepted[-size:]
+        store = [led.store_floor] * (size - len(store)) + store
+        k = led.key
+        now = self.clock.now()
+        twin = Twin.create(self.profile, self.runner.factory.current_key, krn=k.krn, kt=k.kt,
+                           ti=k.ti, sgc=k.sgc, ken=k.ken, tid_store=store, now=now,
+                           late_s=self.late_s)  # fmt: skip
+        twin.digits = self.digits
+        twin.escalation_known = False
+        twin.load_on, twin.power_w = self.load
+        twin.powered = self.supply
+        seen = self.observe(res, twin_powered=self.supply)
+        twin.adopt(seen.values)
+        if seen.values.get("relay") == "open" and not twin.credit_open:
+            # Open for a reason the twin did not see (a power-limit trip): either way until
+            # a reconnection delay has passed.
+            twin.mpl_trip_at, twin.mpl_cycling = now, True
+        if seen.values.get("annunciator.keypad_lock") == "on":
+            twin.lockout_until = now
+            twin.lockout_late = self.profile.keypad.lockout.max_seconds
+        # The meter may have seen rejected keypad entries the twin did not: one candidate for
+        # each count it may have reached.
+        candidates = [twin]
+        for count in range(1, self.profile.keypad.lockout.after_rejects):
+            other = twin.fork()
+            other.rejects = count
+            candidates.append(other)
+        self.candidates = Candidates(candidates[0])
+        self.candidates.candidates = candidates
+        self.synchronised = {k: v for k, v in seen.values.items()
+                             if k in ("credit", "tamper", "mpl", "result")}  # fmt: skip
+        self.before = dict(seen.values)
+
+    # -- after a step -------------------------------------------------------------------------
+
+    def after_step(self, step: Any, res: Any) -> None:
+        """Compare every observable with the twin; the checks go on ``res``."""
+        from stslab.campaign import Check, Outcome
+
+        cands = self.candidates
+        if cands is None:
+            return
+        for t, kind, args in sorted(self.inputs, key=lambda item: item[0]):
+            cands.feed(kind, t, *args)
+        self.inputs.clear()
+        powered = any(tw.powered for tw in cands.candidates)
+        seen = self.observe(res, twin_powered=powered)
+        comparison = self._compare(seen, cause=_cause(step))
+        note: dict[str, Any] = {
+            "compared": comparison.compared,
+            "not_compared": comparison.not_compared,
+            "differences": len(comparison.differences),
+            "read": seen.values,
+        }
+        if self.synchronised is not None:
+            note["synchronised"] = self.synchronised
+            self.synchronised = None
+        res.observations["twin"] = note
+        disagreements = self._disagreements(step, res)
+        for d in comparison.differences:  # the registers read are in the step's "twin"
+            res.checks.append(Check(f"side effect: {d.observable}", d.expected, d.observed,
+                                    Outcome.FAIL, detail=d.sentence))  # fmt: skip
+        if not comparison.differences:
+            n = len(comparison.compared)
+            res.checks.append(Check("side effects", "as the reference meter",
+                                    f"{n} observables the same", Outcome.PASS))  # fmt: skip
+        res.checks += disagreements
+        if comparison.differences:
+            # The meter went its own way: the twin starts again from what it shows (and the
+            # ledger the harness keeps by its answers), so one side effect is reported once,
+            # on the step that caused it, and later steps are judged from there.
+            self.lost()
+        self.before = dict(seen.values)
+
+    def _compare(self, seen: Observed, cause: str) -> Comparison:
+        assert self.candidates is not None
+        return self.candidates.compare(seen.t_first, seen.t_last, seen.values,
+                                       tolerance_kwh=CREDIT_TOLERANCE_KWH, off=self.off,
+                                       before=self.before, cause=cause)  # fmt: skip
+
+    def _disagreements(self, step: Any, res: Any) -> list[Any]:
+        """Explicit expectations of the step that the twin contradicts (a pack defect)."""
+        from stslab.campaign import Check, Outcome
+
+        expect = getattr(step, "expect", None)
+        if expect is None or self.candidates is None or not self.judges_pack:
+            return []
+        twin = self.candidates.first
+        allowed = twin.predict(twin.now, CREDIT_TOLERANCE_KWH)
+        wants: list[tuple[str, str, Allowed | None]] = []
+        if expect.result is not None and step.do in ("token", "raw", "keys", "key_change"):
+            want = parse_result(expect.result)
+            wants.append(("result", f"{int(want):02d}", allowed.get("result")))
+        for name, value in (expect.readout or {}).items():
+            key = "result" if name == "last_result" else name
+            if key in allowed and key != "relay":
+                wants.append((key, value, allowed.get(key)))
+        if expect.credit is not None and expect.credit.equals is not None:
+            c = expect.credit
+            key = "credit" if c.register_no == 0 else f"credit.{c.register_no}"
+            got = allowed.get(key)
+            if got is not None and got.low is not None and got.high is not None:
+                got = Allowed.between(got.low - c.tolerance, got.high + c.tolerance, got.shown)
+            wants.append((key, str(c.equals), got))
+        out = []
+        for name, want, got in wants:
+            if got is None or name in self.off or got.admits(want):
+                continue
+            # The name and the two cells say it all: the scenario is wrong, not the meter.
+            out.append(Check("pack and reference disagree", f"{name} {_label(name, want)}",
+                             f"the reference meter: {_label(name, got.shown)}",
+                             Outcome.ERROR))  # fmt: skip
+        return out
+
+    # -- reading the bench ----------------------------------------------------------------------
+
+    def observe(self, res: Any, *, twin_powered: bool) -> Observed:
+        """Every observable the bench can read now (a meter without supply has no port)."""
+        runner = self.runner
+        drivers = runner.bench.drivers
+        values: dict[str, str] = {}
+        # From the step's last action on: a readout taken during the step counts from there.
+        t_first = t_last = self.clock.now()
+        if self.candidates is not None:
+            t_first = min(t_first, min(tw.now for tw in self.candidates.candidates))
+        if twin_powered and "port" in drivers:
+            try:
+                readout = runner.readout(res)
+            except InstrumentError:
+                readout = None
+            if readout is not None:
+                values.update(self._registers(readout))
+        if twin_powered and "display" in drivers:
+            watch = runner._watch  # a running watch owns the camera: take its last reading
+            try:
+                reading = (watch.readings[-1][1] if watch is not None and watch.readings
+                           else drivers["display"].read())  # fmt: skip
+            except InstrumentError:
+                reading = None
+            if reading is not None:
+                values.update(self._display(reading))
+        if runner.bench.relay is not None:
+            try:
+                values["relay"] = runner.bench.relay.observe().state
+                if values["relay"] == "unknown":
+                    del values["relay"]
+                power = drivers["analyzer"].sample().power_w
+                if self.candidates is not None and values.get("relay") == "closed":
+                    self.candidates.power(self.clock.now(), power)
+            except (InstrumentError, KeyError):
+                values.pop("relay", None)
+        t_last = self.clock.now()
+        return Observed(values, t_first, t_last)
+
+    def _registers(self, readout: dict[str, Any]) -> dict[str, str]:
+        regs = self.profile.port.registers
+        out: dict[str, str] = {}
+        for name, address in (("result", regs.last_result), ("krn", regs.krn),
+                              ("kt", regs.kt), ("ti", regs.ti), ("ken", regs.ken),
+                              ("mpl", regs.mpl), ("tamper", regs.tamper),
+                              ("credit", regs.credit)):  # fmt: skip
+            reading = readout.get(address)
+            if reading is not None:
+                out[name] = reading.value
+        stem = regs.credit.rsplit(".", 1)[0]
+        for register in self.profile.tokens.services:
+            reading = readout.get(f"{stem}.{register}")
+            if register and reading is not None:
+                out[f"credit.{register}"] = reading.value
+        if "analyzer" not in self.runner.bench.drivers:
+            relay = readout.get(regs.relay)
+            if relay is not None:
+                out["relay"] = relay.value.strip().lower()
+        return out
+
+    def _display(self, reading: Any) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for name in ("relay_open", "credit_low", "tamper", "keypad_lock"):
+            if name in self.annunciators:
+                out[f"annunciator.{name}"] = "on" if name in reading.annunciators else "off"
+        text = reading.text.strip()
+        vocabulary = {canonical(t) for t in self.profile.display.vocabulary.values()}
+        try:
+            Decimal(text)
+            out["display"] = text
+        except ArithmeticError:
+            if canonical(text) in vocabulary:
+                out["display"] = text
+        return out
+
+
+def _load_power(mode: str, setpoint: float) -> float:
+    """The power a load set so draws at the nominal supply (the analyser corrects it)."""
+    from stslab.campaign import NOMINAL_SUPPLY_V
+
+    if mode == "CC":
+        return setpoint * NOMINAL_SUPPLY_V
+    if mode == "CR":
+        return NOMINAL_SUPPLY_V**2 / setpoint if setpoint else 0.0
+    return setpoint
+
+
+@functools.lru_cache(maxsize=16)
+def _layout(path: Path) -> tuple[frozenset[str], int]:
+    """The layout's annunciators and digit cells (none known: nothing of them compared)."""
+    try:
+        data = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError):
+        return frozenset(), 0
+    data = data if isinstance(data, dict) else {}
+    return frozenset(data.get("annunciators") or {}), len(data.get("digits") or ())
+
+
+def _label(name: str, value: str) -> str:
+    if name != "result":
+        return value
+    try:
+        return Result(int(value.split()[0])).label
+    except (ValueError, IndexError):
+        return value
+
+
+def _cause(step: Any) -> str:
+    kind = getattr(step, "do", "")
+    token = getattr(step, "token", None)
+    if kind == "token" and token is not None:
+        names = {(0, 0): "TransferCredit", (2, 0): "SetMaximumPowerLimit",
+                 (2, 1): "ClearCredit", (2, 5): "ClearTamperCondition",
+                 (1, 0): "InitiateMeterTest", (1, 1): "InitiateMeterTest"}  # fmt: skip
+        return names.get((token.token_class, token.subclass),
+                         f"a class {token.token_class} token")  # fmt: skip
+    return {"key_change": "a key change", "raw": "an entry", "keys": "keypad keys",
+            "load": "a load change", "source": "a supply change", "wait": "a wait",
+            "power_cycle": "a power cycle", "operator": "an operator action",
+            "observe": "an observation"}.get(kind, kind)  # fmt: skip

@@ -1,0 +1,574 @@
+"""The reference twin: a compliant meter run beside the meter under test, in lockstep.
+
+:class:`Twin` is :class:`sts.meter.ReferenceMeter` with the DUT profile's declared
+parameters and the ledger's key state, plus what the profile declares about the rest of the
+meter: the keypad (entry buffer, lockout policy), the result messages, the load switch (zero
+credit, maximum power limit with its trip and reconnect times, the class-1 load switch test,
+reconnection policy) and credit drawn down by energy. It is fed what the harness does to the
+meter (each entry, key, load and supply change, power cycle, tamper) with the bench time it
+happened, and the power the analyser measures; asked at a bench time, it answers what a
+compliant meter may show then (:class:`~stslab.sideeffect.Allowed` per observable). Pure: no
+I/O, no clock.
+
+Declared times are nominal: a meter (or a bench that keeps a short display long enough for a
+camera to see) may end a timed state up to ``late_s`` later, and a state that may or may not
+have ended is allowed both ways. Where the twin cannot know which way the meter went (a
+keypad entry at the end of a lockout, a reject count it did not see), it keeps one candidate
+per possibility; :class:`Candidates` keeps the candidates the meter's observations agree with.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from dut.profile import MeterProfile
+from sts.keys import DecoderKey
+from sts.meter import (
+    CreditAdded,
+    CreditCleared,
+    EntryResult,
+    PowerLimitSet,
+    ReferenceMeter,
+    Result,
+    TestRequested,
+)
+from stslab.sideeffect import Allowed, Comparison, compare, either
+
+WH_PER_UNIT = 100  # one electricity base unit (0.1 kWh)
+#: At most this many candidates are kept (the oldest possibilities are dropped first).
+MAX_CANDIDATES = 12
+
+
+@dataclass(frozen=True)
+class Range:
+    """A bench-time interval in which a timed state may end."""
+
+    start: float
+    end: float
+
+
+@dataclass
+class Twin:
+    """One candidate compliant meter (see the module docstring)."""
+
+    profile: MeterProfile
+    core: ReferenceMeter
+    now: float
+    late_s: float
+    digits: int = 0  # digit cells of the LCD (an entry shows its last ones); 0: not compared
+    powered: bool = True
+    credit_lo_wh: float = 0.0  # electricity credit, Wh: a range when a relay state is uncertain
+    credit_hi_wh: float = 0.0
+    credit_open: bool = False  # opened at zero credit (stays open on a "key" policy)
+    power_w: float = 0.0  # what the load draws while the relay is closed
+    load_on: bool = False
+    tamper_raised: bool = False
+    entry: list[str] = field(default_factory=list)
+    last_key_at: float | None = None
+    last_result: Result | None = None
+    message: str | None = None
+    message_end: float | None = None
+    tests: int = 0  # class-1 test displays after the message
+    test_relay: Range | None = None  # when the load switch test has the relay open, at most
+    tests_end: float | None = None
+    mpl_trip_at: float | None = None  # when the switch opens for the power limit
+    mpl_maybe: bool = False  # the load fell below the limit just as it was tripping
+    mpl_cycling: bool = False  # still over the limit after a reconnection: trips again
+    rejects: int = 0
+    lockout_until: float | None = None
+    lockout_late: float = 0.0
+    lockout_next: float = 0.0
+    #: False after a synchronisation: an earlier lockout may have lengthened the next one
+    escalation_known: bool = True
+
+    # -- building ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        profile: MeterProfile,
+        key: DecoderKey,
+        *,
+        krn: int,
+        kt: int,
+        ti: int,
+        sgc: int,
+        ken: int,
+        tid_store: list[int],
+        now: float,
+        late_s: float,
+    ) -> Twin:
+        core = ReferenceMeter(key, krn=krn, kt=kt, ti=ti, sgc=sgc, ken=ken,
+                              parameters=profile.tokens.parameters())  # fmt: skip
+        core.state.tid_store = list(tid_store)
+        twin = cls(profile, core, now, late_s)
+        twin.lockout_next = profile.keypad.lockout.first_seconds
+        return twin
+
+    def fork(self) -> Twin:
+        return copy.deepcopy(self)
+
+    def adopt(self, observed: dict[str, str]) -> None:
+        """Take what the twin cannot derive from the meter's readout (its credit, tamper flag,
+        power limit, last result): the state a campaign finds the meter in."""
+        s = self.core.state
+        for name, value in observed.items():
+            if name == "credit" and 0 in s.credit:
+                wh = float(Decimal(value)) * 1000
+                self.credit_lo_wh = self.credit_hi_wh = wh
+                s.credit[0] = math.ceil(wh / WH_PER_UNIT - 1e-9)
+                self.credit_open = wh <= 1e-6
+            elif name.startswith("credit."):
+                register = int(name.split(".")[1])
+                if register in s.credit:
+                    scale = 100_000 if register >= 4 else 10
+                    s.credit[register] = int(Decimal(value) * scale)
+            elif name == "tamper":
+                s.tamper = value.strip() == "1"
+            elif name == "mpl":
+                s.mpl = int(value) or None
+            elif name == "result":
+                code = int(value)
+                self.last_result = Result(code) if code else None
+
+    # -- the passage of time ----------------------------------------------------------------
+
+    def relay_states(self, t: float) -> frozenset[str]:
+        """The load switch states a compliant meter may be in at ``t``."""
+        if not self.powered:
+            return frozenset({"open"})
+        states: set[str] = set()
+        if self.credit_open or (0 in self.core.state.credit and self.credit_hi_wh <= 1e-6):
+            return frozenset({"open"})
+        if 0 in self.core.state.credit and self.credit_lo_wh <= 1e-6:
+            states.add("open")  # credit runs out somewhere in the power's range
+        mpl = self._mpl_states(t)
+        test = self._test_states(t)
+        if mpl == {"open"} or test == {"open"}:
+            return frozenset({"open"})
+        states |= mpl | test
+        return frozenset(states or {"closed"})
+
+    def _mpl_states(self, t: float) -> set[str]:
+        trip = self.mpl_trip_at
+        if trip is None or t < trip:
+            return {"closed"}
+        reconnect = trip + self.profile.load_switch.mpl_reconnect_s
+        if self.mpl_cycling or self.mpl_maybe or t < trip + self.late_s:
+            return {"open", "closed"}
+        if t < reconnect:
+            return {"open"}
+        return {"open", "closed"}  # reconnecting (and, still over the limit, tripping again)
+
+    def _test_states(self, t: float) -> set[str]:
+        r = self.test_relay
+        if r is None or t >= r.end:
+            return {"closed"}
+        if t < r.start:
+            return {"closed"}
+        return {"open", "closed"}
+
+    def advance(self, t: float) -> None:
+        """Bring the twin to bench time ``t``: credit drawn by the load, timers."""
+        self._watch_mpl()  # a switch that just closed over the limit starts its trip delay
+        while self.now < t:
+            step_end = t
+            # Credit, in stretches where the relay's possible states do not change.
+            for edge in self._edges():
+                if self.now < edge < step_end:
+                    step_end = edge
+            self._consume(step_end - self.now, self.relay_states(self.now))
+            self.now = step_end
+            self._end_mpl()
+            self._watch_mpl()
+        kp = self.profile.keypad
+        if (
+            self.entry
+            and self.last_key_at is not None
+            and (self.now >= self.last_key_at + kp.entry_timeout_s)
+        ):
+            self.entry.clear()
+        if self.test_relay is not None and self.now >= self.test_relay.end:
+            self.test_relay = None
+        if self.tests_end is not None and self.now >= self.tests_end:
+            self.tests, self.tests_end = 0, None
+
+    def _edges(self) -> list[float]:
+        edges = []
+        if self.mpl_trip_at is not None:
+            trip = self.mpl_trip_at
+            back = trip + self.profile.load_switch.mpl_reconnect_s
+            edges += [trip, trip + self.late_s, back, back + self.late_s]
+        if self.test_relay is not None:
+            edges += [self.test_relay.start, self.test_relay.end]
+        p = self.power_w
+        if p > 0:
+            for wh in (self.credit_lo_wh, self.credit_hi_wh):
+                if wh > 1e-6:
+                    edges.append(self.now + wh * 3600 / p)
+        return edges
+
+    def _consume(self, dt: float, states: frozenset[str]) -> None:
+        if dt <= 0 or not self.load_on or 0 not in self.core.state.credit:
+            return
+        wh = self.power_w * dt / 3600
+        if "closed" in states:
+            self.credit_lo_wh = max(0.0, self.credit_lo_wh - wh)
+        if states == {"closed"}:
+            self.credit_hi_wh = max(0.0, self.credit_hi_wh - wh)
+        if self.credit_hi_wh <= 1e-6 and self.opens_at_zero():
+            self.credit_open = True
+        self._sync_register()
+
+    def opens_at_zero(self) -> bool:
+        return True
+
+    def _sync_register(self) -> None:
+        s = self.core.state
+        if 0 in s.credit:
+            s.credit[0] = math.ceil(self.credit_hi_wh / WH_PER_UNIT - 1e-9)
+
+    def _over_limit(self) -> bool:
+        mpl = self.core.state.mpl
+        return mpl is not None and self.powered and self.load_on and self.power_w > mpl
+
+    def _watch_mpl(self) -> None:
+        """Start, keep or end the power limit's trip as the load and the limit change."""
+        over = self._over_limit()
+        trip = self.mpl_trip_at
+        if trip is None:
+            if over and "closed" in self.relay_states(self.now):
+                self.mpl_trip_at = self.now + self.profile.load_switch.mpl_trip_delay_s
+            return
+        if over:
+            return
+        if self.now < trip:  # under the limit again before the delay ran out
+            self.mpl_trip_at = None
+            self.mpl_cycling = False
+        elif self.now < trip + self.late_s:
+            self.mpl_maybe = True
+
+    def _end_mpl(self) -> None:
+        """After the reconnection delay: closed again, or (still over the limit) cycling."""
+        trip = self.mpl_trip_at
+        if trip is None or not self.powered:
+            return  # a meter without supply keeps its trip: it is still open when power returns
+        done = trip + self.profile.load_switch.mpl_reconnect_s + self.late_s
+        if self.now >= done:
+            if self._over_limit():
+                self.mpl_cycling = True
+            else:
+                self.mpl_trip_at, self.mpl_maybe, self.mpl_cycling = None, False, False
+
+    # -- what the harness does ----------------------------------------------------------------
+
+    def enter(self, t: float, digits: str, carrier: str) -> list[Twin]:
+        """A token entry (all its keys on the keypad, the port's write, a card). Returns the
+        candidates it leaves (more than this one where the meter may have gone either way)."""
+        self.advance(t)
+        if not self.powered:
+            return [self]
+        if carrier == "keypad":  # digits already in the entry buffer come first
+            return self.keys(t, [*digits, self.profile.keypad.enter_key])
+        self._process(digits, carrier)
+        return [self]
+
+    def keys(self, t: float, keys: list[str]) -> list[Twin]:
+        """Keys pressed one after the other on the keypad (ENTER ends an entry)."""
+        self.advance(t)
+        twins = [self]
+        kp = self.profile.keypad
+        for key in keys:
+            nxt: list[Twin] = []
+            for twin in twins:
+                if not twin.powered:
+                    nxt.append(twin)
+                    continue
+                twin.last_key_at = t
+                twin._key_pressed()
+                if key == kp.backspace_key:
+                    if twin.entry:
+                        twin.entry.pop()
+                    nxt.append(twin)
+                elif key == kp.enter_key:
+                    digits = "".join(twin.entry)
+                    twin.entry.clear()
+                    if not digits:
+                        twin._reconnect_by_key()
+                        nxt.append(twin)
+                    else:
+                        nxt += twin._keypad_enter(digits)
+                else:
+                    if key.isdigit():
+                        twin.entry.append(key)
+                    nxt.append(twin)
+            twins = nxt
+        return twins
+
+    def _key_pressed(self) -> None:
+        """A key press ends the message on show (class-1 test displays go on)."""
+        if (
+            self.message is not None
+            and self.message_end is not None
+            and self.now < (self.message_end + self.late_s)
+        ):
+            self.message = None
+            self.message_end = self.now if self.tests else None
+
+    def _keypad_enter(self, digits: str) -> list[Twin]:
+        state = self._lockout_state()
+        if state == {"locked"}:
+            self._locked_out()
+            return [self]
+        if state == {"locked", "free"}:
+            other = self.fork()
+            other._locked_out()
+            self._process(digits, "keypad")
+            return [self, other]
+        self._process(digits, "keypad")
+        return [self]
+
+    def _lockout_state(self) -> set[str]:
+        until = self.lockout_until
+        if until is None or self.now >= until + self.lockout_late:
+            return {"free"}
+        if self.now < until:
+            return {"locked"}
+        return {"locked", "free"}
+
+    def _locked_out(self) -> None:
+        self.last_result = Result.LOCKOUT
+        self._show(Result.LOCKOUT)
+
+    def _reconnect_by_key(self) -> None:
+        if self.credit_open and self.credit_lo_wh > 1e-6:
+            self.credit_open = False
+
+    def _process(self, digits: str, carrier: str) -> None:
+        result = self.core.enter(digits)
+        self.last_result = result.result
+        for effect in result.effects:
+            self._apply(effect)
+        if carrier == "keypad":
+            self._count_for_lockout(result)
+        self._show(result.result)
+        if result.effects and isinstance(result.effects[0], TestRequested):
+            self._queue_tests(result.effects[0])
+        self._watch_mpl()
+
+    def _apply(self, effect: object) -> None:
+        s = self.core.state
+        if isinstance(effect, CreditAdded) and effect.register == 0:
+            self.credit_lo_wh += effect.amount * WH_PER_UNIT
+            self.credit_hi_wh += effect.amount * WH_PER_UNIT
+            self._sync_register()
+            if self.profile.load_switch.reconnect_on_credit == "auto":
+                self.credit_open = False
+        elif isinstance(effect, CreditCleared) and 0 in effect.registers:
+            self.credit_lo_wh = self.credit_hi_wh = 0.0
+            s.credit[0] = 0
+            self.credit_open = True
+        elif isinstance(effect, PowerLimitSet):
+            self._watch_mpl()
+
+    def _count_for_lockout(self, result: EntryResult) -> None:
+        policy = self.profile.keypad.lockout
+        if result.result.accepted:
+            self.rejects = 0
+            self.lockout_next = policy.first_seconds
+            self.escalation_known = True
+            return
+        self.rejects += 1
+        if policy.enabled and self.rejects >= policy.after_rejects:
+            self.lockout_until = self.now + self.lockout_next
+            self.lockout_late = self.late_s if self.escalation_known else policy.max_seconds
+            self.lockout_next = min(self.lockout_next * policy.factor, policy.max_seconds)
+            self.rejects = 0
+
+    def _show(self, result: Result) -> None:
+        self.message = self.profile.display.vocabulary[int(result)]
+        self.message_end = self.now + self.profile.display.message_seconds
+
+    def _queue_tests(self, request: TestRequested) -> None:
+        d, ls = self.profile.display, self.profile.load_switch
+        assert self.message_end is not None
+        n = len(request.tests)
+        slack = self.late_s * (n + 1)
+        self.tests = n
+        self.tests_end = self.message_end + n * d.test_step_seconds + slack
+        if 0 in request.tests:  # the load switch test comes first, after the message
+            start = self.message_end
+            self.test_relay = Range(start, start + ls.test_open_s + 2 * self.late_s)
+
+    def load(self, t: float, on: bool, power_w: float | None) -> None:
+        self.advance(t)
+        self.load_on = on
+        if power_w is not None:
+            self.power_w = power_w
+        self._watch_mpl()
+
+    def measured_power(self, t: float, power_w: float) -> None:
+        """The analyser's power while the relay is closed: what the load draws."""
+        self.advance(t)
+        if self.load_on and power_w > 0:
+            self.power_w = power_w
+
+    def supply(self, t: float, on: bool) -> None:
+        self.advance(t)
+        if on and not self.powered:
+            self.powered = True
+            self._watch_mpl()
+        elif not on and self.powered:
+            self.powered = False
+            self.entry.clear()
+            self.message = self.message_end = None
+            # The test displays are lost; a load switch test already open keeps its time.
+            self.tests, self.tests_end = 0, None
+            if self.mpl_trip_at is not None and self.now < self.mpl_trip_at:
+                self.mpl_trip_at = None  # a trip still counting down starts again; one that
+                self.mpl_cycling = False  # happened keeps its reconnection delay
+            self.core.power_cycle()
+
+    def tamper(self, t: float) -> None:
+        self.advance(t)
+        self.core.set_tamper()
+
+    # -- what it predicts ---------------------------------------------------------------------
+
+    def predict(self, t: float, tolerance_kwh: Decimal) -> dict[str, Allowed]:
+        """What a compliant meter may show at ``t`` for each observable."""
+        self.advance(t)
+        s = self.core.state
+        out: dict[str, Allowed] = {}
+        if not self.powered:
+            return {"relay": Allowed.exactly("open")}
+        out["result"] = Allowed.exactly(f"{int(self.last_result or 0):02d}")
+        for register, units in s.credit.items():
+            if register == 0:
+                lo = Decimal(str(round(self.credit_lo_wh / 1000, 4)))
+                hi = Decimal(str(round(self.credit_hi_wh / 1000, 4)))
+                shown = f"{lo:.3f}" if lo == hi else f"{lo:.3f} to {hi:.3f}"
+                out["credit"] = Allowed.between(lo - tolerance_kwh, hi + tolerance_kwh,
+                                                f"{shown} ± {tolerance_kwh} kWh")  # fmt: skip
+            else:
+                scale = 100_000 if register >= 4 else 10
+                value = Decimal(units) / scale
+                out[f"credit.{register}"] = Allowed.between(value, value, str(value))
+        out["krn"] = Allowed.exactly(str(s.krn))
+        out["kt"] = Allowed.exactly(str(s.kt))
+        out["ti"] = Allowed.exactly(f"{s.ti:02d}")
+        out["ken"] = Allowed.exactly(str(s.ken))
+        out["mpl"] = Allowed.exactly("0" if s.mpl is None else str(s.mpl))
+        out["tamper"] = Allowed.exactly(str(int(s.tamper)))
+        relay = self.relay_states(t)
+        out["relay"] = Allowed.exactly(*sorted(relay))
+        out.update(self._display(t, relay))
+        return out
+
+    def _display(self, t: float, relay: frozenset[str]) -> dict[str, Allowed]:
+        out: dict[str, Allowed] = {}
+        both = Allowed.exactly("on", "off")
+        low = self.profile.display.credit_low_threshold * WH_PER_UNIT
+        if 0 in self.core.state.credit:
+            lo_low, hi_low = self.credit_lo_wh < low, self.credit_hi_wh < low
+            out["annunciator.credit_low"] = (Allowed.exactly(_on(lo_low)) if lo_low == hi_low
+                                             else both)  # fmt: skip
+        out["annunciator.tamper"] = Allowed.exactly(_on(self.core.state.tamper))
+        out["annunciator.relay_open"] = (Allowed.exactly(_on(relay == {"open"}))
+                                         if len(relay) == 1 else both)  # fmt: skip
+        lock = self._lockout_state()
+        out["annunciator.keypad_lock"] = (Allowed.exactly(_on(lock == {"locked"}))
+                                          if len(lock) == 1 else both)  # fmt: skip
+        showing = self._showing(t)
+        if showing == "message" and self.message is not None:
+            out["display"] = Allowed.exactly(self.message)
+        elif showing == "credit" and 0 in self.core.state.credit:
+            # The credit display shows 0.1 kWh steps: one step of the last digit, as a
+            # wait for the credit display judges it.
+            lo = Decimal(str(round(self.credit_lo_wh / 1000, 4))) - Decimal("0.1")
+            hi = Decimal(str(round(self.credit_hi_wh / 1000, 4)))
+            out["display"] = Allowed.between(lo, hi, f"the credit, {max(lo, Decimal(0)):.1f} "
+                                                     f"to {hi:.1f} kWh")  # fmt: skip
+        if showing == "entry" and self.digits:
+            out["display"] = Allowed.exactly("".join(self.entry[-self.digits :]))
+        if showing == "tests":
+            out.pop("annunciator.relay_open")  # a test display may light every annunciator
+            out.pop("annunciator.credit_low", None)
+            out.pop("annunciator.tamper")
+            out.pop("annunciator.keypad_lock")
+        return out
+
+    def _showing(self, t: float) -> str:
+        """What the display shows: "message", "credit", "tests", "entry" or "unsure"."""
+        if (
+            self.tests
+            and self.tests_end is not None
+            and self.message_end is not None
+            and (t >= self.message_end)
+        ):
+            return "tests"
+        if self.message_end is not None and t < self.message_end:
+            return "message"
+        if self.message_end is not None and t < self.message_end + self.late_s:
+            return "unsure"
+        if self.entry:
+            return "entry"
+        return "credit"
+
+
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+# --- candidates in lockstep ----------------------------------------------------------------
+
+
+class Candidates:
+    """The twin's candidates, fed together, kept by what the meter shows."""
+
+    def __init__(self, twin: Twin) -> None:
+        self.candidates = [twin]
+
+    def feed(self, fn: str, *args: object) -> None:
+        nxt: list[Twin] = []
+        for twin in self.candidates:
+            out = getattr(twin, fn)(*args)
+            nxt += out if isinstance(out, list) else [twin]
+        self.candidates = nxt[-MAX_CANDIDATES:]
+
+    def compare(
+        self,
+        t_first: float,
+        t_last: float,
+        observed: dict[str, str],
+        *,
+        tolerance_kwh: Decimal,
+        off: dict[str, str],
+        before: dict[str, str],
+        cause: str,
+    ) -> Comparison:
+        """The meter (read from ``t_first`` to ``t_last``) against each candidate; the
+        candidates with the fewest differences stay (a meter that agrees with one possibility
+        has taken that one)."""
+        scored = []
+        for twin in self.candidates:
+            allowed = twin.predict(t_first, tolerance_kwh)
+            later = twin.predict(t_last, tolerance_kwh)
+            # Known at both ends of the reading: either; unknown at one end: not compared.
+            allowed = {n: either(a, later[n]) for n, a in allowed.items() if n in later}
+            scored.append((compare(allowed, observed, off=off, before=before, cause=cause), twin))
+        fewest = min(len(c.differences) for c, _ in scored)
+        kept = [(c, tw) for c, tw in scored if len(c.differences) == fewest]
+        self.candidates = [tw for _, tw in kept]
+        return kept[0][0]
+
+    def power(self, t: float, power_w: float) -> None:
+        for twin in self.candidates:
+            twin.measured_power(t, power_w)
+
+    @property
+    def first(self) -> Twin:
+        return self.candidates[0]

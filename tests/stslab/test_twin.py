@@ -1,0 +1,160 @@
+"""The reference twin in every campaign: side effects the scenarios do not name are FAILs of
+their own kind, a profile turns a comparison off (and the record says so), a scenario that
+contradicts the reference meter is an ERROR of the pack."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from dut.profile import MeterProfile, ProfileError
+from stslab.campaign import Outcome
+from stslab.pack import build_manifest
+from stslab.session import Campaign, CampaignConfig
+from stslab.sideeffect import Allowed, compare
+
+DEFAULT_PROFILE = Path(MeterProfile.builtin("default").source)
+
+
+def run(tmp_path: Path, **options: object) -> list:
+    cfg = CampaignConfig(bench="virtual", out=tmp_path / "runs", **options)  # type: ignore[arg-type]
+    with Campaign(cfg) as campaign:
+        results = [campaign.run_scenario(s) for s in campaign.pending()]
+        campaign.finish()
+    return results
+
+
+def checks(results: list, prefix: str) -> list[tuple[str, str, object]]:
+    return [(r.id, step.label, c) for r in results for step in r.steps for c in step.checks
+            if c.name.startswith(prefix)]  # fmt: skip
+
+
+# -- the comparison (pure) ----------------------------------------------------------------
+
+
+def test_a_changed_register_is_a_difference_that_says_what_changed() -> None:
+    allowed = {"tamper": Allowed.exactly("1"), "krn": Allowed.exactly("1")}
+    out = compare(allowed, {"tamper": "0", "krn": "1"}, before={"tamper": "1"},
+                  cause="ClearCredit")  # fmt: skip
+    assert out.compared == ["krn", "tamper"]
+    [d] = out.differences
+    assert d.observable == "tamper" and d.expected == "1" and d.observed == "0"
+    assert d.sentence == ("side effect: the tamper flag went from 1 to 0 on ClearCredit; the "
+                          "reference meter has 1")  # fmt: skip
+
+
+def test_numbers_within_the_range_and_display_look_alikes_are_the_same() -> None:
+    allowed = {
+        "credit": Allowed.between(Decimal("9.95"), Decimal("10.05"), "10.000 ± 0.05 kWh"),
+        "display": Allowed.exactly("USEd"),
+    }
+    assert compare(allowed, {"credit": "010.040", "display": "U5Ed"}).differences == []
+    [d] = compare(allowed, {"credit": "010.060", "display": "U5Ed"}).differences
+    assert d.observable == "credit"
+
+
+def test_an_observable_the_profile_turns_off_is_listed_not_compared() -> None:
+    out = compare({"mpl": Allowed.exactly("0")}, {"mpl": "16000"}, off={"mpl": "firmware 2"})
+    assert out.differences == [] and out.compared == []
+    assert out.not_compared == {"mpl": "firmware 2"}
+
+
+# -- in a campaign ------------------------------------------------------------------------
+
+
+def test_the_reference_meter_has_no_side_effects_and_every_step_is_compared(
+    tmp_path: Path,
+) -> None:
+    results = run(tmp_path, select=("STS-MGT-006", "STS-LS-003", "STS-KP-00"))
+    assert {r.outcome for r in results} <= {Outcome.PASS, Outcome.SKIP}
+    steps = [s for r in results for s in r.steps if s.kind != "setup"]
+    assert steps and all("twin" in s.observations for s in steps)
+    # The port's registers and the load switch always; the display where it is at rest.
+    assert all(len(s.observations["twin"]["compared"]) >= 9 for s in steps)
+    assert checks(results, "side effect:") == []
+
+
+MODELS = "tests.stslab.twin_models"
+
+
+@pytest.mark.parametrize(
+    ("model", "select", "observable"),
+    [
+        ("ClearTamperDropsLimitMeter", ("STS-MGT-001", "STS-MGT-006"), "mpl"),
+        ("CardRaisesTamperMeter", ("STS-CAR-003",), "tamper"),
+    ],
+)
+def test_a_model_that_passes_every_expectation_fails_on_its_side_effect(
+    tmp_path: Path, model: str, select: tuple[str, ...], observable: str
+) -> None:
+    results = run(tmp_path, model=f"{MODELS}:{model}", select=select)
+    found = checks(results, "side effect:")
+    explicit = [c for _, _, c in checks(results, "") if not c.name.startswith("side effect")
+                and c.outcome is not Outcome.PASS]  # fmt: skip
+    assert explicit == []  # every expectation a scenario writes holds
+    names = {c.name for _, _, c in found}
+    assert f"side effect: {observable}" in names
+    first = found[0][2]
+    assert first.outcome is Outcome.FAIL and "side effect:" in first.detail
+    step = next(st for r in results for st in r.steps if first in st.checks)
+    assert step.observations["twin"]["read"][observable] == first.observed  # registers read
+    assert any(r.outcome is Outcome.FAIL for r in results)
+
+
+def test_a_profile_turns_a_comparison_off_and_the_record_says_so(tmp_path: Path) -> None:
+    profile = tmp_path / "meter.yaml"
+    profile.write_text(DEFAULT_PROFILE.read_text() + "twin:\n  not_compared:\n    mpl: "
+                       "\"firmware 2 rewrites the limit with the tamper block\"\n")  # fmt: skip
+    cfg = CampaignConfig(bench="virtual", out=tmp_path / "runs", dut=str(profile),
+                         model=f"{MODELS}:ClearTamperDropsLimitMeter",
+                         select=("STS-MGT-001", "STS-MGT-006"))  # fmt: skip
+    with Campaign(cfg) as campaign:
+        results = [campaign.run_scenario(s) for s in campaign.pending()]
+        record = campaign.finish()
+    assert {r.outcome for r in results} == {Outcome.PASS}
+    assert record is not None
+    assert record["dut"]["twin"]["not_compared"] == {
+        "mpl": "firmware 2 rewrites the limit with the tamper block"
+    }
+    step = record["scenarios"][-1]["steps"][-1]
+    assert "mpl" in step["observations"]["twin"]["not_compared"]
+    assert "mpl" not in step["observations"]["twin"]["compared"]
+
+
+def test_an_unknown_observable_in_a_profile_names_the_line(tmp_path: Path) -> None:
+    text = DEFAULT_PROFILE.read_text() + "twin:\n  not_compared:\n    colour: because\n"
+    with pytest.raises(ProfileError) as err:
+        MeterProfile.parse_yaml(text, source="meter.yaml")
+    message = str(err.value)
+    assert message.startswith("meter.yaml:") and "twin.not_compared" in message
+    assert "colour" in message and "not an observable" in message
+
+
+WRONG = """\
+id: PACK-WRONG-001
+title: A scenario that expects the wrong answer
+clauses: ["IEC 62055-41 (test)"]
+group: Test
+carrier: port
+steps:
+  - do: token
+    token: {class: 0, subclass: 0, amount: 1.0}
+    expect: {result: used}
+"""
+
+
+def test_an_expectation_the_reference_contradicts_is_an_error_of_the_pack(
+    tmp_path: Path,
+) -> None:
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "wrong.yaml").write_text(WRONG)
+    build_manifest(pack, "test-pack", "1.0.0", ["IEC 62055-41:2018"], "test pack")
+    [result] = run(tmp_path, pack=pack)
+    step = result.steps[-1]
+    assert step.outcome is Outcome.ERROR and result.outcome is Outcome.ERROR
+    [check] = [c for c in step.checks if c.name == "pack and reference disagree"]
+    assert check.expected == "result Used"
+    assert check.observed == "the reference meter: Accept"
