@@ -372,6 +372,7 @@ class Runner:
                 return result
         self._timing_margin = scenario.timing.real_s
         self._entry_ends = {}
+        timed = bool(scenario.timed_values())  # the declared times it places actions at
         try:
             scenario = expand(scenario, self.profile, self._margin(scenario))
         except (DeclaredError, ValueError) as exc:
@@ -381,7 +382,7 @@ class Runner:
         t0 = time.perf_counter()
         m0 = self.clock.now()
         tids: dict[str, int] = {}
-        self.twin.scenario_started()
+        self.twin.scenario_started(timed=timed)
         if start_step == 0:
             setup = self._setup(scenario, carrier)
             if setup is not None:
@@ -520,6 +521,7 @@ class Runner:
         m0 = self.clock.now()
         via = step.via or carrier
         self._step_label = res.label
+        self.twin.last_step = index == len(scenario.steps) - 1
         try:
             before = self._before(step.expect)
             with self.action(step, via, res, tids, watch=self._needs_watch(step)):
@@ -697,13 +699,20 @@ class Runner:
             return
         if step.hold_ms or step.gap_ms:
             keypad.configure(step.hold_ms or 80, step.gap_ms or 120)
+        typing_from = self.clock.now()
         try:
             events = keypad.type(keys)
         finally:
             if step.hold_ms or step.gap_ms:
                 keypad.configure(80, 120)
         res.observations["key_events"] = len(events)
-        self.twin.feed("keys", keys)
+        # Each key to the twin at its place in the typing (the robot presses them evenly):
+        # an entry time-out counts from the last key, not from the end of the step.
+        typing_to = self.clock.now()
+        for n, key in enumerate(keys, 1):
+            self.twin.feed_at(
+                typing_from + (typing_to - typing_from) * n / len(keys), "keys", [key]
+            )
         self._acted()
         self._entered()
         self._observe_entry(step.expect, res)
