@@ -1,9 +1,12 @@
 """The catalogue's mutation score: how many small faults in the reference meter it catches.
 
 mutmut (the ``mutation`` extra; its settings are ``[tool.mutmut]`` in ``pyproject.toml``)
-makes mutants of the meter: every function of ``sts/meter.py`` (the token process) and the
-meter rules of ``simlab/meter.py`` listed in :data:`SIMMETER_RULES` (load switch, lockout,
-keypad entry, what the display shows and for how long). For each mutant it runs
+makes mutants of the meter: every method of ``sts/meter.py``'s ``ReferenceMeter`` (the token
+process) and the meter rules of ``simlab/meter.py`` listed in :data:`SIMMETER_RULES` (load
+switch, lockout, keypad entry, what the display shows and for how long). Left out of
+``sts/meter.py``: what checks a declaration rather than keeps a rule (``MeterParameters``'
+checks and its ``kt_changes`` default, which a DUT profile always replaces with its own
+checked declaration) and ``MeterState``'s debugging text. For each mutant it runs
 :func:`test_catalogue_keeps_its_verdicts`, the kill check in this file: the whole catalogue
 on SimLab's virtual-time bench, on the ``default`` and the ``ea11`` profile. A mutant is
 *killed* when a scenario that the unmutated meter passes ends FAIL or ERROR (the catalogue's
@@ -19,9 +22,10 @@ reason and any survivor without one (its diff, to write a scenario or a reason f
 
 Each catalogue run takes a few seconds on one core: by default a sample is run, the mutants
 whose number (mutmut's, per function) ends in a digit of ``--sample`` (default ``0``: about
-one in ten); ``--all`` runs every mutant (an hour or more). mutmut keeps its results in ``mutants/``: a run that stops resumes with the
-mutants not yet run; ``--fresh`` starts over, ``--report`` only prints the figures of the
-results so far. ``--workers`` (default 1) mutants run at a time.
+one in ten); ``--all`` runs every mutant (an hour or more). mutmut keeps its results in
+``mutants/``: a run that stops resumes with the mutants not yet run; ``--fresh`` starts over,
+``--report`` only prints the figures of the results so far. ``--workers`` (default 1): how
+many mutants run at a time.
 
 Usage: ``python benchmarks/catalogue_mutation.py [--sample DIGITS | --all] [--fresh] [--report]
 [--workers N]``.
@@ -41,7 +45,6 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
@@ -63,13 +66,14 @@ SIMMETER_RULES = (
     "opens_at_zero_credit",
     "enforces_power_limit",
     "_mpl_rule",
-    "relay_closed",
     "_apply_relay",
     "_reconnect_by_key",
     "_start_load_switch_test",
     # keypad entry and lockout
     "key_down",
     "key_up",
+    "drops_key",
+    "_keypress",
     "_process",
     "_count_for_lockout",
     "_apply_effect",
@@ -85,8 +89,10 @@ SIMMETER_RULES = (
     "_credit_display",
 )
 SCOPE = {
-    "sts/meter.py": ("sts.meter.*__mutmut_*",),
-    "simlab/meter.py": tuple(f"simlab.meter.xǁSimMeterǁ{name}__mutmut_*" for name in SIMMETER_RULES),
+    "sts/meter.py": ("sts.meter.xǁReferenceMeterǁ*__mutmut_*",),
+    "simlab/meter.py": tuple(
+        f"simlab.meter.xǁSimMeterǁ{name}__mutmut_*" for name in SIMMETER_RULES
+    ),
 }
 KILLED, SURVIVED, TIMEOUT = "killed", "survived", "timeout"
 
@@ -196,7 +202,8 @@ def mutant_diffs(names: list[str]) -> dict[str, tuple[str, str]]:
             )
             if ln[:1] in "-+" and not ln.startswith(("---", "+++"))
         ]
-        function = f"{module}.{base[1:].replace('ǁ', '.').strip('._')}"
+        qualname = base[2:] if base.startswith("x_") else base[2:].replace("ǁ", ".")
+        function = f"{module}.{qualname}"
         out[name] = (function, "\n".join(lines))
     return out
 
@@ -250,7 +257,10 @@ def report(results: dict[str, int | None], sample: str | None) -> None:
     scored = len(run) - len(explained)
     caught = counts[KILLED] + counts[TIMEOUT]
     print(f"mutants_made={len(results)}")
-    print(f"mutants_run={len(run)}" + ("" if sample is None else f" (sample: numbers ending in {sample})"))
+    print(
+        f"mutants_run={len(run)}"
+        + ("" if sample is None else f" (sample: numbers ending in {sample})")
+    )
     for name in (KILLED, SURVIVED, TIMEOUT):
         print(f"{name}={counts[name]}")
     for name in sorted(set(counts) - {KILLED, SURVIVED, TIMEOUT}):
@@ -291,7 +301,9 @@ def main() -> int:
             (MUTANTS / BASELINE).unlink(missing_ok=True)
             code = run_mutmut(names, args.workers)
             if code:
-                print(f"catalogue_mutation: mutmut run ended with exit code {code}", file=sys.stderr)
+                print(
+                    f"catalogue_mutation: mutmut run ended with exit code {code}", file=sys.stderr
+                )
     results = in_scope()
     if not results:
         print("catalogue_mutation: no mutants (is the mutation extra installed?)", file=sys.stderr)
