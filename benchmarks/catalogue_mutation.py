@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -273,7 +274,7 @@ def report(results: dict[str, int | None], sample: str | None) -> None:
         key = mutant_key(function, diff)
         why = explained.get(name)
         shown = diff.replace("\n", " | ")
-        print(f"{'equivalent' if why else 'SURVIVED'}: {key}: {shown}")
+        print(f"{'equivalent' if why else 'SURVIVED'}: {key}: {shown}  [{name}]")
         if why:
             print(f"    why: {why}")
 
@@ -287,6 +288,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1, help="mutants at a time")
     args, _ = parser.parse_known_args()  # run_all.py passes every script the same arguments
     sample = None if args.all else args.sample
+    if importlib.util.find_spec("mutmut") is None:
+        print("catalogue_mutation: mutmut is not installed (pip install -e '.[mutation]')",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if args.fresh and MUTANTS.exists():
         shutil.rmtree(MUTANTS)
     if not args.report:

@@ -1,0 +1,66 @@
+"""The scenarios of ``13-mutation.yaml`` catch the firmware mistakes they were written for.
+
+Each was written for a mutant of the reference meter that the rest of the catalogue let
+through (``benchmarks/catalogue_mutation.py``). Here each runs on virtual time against a meter
+model with that mistake, the way a lab loads its own model (``module:Class``), and against the
+reference meter, on both built-in profiles.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from simlab.meter import SimMeter
+from sts.meter import Effect, EntryResult, ReferenceMeter, Result, WaterMeterFactorSet
+from sts.tokens import SetWaterMeterFactor, Token
+from stslab.selftest import run_one
+from stslab.session import DEFAULT_PACK
+
+HERE = "tests.suites.test_mutation_scenarios"
+
+
+class WaterFactorAnywayProcess(ReferenceMeter):
+    """Takes SetWaterMeterFactor whatever the meter declares."""
+
+    def execute(self, token: Token) -> tuple[Result, tuple[Effect, ...], str]:
+        if isinstance(token, SetWaterMeterFactor):
+            self.state.water_meter_factor = token.factor
+            return Result.ACCEPT, (WaterMeterFactorSet(token.factor),), ""
+        return super().execute(token)
+
+
+class WaterFactorAnywayMeter(SimMeter):
+    processor_class = WaterFactorAnywayProcess
+
+
+class DeafWhileTrippedMeter(SimMeter):
+    """Ignores every entry while its switch is open on the maximum power limit."""
+
+    def _process(self, digits: str, carrier: str) -> EntryResult:
+        if "mpl" in self._open_reasons:
+            return EntryResult(Result.NOT_READY)
+        return super()._process(digits, carrier)
+
+
+def outcomes(model: str | None, dut: str, scenario: str) -> dict[str, str]:
+    row = run_one(None, str(DEFAULT_PACK), dut, 1.0, (scenario,), stop_at_kill=False,
+                  bench="virtual", model=model)  # fmt: skip
+    return row.outcomes
+
+
+@pytest.mark.parametrize("dut", ["default", "ea11"])
+@pytest.mark.parametrize(
+    ("model", "scenario"),
+    [("WaterFactorAnywayMeter", "STS-MUT-002"), ("DeafWhileTrippedMeter", "STS-MUT-001")],
+)
+def test_the_scenario_fails_the_meter_with_the_mistake(dut: str, model: str, scenario: str) -> None:
+    assert outcomes(f"{HERE}:{model}", dut, scenario) == {scenario: "FAIL"}
+
+
+@pytest.mark.parametrize("dut", ["default", "ea11"])
+def test_the_reference_meter_passes_every_mutation_scenario(dut: str) -> None:
+    got = outcomes(None, dut, "STS-MUT-")
+    ids = {s for s in got if s.startswith("STS-MUT-")}
+    assert ids == {"STS-MUT-001", "STS-MUT-002", "STS-MUT-003", "STS-MUT-004"}
+    assert {got[s] for s in ids} <= {"PASS", "SKIP"}
+    assert "PASS" in set(got.values())
