@@ -24,11 +24,12 @@ Each catalogue run takes a few seconds on one core: by default a sample is run, 
 whose number (mutmut's, per function) ends in a digit of ``--sample`` (default ``0``: about
 one in ten); ``--all`` runs every mutant (an hour or more). mutmut keeps its results in
 ``mutants/``: a run that stops resumes with the mutants not yet run; ``--fresh`` starts over,
-``--report`` only prints the figures of the results so far. ``--workers`` (default 1): how
-many mutants run at a time.
+``--report`` only prints the figures of the results so far, ``--survivors`` runs the
+survivors not listed as equivalent again (after a scenario was added for them).
+``--workers`` (default 1): how many mutants run at a time.
 
-Usage: ``python benchmarks/catalogue_mutation.py [--sample DIGITS | --all] [--fresh] [--report]
-[--workers N]``.
+Usage: ``python benchmarks/catalogue_mutation.py [--sample DIGITS | --all | --survivors]
+[--fresh] [--report] [--workers N]``.
 """
 
 from __future__ import annotations
@@ -247,6 +248,14 @@ def select(results: dict[str, int | None], sample: str | None) -> list[str]:
     return [n for n in chosen if results[n] is None]
 
 
+def unexplained_survivors(results: dict[str, int | None]) -> list[str]:
+    """The survivors not in the equivalent list (to run again after adding scenarios)."""
+    survivors = [n for n, c in results.items() if c is not None and status(c) == SURVIVED]
+    equivalent = load_equivalent()
+    diffs = mutant_diffs(survivors)
+    return [n for n in survivors if mutant_key(*diffs[n]) not in equivalent]
+
+
 def report(results: dict[str, int | None], sample: str | None) -> None:
     run = {n: status(c) for n, c in results.items() if c is not None}
     counts = Counter(run.values())
@@ -286,6 +295,9 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
     parser.add_argument("--report", action="store_true", help="print the results so far")
     parser.add_argument("--workers", type=int, default=1, help="mutants at a time")
+    parser.add_argument(
+        "--survivors", action="store_true", help="run the survivors not listed as equivalent again"
+    )
     args, _ = parser.parse_known_args()  # run_all.py passes every script the same arguments
     sample = None if args.all else args.sample
     if importlib.util.find_spec("mutmut") is None:
@@ -299,6 +311,8 @@ def main() -> int:
         if not results:  # first run: mutmut makes the mutants, then runs the sample's
             tail = "" if sample is None else f"[{sample}]"
             names = [p + tail for patterns in SCOPE.values() for p in patterns]
+        elif args.survivors:
+            names = unexplained_survivors(results)
         else:
             names = select(results, sample)
         if names:
