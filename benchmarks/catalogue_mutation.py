@@ -24,11 +24,11 @@ Each catalogue run takes a few seconds on one core: by default a sample is run, 
 whose number (mutmut's, per function) ends in a digit of ``--sample`` (default ``0``: about
 one in ten); ``--all`` runs every mutant (an hour or more). mutmut keeps its results in
 ``mutants/``: a run that stops resumes with the mutants not yet run; ``--fresh`` starts over,
-``--report`` only prints the figures of the results so far, ``--survivors`` runs the
-survivors not listed as equivalent again (after a scenario was added for them).
+``--report`` only prints the figures of the results so far, ``--survivors`` also runs
+the survivors not listed as equivalent again (after a scenario was added for them).
 ``--workers`` (default 1): how many mutants run at a time.
 
-Usage: ``python benchmarks/catalogue_mutation.py [--sample DIGITS | --all | --survivors]
+Usage: ``python benchmarks/catalogue_mutation.py [--sample DIGITS | --all] [--survivors]
 [--fresh] [--report] [--workers N]``.
 """
 
@@ -311,10 +311,10 @@ def main() -> int:
         if not results:  # first run: mutmut makes the mutants, then runs the sample's
             tail = "" if sample is None else f"[{sample}]"
             names = [p + tail for patterns in SCOPE.values() for p in patterns]
-        elif args.survivors:
-            names = unexplained_survivors(results)
         else:
             names = select(results, sample)
+            if args.survivors:
+                names = unexplained_survivors(results) + names
         if names:
             MUTANTS.mkdir(exist_ok=True)
             (MUTANTS / BASELINE).unlink(missing_ok=True)
