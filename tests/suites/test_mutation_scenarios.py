@@ -42,6 +42,15 @@ class DeafWhileTrippedMeter(SimMeter):
         return super()._process(digits, carrier)
 
 
+class LateTripMeter(SimMeter):
+    """Checks the power limit only when something else wakes it: it never schedules the
+    end of its trip delay, so it opens late."""
+
+    def _mpl_rule(self, now: float, events: list[float]) -> None:
+        super()._mpl_rule(now, scheduled := [])
+        events.extend(t for t in scheduled if self._mpl_over_since is None)
+
+
 def outcomes(model: str | None, dut: str, scenario: str) -> dict[str, str]:
     row = run_one(None, str(DEFAULT_PACK), dut, 1.0, (scenario,), stop_at_kill=False,
                   bench="virtual", model=model)  # fmt: skip
@@ -51,7 +60,11 @@ def outcomes(model: str | None, dut: str, scenario: str) -> dict[str, str]:
 @pytest.mark.parametrize("dut", ["default", "ea11"])
 @pytest.mark.parametrize(
     ("model", "scenario"),
-    [("WaterFactorAnywayMeter", "STS-MUT-002"), ("DeafWhileTrippedMeter", "STS-MUT-001")],
+    [
+        ("DeafWhileTrippedMeter", "STS-MUT-001"),
+        ("WaterFactorAnywayMeter", "STS-MUT-002"),
+        ("LateTripMeter", "STS-MUT-005"),
+    ],
 )
 def test_the_scenario_fails_the_meter_with_the_mistake(dut: str, model: str, scenario: str) -> None:
     assert outcomes(f"{HERE}:{model}", dut, scenario) == {scenario: "FAIL"}
@@ -61,6 +74,6 @@ def test_the_scenario_fails_the_meter_with_the_mistake(dut: str, model: str, sce
 def test_the_reference_meter_passes_every_mutation_scenario(dut: str) -> None:
     got = outcomes(None, dut, "STS-MUT-")
     ids = {s for s in got if s.startswith("STS-MUT-")}
-    assert ids == {"STS-MUT-001", "STS-MUT-002", "STS-MUT-003", "STS-MUT-004"}
+    assert ids == {f"STS-MUT-00{n}" for n in range(1, 6)}
     assert {got[s] for s in ids} <= {"PASS", "SKIP"}
     assert "PASS" in set(got.values())
