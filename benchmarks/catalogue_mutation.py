@@ -15,10 +15,11 @@ otherwise; a mutant that breaks the meter's import is killed like any other (the
 cannot open). A survivor is either listed in ``mutation_equivalent.yaml`` with the reason
 no test of the meter's behaviour can tell it from the original, or it needs a scenario.
 
-Prints ``name=value`` lines: ``mutants_made`` (in scope), ``mutants_run``, ``killed``,
-``survived``, ``timeout``, ``equivalent`` (survivors in the list), ``score`` (killed and
-timed out over the non-equivalent mutants run), then the equivalent survivors with their
-reason and any survivor without one (its diff, to write a scenario or a reason for).
+Prints ``name=value`` lines: ``mutants_made`` (in scope), ``mutants_run`` (by this run and
+earlier ones), ``mutants_not_run``, ``killed``, ``survived``, ``timeout``, ``equivalent``
+(survivors in the list), ``score`` (killed and timed out over the non-equivalent mutants
+run), then the equivalent survivors with their reason and any survivor without one (its
+diff and mutmut's name for it, to write a scenario or a reason for).
 
 Each catalogue run takes a few seconds on one core: by default a sample is run, the mutants
 whose number (mutmut's, per function) ends in a digit of ``--sample`` (default ``0``: about
@@ -256,7 +257,7 @@ def unexplained_survivors(results: dict[str, int | None]) -> list[str]:
     return [n for n in survivors if mutant_key(*diffs[n]) not in equivalent]
 
 
-def report(results: dict[str, int | None], sample: str | None) -> None:
+def report(results: dict[str, int | None]) -> None:
     run = {n: status(c) for n, c in results.items() if c is not None}
     counts = Counter(run.values())
     survivors = sorted(n for n, s in run.items() if s == SURVIVED)
@@ -267,10 +268,8 @@ def report(results: dict[str, int | None], sample: str | None) -> None:
     scored = len(run) - len(explained)
     caught = counts[KILLED] + counts[TIMEOUT]
     print(f"mutants_made={len(results)}")
-    print(
-        f"mutants_run={len(run)}"
-        + ("" if sample is None else f" (sample: numbers ending in {sample})")
-    )
+    print(f"mutants_run={len(run)}")
+    print(f"mutants_not_run={len(results) - len(run)}")
     for name in (KILLED, SURVIVED, TIMEOUT):
         print(f"{name}={counts[name]}")
     for name in sorted(set(counts) - {KILLED, SURVIVED, TIMEOUT}):
@@ -327,7 +326,7 @@ def main() -> int:
     if not results:
         print("catalogue_mutation: no mutants (is the mutation extra installed?)", file=sys.stderr)
         return 2
-    report(results, sample)
+    report(results)
     return 0
 
 
