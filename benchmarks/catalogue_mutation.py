@@ -177,12 +177,14 @@ def _function_sources(path: str) -> dict[str, str]:
     """Function (mangled name, mutant suffix included) -> its source in mutmut's file."""
     source = (MUTANTS / path).read_text()
     out: dict[str, str] = {}
-    pattern = re.compile(r"^(\s*)def (x[ǁ_]\S+?)\(", re.M)
+    pattern = re.compile(r"^\s*(?:def|class) (\w+)", re.M)
     matches = list(pattern.finditer(source))
     for m, nxt in zip(matches, [*matches[1:], None], strict=True):
         end = nxt.start() if nxt else len(source)
-        body = source[m.start() : end].splitlines()
-        out[m.group(2)] = "\n".join(ln for ln in body if ln.strip())
+        body = [ln for ln in source[m.start() : end].splitlines() if ln.strip()]
+        while body and body[-1].lstrip().startswith("@"):  # the next function's decorator
+            body.pop()
+        out[m.group(1)] = "\n".join(body)
     return out
 
 
