@@ -353,6 +353,7 @@ class SimMeter:
         self._mpl_over_since = None
         self.core.power_cycle()
         self.plant.set_relay(False)
+        self._relay_applied = False  # so the switch is applied again when power returns
 
     def _power_up(self, now: float) -> None:
         self._powered = True
