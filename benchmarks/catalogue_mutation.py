@@ -57,7 +57,7 @@ PROFILES = ("default", "ea11")
 #: The unmutated meter's verdicts, written where the kill check runs (mutmut's folder).
 BASELINE = "catalogue-baseline.json"
 
-#: The files mutated, and in each the functions in scope (``*``: all of them).
+#: SimMeter's meter rules: the methods of simlab/meter.py in scope.
 SIMMETER_RULES = (
     # the passage of time: entry time-out, message and test display ends, lockout end
     "_update_locked",
@@ -91,6 +91,7 @@ SIMMETER_RULES = (
     "_display_locked",
     "_credit_display",
 )
+#: Per file mutated, mutmut's names of the mutants in scope.
 SCOPE = {
     "sts/meter.py": ("sts.meter.xǁReferenceMeterǁ*__mutmut_*",),
     "simlab/meter.py": tuple(
