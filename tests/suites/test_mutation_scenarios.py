@@ -12,7 +12,7 @@ import pytest
 
 from simlab.meter import SimMeter
 from sts.meter import Effect, EntryResult, ReferenceMeter, Result, WaterMeterFactorSet
-from sts.tokens import SetWaterMeterFactor, Token
+from sts.tokens import SetWaterMeterFactor, Token, TransferCredit
 from stslab.selftest import run_one
 from stslab.session import DEFAULT_PACK
 
@@ -31,6 +31,30 @@ class WaterFactorAnywayProcess(ReferenceMeter):
 
 class WaterFactorAnywayMeter(SimMeter):
     processor_class = WaterFactorAnywayProcess
+
+
+class ZeroCreditRefusedProcess(ReferenceMeter):
+    """Refuses a transfer of nothing as a Range error."""
+
+    def add_credit(self, token: TransferCredit) -> tuple[Result, tuple[Effect, ...], str]:
+        if token.amount == 0:
+            return Result.RANGE, (), "nothing to transfer"
+        return super().add_credit(token)
+
+
+class ZeroCreditRefusedMeter(SimMeter):
+    processor_class = ZeroCreditRefusedProcess
+
+
+class CurrencyAtUnitsLimitProcess(ReferenceMeter):
+    """Holds a currency register to the units registers' limit."""
+
+    def register_limit(self, register: int) -> int:
+        return self.parameters.credit_limit
+
+
+class CurrencyAtUnitsLimitMeter(SimMeter):
+    processor_class = CurrencyAtUnitsLimitProcess
 
 
 class DeafWhileTrippedMeter(SimMeter):
@@ -57,23 +81,25 @@ def outcomes(model: str | None, dut: str, scenario: str) -> dict[str, str]:
     return row.outcomes
 
 
-@pytest.mark.parametrize("dut", ["default", "ea11"])
-@pytest.mark.parametrize(
-    ("model", "scenario"),
-    [
-        ("DeafWhileTrippedMeter", "STS-MUT-001"),
-        ("WaterFactorAnywayMeter", "STS-MUT-002"),
-        ("LateTripMeter", "STS-MUT-005"),
-    ],
-)
-def test_the_scenario_fails_the_meter_with_the_mistake(dut: str, model: str, scenario: str) -> None:
+BOTH = ("default", "ea11")
+CAUGHT = [
+    *[("DeafWhileTrippedMeter", "STS-MUT-001", dut) for dut in BOTH],
+    *[("WaterFactorAnywayMeter", "STS-MUT-002", dut) for dut in BOTH],
+    *[("LateTripMeter", "STS-MUT-005", dut) for dut in BOTH],
+    *[("ZeroCreditRefusedMeter", "STS-MUT-006", dut) for dut in BOTH],
+    ("CurrencyAtUnitsLimitMeter", "STS-MUT-007", "ea11"),  # the profile with a currency register
+]
+
+
+@pytest.mark.parametrize(("model", "scenario", "dut"), CAUGHT)
+def test_the_scenario_fails_the_meter_with_the_mistake(model: str, scenario: str, dut: str) -> None:
     assert outcomes(f"{HERE}:{model}", dut, scenario) == {scenario: "FAIL"}
 
 
-@pytest.mark.parametrize("dut", ["default", "ea11"])
+@pytest.mark.parametrize("dut", BOTH)
 def test_the_reference_meter_passes_every_mutation_scenario(dut: str) -> None:
     got = outcomes(None, dut, "STS-MUT-")
     ids = {s for s in got if s.startswith("STS-MUT-")}
-    assert ids == {f"STS-MUT-00{n}" for n in range(1, 6)}
+    assert ids == {f"STS-MUT-00{n}" for n in range(1, 8)}
     assert {got[s] for s in ids} <= {"PASS", "SKIP"}
     assert "PASS" in set(got.values())
