@@ -183,7 +183,8 @@ def _function_sources(path: str) -> dict[str, str]:
     matches = list(pattern.finditer(source))
     for m, nxt in zip(matches, [*matches[1:], None], strict=True):
         end = nxt.start() if nxt else len(source)
-        body = [ln for ln in source[m.start() : end].splitlines() if ln.strip()]
+        lines = source[m.start() : end].splitlines()
+        body = [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
         while body and body[-1].lstrip().startswith("@"):  # the next function's decorator
             body.pop()
         out[m.group(1)] = "\n".join(body)
