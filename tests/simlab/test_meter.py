@@ -579,3 +579,17 @@ def test_a_bad_model_spec_is_refused(spec: str, complaint: str) -> None:
 
 def test_sim_meter_itself_is_a_valid_model() -> None:
     assert load_model("simlab.meter:SimMeter") is SimMeter
+
+
+def test_the_load_is_supplied_again_after_a_power_cycle_with_the_switch_closed(
+    rig: MeterRig,
+) -> None:
+    rig.enter(rig.credit(10))
+    assert rig.plant.state().relay_closed
+    rig.plant.set_source_output(False)
+    rig.advance(5.0)
+    assert not rig.plant.state().relay_closed
+    rig.plant.set_source_output(True)
+    state = rig.advance(1.0)
+    assert state.relay_closed
+    assert rig.plant.state().relay_closed  # the switch the meter says is closed is closed
