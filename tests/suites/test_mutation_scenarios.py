@@ -1,4 +1,4 @@
-"""The scenarios of ``13-mutation.yaml`` catch the firmware mistakes they were written for.
+"""The scenarios of ``11d-mutation.yaml`` catch the firmware mistakes they were written for.
 
 Each was written for a mutant of the reference meter that the rest of the catalogue let
 through (``benchmarks/catalogue_mutation.py``). Here each runs on virtual time against a meter
