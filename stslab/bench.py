@@ -88,6 +88,18 @@ class Instrument(BaseModel):
         return CalibrationStatus.VALID
 
 
+class Place(BaseModel):
+    """Where a bench built from a labgrid place came from (written by stslab, recorded)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    coordinator: str
+    exporter: str
+    host: str
+    reservation: str | None = None
+
+
 class Bench(BaseModel):
     """A whole bench file."""
 
@@ -99,6 +111,7 @@ class Bench(BaseModel):
     clock_speed: float = Field(default=1.0, gt=0)
     dut_profile: str | None = None
     location: str | None = None
+    place: Place | None = None
     instruments: dict[Role, Instrument]
     source_file: str = Field(default="<memory>", exclude=True)
 

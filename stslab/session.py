@@ -455,9 +455,8 @@ class Campaign:
     def _open_ledger(self) -> None:
         cfg = self.config
         simlab = is_simlab(cfg.bench)
-        directory = cfg.ledger_dir or (
-            self.run.directory / "ledger" if simlab else Path.home() / ".stslab/ledger"
-        )
+        home = os.environ.get("STSLAB_LEDGER") or Path.home() / ".stslab/ledger"
+        directory = cfg.ledger_dir or (self.run.directory / "ledger" if simlab else Path(home))
         path = ledger_path(directory, self.profile.meter.serial)
         ledger = load_ledger(path)
         if ledger is None:
@@ -478,9 +477,11 @@ class Campaign:
         assert self.shard is not None
         self.journal = Journal(journal_path(self.run.directory, self.shard.name))
         if self.resuming:
+            place = self.bench.place
             self.journal.append("resume", {"at": _now(), "completed": sorted(self.completed),
-                                           "bench": self.shard.name,
-                                           "process": os.getpid()})  # fmt: skip
+                                           "bench": self.shard.name, "process": os.getpid(),
+                                           **({"place": place.model_dump(mode="json")}
+                                              if place else {})})  # fmt: skip
             return
         p = self.profile
         self.journal.append(
@@ -524,6 +525,8 @@ class Campaign:
             "clock_speed": self.bench.clock_speed,
             "instruments": {},
         }
+        if self.bench.place is not None:
+            out["place"] = self.bench.place.model_dump(mode="json")
         cfg = self.config
         if is_simlab(cfg.bench):
             out["simlab"] = {

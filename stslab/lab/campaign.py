@@ -1,0 +1,50 @@
+"""A campaign on a place: the pytest plugin object that stops the campaign when its place is
+lost and leaves the run resumable, with the place named in the journal."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from stslab.lab.hold import PlaceHold
+
+
+class PlaceGuard:
+    """Stops the run after the scenario in progress when the place's exporter (or the
+    coordinator) goes away; journals ``place_lost`` instead of the bench's end, so
+    ``stslab certify --resume RUN --place NAME`` continues it once the place is back."""
+
+    def __init__(self, hold: PlaceHold) -> None:
+        self.hold = hold
+        self.session: Any = None
+        self.scenario: str | None = None
+        hold.on_lost = self._lost
+
+    def pytest_sessionstart(self, session: Any) -> None:
+        self.session = session
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self.scenario = nodeid.rsplit("::", 1)[-1]
+
+    def _lost(self, why: str) -> None:
+        if self.session is not None:
+            self.session.shouldstop = f"place {self.hold.place}: {why}"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: Any) -> None:
+        if self.hold.lost is None:
+            return
+        from fixtures.plugin import CAMPAIGN_KEY
+
+        campaign = session.config.stash.get(CAMPAIGN_KEY, None)
+        if campaign is None or campaign.journal is None:
+            return
+        note = f"{self.hold.lost}; the campaign stopped (resume it on the place)"
+        campaign.journal.append("place_lost", {
+            "place": self.hold.place, "exporter": self.hold.exporter, "host": self.hold.host,
+            "during": self.scenario, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "note": note})  # fmt: skip
+        campaign.close()
+        campaign.journal = None  # no end record: the bench's part is left to resume
