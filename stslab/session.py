@@ -25,7 +25,7 @@ from dut.profile import MeterProfile, ProfileError
 from instruments.base import InstrumentError
 from stslab.atomic import replace_file
 from stslab.bench import Bench, BenchError, load_bench, opened
-from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
+from stslab.campaign import NOMINAL_SUPPLY_V, BenchHandles, Runner, ScenarioResult, StepResult
 from stslab.clock import BenchClock, Clock
 from stslab.factory import TokenFactory, key_state_from_profile
 from stslab.job import Job, JobError, demo_job, load_job
@@ -410,6 +410,15 @@ class Campaign:
             self._drivers_cm = None
             raise CampaignError(f"cannot open the bench: {exc}") from None
         self.identities: dict[str, str] = {}
+        source = self.drivers.get("source")
+        if source is not None:
+            # The last campaign's teardown left the supply off, and an unpowered meter's
+            # port does not answer: power it before asking every instrument who it is.
+            try:
+                source.set_voltage(NOMINAL_SUPPLY_V)
+                source.output(True)
+            except InstrumentError as exc:
+                raise CampaignError(f"source: cannot power the meter: {exc}") from None
         for role, driver in self.drivers.items():
             try:
                 self.identities[role] = str(driver.identify())

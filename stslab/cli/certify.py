@@ -98,18 +98,23 @@ def certify(
     ] = False,
     place: Annotated[
         str | None,
-        typer.Option(help="Run on this labgrid place: acquire it, build the bench from its "
-                     "resources, release it at the end."),
+        typer.Option(
+            help="Run on this labgrid place: acquire it, build the bench from its "
+            "resources, release it at the end."
+        ),
     ] = None,
     reserve: Annotated[
         list[str] | None,
-        typer.Option(help="Wait for any free labgrid place whose tags match KEY=VALUE "
-                     "(repeatable), then run there."),
+        typer.Option(
+            help="Wait for any free labgrid place whose tags match KEY=VALUE "
+            "(repeatable), then run there."
+        ),
     ] = None,
     coordinator: Annotated[
         str | None,
-        typer.Option(help="labgrid coordinator HOST[:PORT] (default: LG_COORDINATOR, else "
-                     "127.0.0.1:20408)."),
+        typer.Option(
+            help="labgrid coordinator HOST[:PORT] (default: LG_COORDINATOR, else 127.0.0.1:20408)."
+        ),
     ] = None,
 ) -> None:
     """Run the scenario pack against the meter and leave a journal and a record."""

@@ -36,7 +36,9 @@ def _lab_error(option: str, exc: Exception) -> ArgumentError:
 @app.command("export")
 def export(
     bench_file: Annotated[Path, typer.Argument(help="The bench file to publish.")],
-    name: Annotated[str | None, typer.Option(help="Place name (default: the bench's name).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Place name (default: the bench's name).")
+    ] = None,
     coordinator: CoordinatorOption = None,
     hostname: Annotated[
         str | None,
@@ -162,9 +164,13 @@ def release(
 
 @app.command("up")
 def lab_up(
-    benches: Annotated[int, typer.Option(help="How many SimLab benches (places sim-1 … sim-N).")] = 2,
+    benches: Annotated[
+        int, typer.Option(help="How many SimLab benches (places sim-1 … sim-N).")
+    ] = 2,
     directory: LabDir = DEFAULT_DIR,
-    port: Annotated[int | None, typer.Option(help="Coordinator port (default: a free one).")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Coordinator port (default: a free one).")
+    ] = None,
     speed: Annotated[float, typer.Option(help="SimLab clock speed.")] = 20.0,
 ) -> None:
     """Start a lab on this computer: a labgrid coordinator, N SimLab benches on their real

@@ -293,9 +293,7 @@ class Coordinator:
     def reservations(self) -> list[ReservationView]:
         from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
 
-        response = self._call(
-            lambda: self._request("GetReservations", pb.GetReservationsRequest())
-        )
+        response = self._call(lambda: self._request("GetReservations", pb.GetReservationsRequest()))
         out = [_reservation(r) for r in response.reservations]
         return sorted(out, key=lambda r: r.created)
 
