@@ -36,6 +36,7 @@ from stslab.run import (
     RunError,
     RunPlan,
     Shard,
+    ended_scenarios,
     journal_path,
     new_run_dir,
     safe_name,
@@ -611,7 +612,7 @@ class Campaign:
             raise CampaignError(f"{run_dir}: the run already finished on bench {self.shard.name}")
         self.resuming = True
         self._entries = entries
-        ended = {e.data["id"] for e in entries if e.kind == "scenario_end"}
+        ended = set(ended_scenarios(entries))
         self.completed = set(ended)
         started = [e.data["scenario"] for e in entries if e.kind == "scenario_start"]
         cut = [s for s in started if s not in ended]

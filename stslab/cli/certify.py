@@ -161,8 +161,8 @@ def certify(
     # Our own configuration only: the progress display replaces pytest's terminal output.
     # labgrid's own pytest plugin (installed with the lab extra) needs pytest's terminal.
     args = [str(pack_dir), "-c", os.devnull, "-p", "no:cacheprovider", "-p", "no:terminal",
-            "-p", "no:labgrid", "--capture", "sys", "--rootdir", str(pack_dir), "--out", str(out), "--mode", mode,
-            "--speed", str(speed), "--noise", noise]  # fmt: skip
+            "-p", "no:labgrid", "--capture", "sys", "--rootdir", str(pack_dir), "--out",
+            str(out), "--mode", mode, "--speed", str(speed), "--noise", noise]  # fmt: skip
     for b in bench if resume is None else ():
         args += ["--bench", b]
     if count > 1:

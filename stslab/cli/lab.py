@@ -57,8 +57,14 @@ def export(
     from stslab.lab.coordinator import Coordinator, LabError, coordinator_address
     from stslab.lab.hold import parse_filters
     from stslab.lab.local import labgrid_tool
-    from stslab.lab.place import (PlaceError, exporter_config, exporter_yaml, identities_of,
-                                  place_tags, tag_value)  # fmt: skip
+    from stslab.lab.place import (
+        PlaceError,
+        exporter_config,
+        exporter_yaml,
+        identities_of,
+        place_tags,  # fmt: skip
+        tag_value,
+    )
 
     console = Console(file=sys.stdout)
     try:
@@ -71,7 +77,8 @@ def export(
         config = exporter_config(bench, place, host)
         extra = parse_filters(tag or [])
     except (PlaceError, LabError) as exc:
-        raise ArgumentError("--tag" if isinstance(exc, LabError) else "BENCH_FILE", str(exc))
+        option = "--tag" if isinstance(exc, LabError) else "BENCH_FILE"
+        raise ArgumentError(option, str(exc)) from None
     text = exporter_yaml(config)
     if print_only:
         sys.stdout.write(text)
@@ -126,8 +133,8 @@ def status(coordinator: CoordinatorOption = None) -> None:
         expired = lease_expired(p.comment, time.time())
         lease = "" if expired is None else "expired" if expired else "held"
         exporters = ", ".join(sorted(p.exporters)) or "[yellow]none[/]"
-        tags = " ".join(f"{k}={v}" for k, v in sorted(p.tags.items()) if k in ("bench",
-                                                                             "simulated"))  # fmt: skip
+        shown = ("bench", "simulated")
+        tags = " ".join(f"{k}={v}" for k, v in sorted(p.tags.items()) if k in shown)
         table.add_row(name, exporters, p.acquired or "free", lease, tags)
     console.print(table)
     waiting = [r for r in reservations if r.state == "waiting"]
@@ -206,8 +213,15 @@ def lab_down(directory: LabDir = DEFAULT_DIR) -> None:
 # -- certify --place / --reserve -------------------------------------------------------------
 
 
-def take_place(place: str | None, reserve: list[str], coordinator: str | None, mode: str,
-               out: Path, resume: Path | None, console: Console) -> tuple[Any, Path, Any]:  # fmt: skip
+def take_place(
+    place: str | None,
+    reserve: list[str],
+    coordinator: str | None,
+    mode: str,
+    out: Path,
+    resume: Path | None,
+    console: Console,
+) -> tuple[Any, Path, Any]:
     """Acquire the place (or wait for a reservation), write its bench file and return the
     hold, the bench file and the pytest plugin that guards the place while the run goes on.
     A resumed run's bench file is rewritten where the run's plan names it."""

@@ -41,10 +41,16 @@ class PlaceGuard:
         campaign = session.config.stash.get(CAMPAIGN_KEY, None)
         if campaign is None or campaign.journal is None:
             return
+        from fixtures.plugin import RESULTS_KEY
+        from stslab.campaign import Outcome
+
+        # The scenario the loss cut short runs again on resume (unless it reached a verdict).
+        result = session.config.stash[RESULTS_KEY].get(self.scenario)
+        rerun = self.scenario if result is None or result.outcome is Outcome.ERROR else None
         note = f"{self.hold.lost}; the campaign stopped (resume it on the place)"
         campaign.journal.append("place_lost", {
             "place": self.hold.place, "exporter": self.hold.exporter, "host": self.hold.host,
-            "during": self.scenario, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "note": note})  # fmt: skip
+            "during": self.scenario, "rerun": rerun,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"), "note": note})  # fmt: skip
         campaign.close()
         campaign.journal = None  # no end record: the bench's part is left to resume

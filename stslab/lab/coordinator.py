@@ -14,6 +14,7 @@ whose lease ran out is released by the next stslab client that needs it, or by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -152,10 +153,8 @@ class Coordinator:
                 await self.session.stop()
                 await self.session.close()
 
-            try:
+            with contextlib.suppress(Exception):  # closing: the coordinator may already be gone
                 self._call(stop)
-            except (LabError, Exception):  # closing: the coordinator may already be gone
-                pass
         loop.call_soon_threadsafe(loop.stop)
         self._thread.join(5)
 
@@ -285,10 +284,8 @@ class Coordinator:
         from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
 
         req = pb.CancelReservationRequest(token=token)
-        try:
+        with contextlib.suppress(LabError):  # already gone: expired, or cancelled by a sweep
             self._call(lambda: self._request("CancelReservation", req))
-        except LabError:
-            pass  # already gone: expired, or cancelled by a sweep
 
     def reservations(self) -> list[ReservationView]:
         from labgrid.remote.generated import labgrid_coordinator_pb2 as pb

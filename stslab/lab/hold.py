@@ -119,12 +119,15 @@ class PlaceHold:
 
     def _wait_ready(self) -> PlaceView:
         """The place once every serial port has its ser2net port (started on acquire)."""
-        assert self.coordinator is not None and self.wanted is not None or self.place
+        assert self.coordinator is not None
         deadline = time.monotonic() + self.ready_s
         while True:
             view = self.coordinator.place(self.place or "")
-            pending = [n for n, (_e, cls, params, avail) in view.resources.items()
-                       if cls == "NetworkSerialPort" and not (avail and params.get("port"))]  # fmt: skip
+            pending = [
+                n
+                for n, (_e, cls, params, avail) in view.resources.items()
+                if cls == "NetworkSerialPort" and not (avail and params.get("port"))
+            ]
             if not pending:
                 return view
             if time.monotonic() > deadline:

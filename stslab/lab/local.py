@@ -9,6 +9,7 @@ stops those process groups and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -103,11 +104,7 @@ def up(directory: Path, benches: int, *, port: int | None = None, speed: float =
                           str(bench_file)], log, folder)  # fmt: skip
             keep(f"simlab {name}", sim)
             _wait(f"SimLab {name}", bench_file.exists, sim, log, timeout_s)
-            log = folder / "exporter.log"
-            exp = _spawn([*stslab, "lab", "export", str(bench_file), "--name", name,
-                          "--coordinator", address, "--hostname", "127.0.0.1"],
-                         log, folder)  # fmt: skip
-            keep(f"exporter {name}", exp)
+            keep(f"exporter {name}", start_exporter(folder, name, address))
             state["places"].append(name)
             _save(directory, state)
         with Coordinator(address) as c:
@@ -119,6 +116,29 @@ def up(directory: Path, benches: int, *, port: int | None = None, speed: float =
         (directory / STATE).unlink(missing_ok=True)
         raise
     return state
+
+
+def start_exporter(folder: Path, name: str, address: str) -> subprocess.Popen:
+    """``stslab lab export`` for the SimLab bench in ``folder``, as place ``name``."""
+    argv = [sys.executable, "-m", "stslab", "lab", "export", str(folder / "bench.yaml"),
+            "--name", name, "--coordinator", address, "--hostname", "127.0.0.1"]  # fmt: skip
+    return _spawn(argv, folder / "exporter.log", folder)
+
+
+def restart_exporter(directory: Path, name: str, timeout_s: float = 30.0) -> int:
+    """Start place ``name``'s exporter again (after it died); returns its process id."""
+    state = read_state(directory)
+    if name not in state["places"]:
+        raise LabError(f"no place {name} in the lab in {directory}")
+    proc = start_exporter(directory / name, name, state["coordinator"])
+    role = f"exporter {name}"
+    state["processes"] = [p for p in state["processes"] if p["role"] != role]
+    state["processes"].append({"role": role, "pid": proc.pid})
+    _save(directory, state)
+    with Coordinator(state["coordinator"]) as c:
+        _wait(role, lambda: _published(c, name), proc, directory / name / "exporter.log",
+              timeout_s)  # fmt: skip
+    return proc.pid
 
 
 def _reachable(address: str) -> bool:
@@ -171,10 +191,8 @@ def stop(state: dict[str, Any], grace_s: float = 5.0) -> list[str]:
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.05)
         if _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         stopped.append(f"{entry['role']} (process {pid})")
     return stopped
 
