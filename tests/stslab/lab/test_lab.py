@@ -19,13 +19,14 @@ import pytest
 
 pytest.importorskip("labgrid", reason="labgrid is not installed (pip install 'stslab[lab]')")
 
-from stslab.lab.coordinator import Coordinator  # noqa: E402
-from stslab.lab.local import down, read_state, restart_exporter, ser2net_path, up  # noqa: E402
+from stslab.lab.coordinator import Coordinator
+from stslab.lab.local import down, read_state, restart_exporter, ser2net_path, up
 
 pytestmark = [
     pytest.mark.lab,
-    pytest.mark.skipif(ser2net_path() is None,
-                       reason="ser2net is not installed (apt-get install ser2net)"),  # fmt: skip
+    pytest.mark.skipif(
+        ser2net_path() is None, reason="ser2net is not installed (apt-get install ser2net)"
+    ),
 ]
 
 RUN_TIMEOUT_S = 240.0

@@ -36,13 +36,25 @@ def bench_text(keypad: str = "/dev/ttyUSB0", due: date = DUE) -> str:
         "name": "Bench A",
         "location": "room 2",
         "instruments": {
-            "keypad": {"driver": "kpr1", "address": keypad, "calibration": cal,
-                       "options": {"baudrate": 9600}},  # fmt: skip
+            "keypad": {
+                "driver": "kpr1",
+                "address": keypad,
+                "calibration": cal,
+                "options": {"baudrate": 9600},
+            },
             "presenter": {"driver": "automatic", "address": "simlab:auto"},
-            "display": {"driver": "camera-segment", "address": "http://127.0.0.1:8080/snap.png",
-                        "options": {"segment_map": "map.yaml"}, "calibration": cal},  # fmt: skip
-            "analyzer": {"driver": "wt300", "address": "TCPIP::localhost::5025::SOCKET",
-                         "read_termination": "\n", "calibration": cal},  # fmt: skip
+            "display": {
+                "driver": "camera-segment",
+                "address": "http://127.0.0.1:8080/snap.png",
+                "options": {"segment_map": "map.yaml"},
+                "calibration": cal,
+            },
+            "analyzer": {
+                "driver": "wt300",
+                "address": "TCPIP::localhost::5025::SOCKET",
+                "read_termination": "\n",
+                "calibration": cal,
+            },
         },
     }
     return yaml.safe_dump(doc, sort_keys=False)
