@@ -127,6 +127,11 @@ def certify(
         raise ArgumentError("--place", "a campaign on a place takes its bench from the place "
                             "(no --bench or --benches)")  # fmt: skip
     bench = list(bench or (["virtual"] if on_place else ["sim"]))
+    hold = None
+    if on_place:  # connects while the inputs are checked
+        from stslab.cli.lab import hold_for
+
+        hold = hold_for(place, reserve or [], coordinator, mode, Console(file=sys.stdout))
     if benches is not None and benches < 1:
         raise ArgumentError("--benches", "must be at least 1")
     if len(bench) > 1 and any(is_simlab(b) for b in bench):
@@ -151,12 +156,11 @@ def certify(
             check_campaign_inputs(config)
     # The console is bound to this stdout: pytest captures sys.stdout while tests run.
     console = Console(file=sys.stdout)
-    hold, plugins = None, []
-    if on_place:
+    plugins = []
+    if hold is not None:
         from stslab.cli.lab import take_place
 
-        hold, bench_file, guard = take_place(place, reserve or [], coordinator, mode, out,
-                                             resume, console)  # fmt: skip
+        bench_file, guard = take_place(hold, out, resume)
         bench, plugins = [str(bench_file)], [guard]
     # Our own configuration only: the progress display replaces pytest's terminal output.
     # labgrid's own pytest plugin (installed with the lab extra) needs pytest's terminal.

@@ -213,19 +213,10 @@ def lab_down(directory: LabDir = DEFAULT_DIR) -> None:
 # -- certify --place / --reserve -------------------------------------------------------------
 
 
-def take_place(
-    place: str | None,
-    reserve: list[str],
-    coordinator: str | None,
-    mode: str,
-    out: Path,
-    resume: Path | None,
-    console: Console,
-) -> tuple[Any, Path, Any]:
-    """Acquire the place (or wait for a reservation), write its bench file and return the
-    hold, the bench file and the pytest plugin that guards the place while the run goes on.
-    A resumed run's bench file is rewritten where the run's plan names it."""
-    from stslab.lab.campaign import PlaceGuard
+def hold_for(
+    place: str | None, reserve: list[str], coordinator: str | None, mode: str, console: Console
+) -> Any:
+    """The place hold for ``certify --place/--reserve``, already connecting."""
     from stslab.lab.coordinator import LabError, coordinator_address
     from stslab.lab.hold import PlaceHold, parse_filters
 
@@ -235,6 +226,18 @@ def take_place(
         filters = parse_filters(reserve) if reserve else None
     except LabError as exc:
         raise ArgumentError("--reserve", str(exc)) from None
+    hold = PlaceHold(coordinator_address(coordinator), place=place, filters=filters,
+                     accredited=mode == "accredited", say=console.print)  # fmt: skip
+    return hold.connect_early()
+
+
+def take_place(hold: Any, out: Path, resume: Path | None) -> tuple[Path, Any]:
+    """Acquire the place (or wait for a reservation), write its bench file and return it with
+    the pytest plugin that guards the place while the run goes on. A resumed run's bench file
+    is rewritten where the run's plan names it. On any error the hold lets go."""
+    from stslab.lab.campaign import PlaceGuard
+    from stslab.lab.coordinator import LabError
+
     bench_file = None
     if resume is not None:
         from stslab.run import RunError, RunPlan
@@ -242,9 +245,8 @@ def take_place(
         try:
             bench_file = Path(RunPlan.read(resume).config["bench"])
         except (RunError, KeyError) as exc:
+            hold.release()
             raise ArgumentError("--resume", str(exc)) from None
-    hold = PlaceHold(coordinator_address(coordinator), place=place, filters=filters,
-                     accredited=mode == "accredited", say=console.print)  # fmt: skip
     try:
         hold.acquire()
         assert hold.place is not None
@@ -252,7 +254,7 @@ def take_place(
         hold.write_bench_file(bench_file)
     except LabError as exc:
         hold.release()
-        raise ArgumentError("--reserve" if reserve else "--place", str(exc)) from None
+        raise ArgumentError("--reserve" if hold.filters else "--place", str(exc)) from None
     except BaseException:
         hold.release()
         raise
@@ -264,7 +266,7 @@ def take_place(
         os.environ["STSLAB_LEDGER"] = str(base / "places" / hold.place)
     # SIGTERM ends the run like Ctrl-C, so the place is released on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
-    return hold, bench_file, PlaceGuard(hold)
+    return bench_file, PlaceGuard(hold)
 
 
 def _interrupt(_sig: int, _frame: Any) -> None:

@@ -57,11 +57,32 @@ class PlaceHold:
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
         self._who = who_am_i()
+        self._connecting: threading.Thread | None = None
+        self._connect_error: LabError | None = None
 
     # -- taking the place -------------------------------------------------------------------
 
+    def connect_early(self) -> PlaceHold:
+        """Start connecting to the coordinator (labgrid's import and the session's first
+        sync take a second or two) while the caller checks its inputs."""
+        self._connecting = threading.Thread(target=self._connect, name="labgrid-connect",
+                                            daemon=True)  # fmt: skip
+        self._connecting.start()
+        return self
+
+    def _connect(self) -> None:
+        try:
+            self.coordinator = Coordinator(self.address)
+        except LabError as exc:
+            self._connect_error = exc
+
     def acquire(self) -> PlaceHold:
-        self.coordinator = Coordinator(self.address)
+        if self._connecting is None:
+            self._connect()
+        else:
+            self._connecting.join()
+        if self._connect_error is not None:
+            raise self._connect_error
         try:
             name = self.wanted if self.filters is None else self._wait_for_allocation()
             view = self.coordinator.place(name)
@@ -205,6 +226,8 @@ class PlaceHold:
     def release(self) -> None:
         """Release the place and cancel the reservation; safe to call more than once."""
         self._stop.set()
+        if self._connecting is not None:
+            self._connecting.join()
         if self._watch is not None and self._watch is not threading.current_thread():
             self._watch.join(5)
         coordinator = self.coordinator
