@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import typing
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -404,7 +405,9 @@ class Campaign:
         port = self.profile.port
         extra = {"port": {"password": port.password, "token_register": port.token_register,
                           "device_address": port.device_address}}  # fmt: skip
-        self._drivers_cm = opened(self.bench, extra=extra)
+        # One thread owns virtual time; a wire bench opens every instrument at once.
+        self._drivers_cm = opened(self.bench, extra=extra,
+                                  parallel=self.config.bench != "virtual")  # fmt: skip
         try:
             self.drivers = self._drivers_cm.__enter__()
         except InstrumentError as exc:
@@ -420,11 +423,19 @@ class Campaign:
                 source.output(True)
             except InstrumentError as exc:
                 raise CampaignError(f"source: cannot power the meter: {exc}") from None
-        for role, driver in self.drivers.items():
+
+        def identify(role: str) -> str:
             try:
-                self.identities[role] = str(driver.identify())
+                return str(self.drivers[role].identify())
             except (InstrumentError, NotImplementedError) as exc:
                 raise CampaignError(f"{role}: cannot identify the instrument: {exc}") from None
+
+        if self.config.bench == "virtual":
+            self.identities = {role: identify(role) for role in self.drivers}
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, len(self.drivers))) as pool:
+                futures = {role: pool.submit(identify, role) for role in self.drivers}
+            self.identities = {role: future.result() for role, future in futures.items()}
         # SimLab on virtual time owns the clock; any other bench runs on real time.
         virtual = self._sim is not None and self.config.bench == "virtual"
         clock: Clock = self._sim.clock if virtual else BenchClock(self.bench.clock_speed)

@@ -221,14 +221,14 @@ class Coordinator:
         req = pb.SetPlaceTagsRequest(placename=name, tags=tags)
         self._call(lambda: self._request("SetPlaceTags", req))
 
-    def acquire(self, name: str, who: str, lease_s: float = LEASE_S) -> None:
-        """Acquire the place and start its lease (a stale stslab lease is released first)."""
+    def acquire(self, name: str) -> None:
+        """Acquire the place (a stale stslab lease on it is released first); the caller
+        starts the lease with :meth:`renew`."""
         from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
 
         self.sweep_stale([name])
         req = pb.AcquirePlaceRequest(placename=name)
         self._call(lambda: self._request("AcquirePlace", req))
-        self.renew(name, who, lease_s)
 
     def renew(self, name: str, who: str, lease_s: float = LEASE_S) -> None:
         from labgrid.remote.generated import labgrid_coordinator_pb2 as pb

@@ -87,7 +87,7 @@ class PlaceHold:
             name = self.wanted if self.filters is None else self._wait_for_allocation()
             view = self.coordinator.place(name)
             self._gate(view)
-            self.coordinator.acquire(name, self._who)
+            self.coordinator.acquire(name)
             self.place = name
             self._acquired = True
             self._view = self._wait_ready()
@@ -196,9 +196,9 @@ class PlaceHold:
     def _guard(self) -> None:
         """Renew the lease; notice the exporter going away (or the coordinator)."""
         assert self.coordinator is not None and self.place is not None
-        renewed = time.monotonic()
+        renewed = -LEASE_S  # the lease starts at once, while the campaign opens
         expected = set(self._view.resources)
-        while not self._stop.wait(POLL_S):
+        while True:
             try:
                 if not self.coordinator.connected:
                     self._lose(f"the coordinator {self.address} went away")
@@ -214,6 +214,8 @@ class PlaceHold:
                     renewed = time.monotonic()
             except LabError as exc:
                 self._lose(str(exc))
+                return
+            if self._stop.wait(POLL_S):
                 return
 
     def _lose(self, why: str) -> None:

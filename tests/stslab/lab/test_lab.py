@@ -121,7 +121,8 @@ def test_an_exporter_lost_mid_campaign_is_an_error_and_the_run_resumes(lab, tmp_
 def test_a_stale_lock_is_released_and_accredited_mode_refuses_a_simlab_place(lab) -> None:
     _directory, _state, env = lab
     with Coordinator(env["LG_COORDINATOR"]) as c:
-        c.acquire("sim-2", "a-client-that-died")
+        c.acquire("sim-2")
+        c.renew("sim-2", "a-client-that-died")
     # Held: a campaign asking for that place is refused, and the place stays held.
     code, text = finish(certify(env, "--place", "sim-2", *SELECT, "--mode", "accredited"))
     assert code == 2
