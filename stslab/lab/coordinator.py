@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import socket
@@ -80,6 +81,7 @@ class Coordinator:
     """A connection to the coordinator, usable from any thread; close it when done."""
 
     def __init__(self, address: str, timeout_s: float = 10.0) -> None:
+        _quiet_labgrid_client()
         self.address = address
         self.timeout_s = timeout_s
         self._ready = threading.Event()
@@ -104,7 +106,9 @@ class Coordinator:
                 asyncio.wait_for(self._start(loop), self.timeout_s)
             )
         except BaseException as exc:  # reported to the constructor's caller
-            self._error = exc if str(exc) else LabError("cannot connect")
+            refused = type(exc).__name__ == "ServerError" or not str(exc)
+            self._error = LabError("cannot connect (is labgrid-coordinator running there?)"
+                                   if refused else str(exc))  # fmt: skip
             self._ready.set()
             loop.close()
             return
@@ -293,6 +297,18 @@ class Coordinator:
         response = self._call(lambda: self._request("GetReservations", pb.GetReservationsRequest()))
         out = [_reservation(r) for r in response.reservations]
         return sorted(out, key=lambda r: r.created)
+
+
+def _quiet_labgrid_client() -> None:
+    """labgrid's client logs a lost coordinator on the root logger, which Python prints when
+    nothing is configured; the caller gets it as a LabError instead, once."""
+    if not any(isinstance(f, _LabgridClientLog) for f in logging.lastResort.filters):
+        logging.lastResort.addFilter(_LabgridClientLog())
+
+
+class _LabgridClientLog(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}labgrid{os.sep}remote{os.sep}" not in record.pathname
 
 
 def _reservation(pb2: Any) -> ReservationView:
