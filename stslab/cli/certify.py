@@ -151,8 +151,7 @@ def certify(
     if resume is None:  # a resumed run checks the inputs its journal names when it opens
         for b in bench:  # a place's bench is checked when it is acquired
             config = CampaignConfig(bench=b, dut=dut, job=job, pack=pack_dir, model=model,
-                                    pack_keys=tuple(pack_key or ()),
-                                    mode="pre-submission" if on_place else mode)  # fmt: skip
+                                    pack_keys=tuple(pack_key or ()))  # fmt: skip
             check_campaign_inputs(config)
     # The console is bound to this stdout: pytest captures sys.stdout while tests run.
     console = Console(file=sys.stdout)
