@@ -10,6 +10,9 @@ import pytest
 
 from stslab.lab.hold import PlaceHold
 
+#: How long a fault waits for the coordinator to report a dropped exporter.
+LOSS_NOTICE_S = 2.0
+
 
 class PlaceGuard:
     """Stops the run after the scenario in progress when the place's exporter (or the
@@ -28,13 +31,25 @@ class PlaceGuard:
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self.scenario = nodeid.rsplit("::", 1)[-1]
 
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        # A scenario that ended in a fault may be the first sign of a lost place: ask
+        # before the next scenario starts, so the loss stops the run and is journalled.
+        from fixtures.plugin import RESULTS_KEY
+        from stslab.campaign import Outcome
+
+        if self.session is None:
+            return
+        result = self.session.config.stash[RESULTS_KEY].get(self.scenario)
+        if result is not None and result.outcome is Outcome.ERROR:
+            self.hold.confirm_lost(LOSS_NOTICE_S)
+
     def _lost(self, why: str) -> None:
         if self.session is not None:
             self.session.shouldstop = f"place {self.hold.place}: {why}"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: Any) -> None:
-        if self.hold.lost is None:
+        if self.hold.check() is None:
             return
         from fixtures.plugin import CAMPAIGN_KEY
 

@@ -197,28 +197,46 @@ class PlaceHold:
         """Renew the lease; notice the exporter going away (or the coordinator)."""
         assert self.coordinator is not None and self.place is not None
         renewed = -LEASE_S  # the lease starts at once, while the campaign opens
-        expected = set(self._view.resources)
-        while True:
-            try:
-                if not self.coordinator.connected:
-                    self._lose(f"the coordinator {self.address} went away")
-                    return
-                view = self.coordinator.place(self.place)
-                gone = sorted(expected - {n for n, r in view.resources.items() if r[3]})
-                if gone:
-                    self._lose(f"exporter {self.exporter} on {self.host} disappeared "
-                               f"({', '.join(gone)} gone)")  # fmt: skip
-                    return
-                if time.monotonic() - renewed > LEASE_S / 3:
+        while self.check() is None:
+            if time.monotonic() - renewed > LEASE_S / 3:
+                try:
                     self.coordinator.renew(self.place, self._who)
-                    renewed = time.monotonic()
-            except LabError as exc:
-                self._lose(str(exc))
-                return
+                except LabError as exc:
+                    self._lose(str(exc))
+                    return
+                renewed = time.monotonic()
             if self._stop.wait(POLL_S):
                 return
 
+    def check(self) -> str | None:
+        """Why the place is lost (its exporter or the coordinator gone), or None."""
+        if self.lost is not None or self.coordinator is None or self.place is None:
+            return self.lost
+        try:
+            if not self.coordinator.connected:
+                self._lose(f"the coordinator {self.address} went away")
+                return self.lost
+            view = self.coordinator.place(self.place)
+        except LabError as exc:
+            self._lose(str(exc))
+            return self.lost
+        gone = sorted(set(self._view.resources) - {n for n, r in view.resources.items() if r[3]})
+        if gone:
+            self._lose(f"exporter {self.exporter} on {self.host} disappeared "
+                       f"({', '.join(gone)} gone)")  # fmt: skip
+        return self.lost
+
+    def confirm_lost(self, within_s: float) -> str | None:
+        """After a device fault: whether the place is lost, given the coordinator up to
+        ``within_s`` to hear that the exporter's connection dropped."""
+        deadline = time.monotonic() + within_s
+        while self.check() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return self.lost
+
     def _lose(self, why: str) -> None:
+        if self.lost is not None:
+            return
         self.lost = why
         if self.on_lost is not None:
             self.on_lost(why)
