@@ -127,11 +127,6 @@ def certify(
         raise ArgumentError("--place", "a campaign on a place takes its bench from the place "
                             "(no --bench or --benches)")  # fmt: skip
     bench = list(bench or (["virtual"] if on_place else ["sim"]))
-    hold = None
-    if on_place:  # connects while the inputs are checked
-        from stslab.cli.lab import hold_for
-
-        hold = hold_for(place, reserve or [], coordinator, mode, Console(file=sys.stdout))
     if benches is not None and benches < 1:
         raise ArgumentError("--benches", "must be at least 1")
     if len(bench) > 1 and any(is_simlab(b) for b in bench):
@@ -146,13 +141,23 @@ def certify(
     pack_dir = (pack or DEFAULT_PACK).resolve()
     if not (pack_dir / "manifest.yaml").exists():
         raise ArgumentError("--pack", f"{pack_dir} has no manifest.yaml")
-    check_defects(defect)
-    check_model(model)
-    if resume is None:  # a resumed run checks the inputs its journal names when it opens
-        for b in bench:  # a place's bench is checked when it is acquired
-            config = CampaignConfig(bench=b, dut=dut, job=job, pack=pack_dir, model=model,
-                                    pack_keys=tuple(pack_key or ()))  # fmt: skip
-            check_campaign_inputs(config)
+    hold = None
+    if on_place:  # taken in the background while the inputs are checked
+        from stslab.cli.lab import hold_for
+
+        hold = hold_for(place, reserve or [], coordinator, mode, Console(file=sys.stdout))
+    try:
+        check_defects(defect)
+        check_model(model)
+        if resume is None:  # a resumed run checks the inputs its journal names when it opens
+            for b in bench:  # a place's bench is checked when it is acquired
+                config = CampaignConfig(bench=b, dut=dut, job=job, pack=pack_dir, model=model,
+                                        pack_keys=tuple(pack_key or ()))  # fmt: skip
+                check_campaign_inputs(config)
+    except BaseException:
+        if hold is not None:
+            hold.release()  # bad input leaves the place as it was
+        raise
     # The console is bound to this stdout: pytest captures sys.stdout while tests run.
     console = Console(file=sys.stdout)
     plugins = []

@@ -216,7 +216,8 @@ def lab_down(directory: LabDir = DEFAULT_DIR) -> None:
 def hold_for(
     place: str | None, reserve: list[str], coordinator: str | None, mode: str, console: Console
 ) -> Any:
-    """The place hold for ``certify --place/--reserve``, already connecting."""
+    """The place hold for ``certify --place/--reserve``, already being taken in the
+    background (the caller releases it if it gives up)."""
     from stslab.lab.coordinator import LabError, coordinator_address
     from stslab.lab.hold import PlaceHold, parse_filters
 
@@ -228,7 +229,7 @@ def hold_for(
         raise ArgumentError("--reserve", str(exc)) from None
     hold = PlaceHold(coordinator_address(coordinator), place=place, filters=filters,
                      accredited=mode == "accredited", say=console.print)  # fmt: skip
-    return hold.connect_early()
+    return hold.acquire_early()
 
 
 def take_place(hold: Any, out: Path, resume: Path | None) -> tuple[Path, Any]:

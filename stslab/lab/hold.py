@@ -57,32 +57,37 @@ class PlaceHold:
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
         self._who = who_am_i()
-        self._connecting: threading.Thread | None = None
-        self._connect_error: LabError | None = None
+        self._early: threading.Thread | None = None
+        self._early_error: BaseException | None = None
 
     # -- taking the place -------------------------------------------------------------------
 
-    def connect_early(self) -> PlaceHold:
-        """Start connecting to the coordinator (labgrid's import and the session's first
-        sync take a second or two) while the caller checks its inputs."""
-        self._connecting = threading.Thread(target=self._connect, name="labgrid-connect",
-                                            daemon=True)  # fmt: skip
-        self._connecting.start()
+    def acquire_early(self) -> PlaceHold:
+        """Start taking the place in the background (labgrid's import, the first sync, the
+        acquisition and ser2net's start take seconds) while the caller checks its inputs;
+        :meth:`acquire` then waits for it. A caller that gives up calls :meth:`release`."""
+        self._early = threading.Thread(target=self._acquire_in_background,
+                                       name="place-acquire", daemon=True)  # fmt: skip
+        self._early.start()
         return self
 
-    def _connect(self) -> None:
+    def _acquire_in_background(self) -> None:
         try:
-            self.coordinator = Coordinator(self.address)
-        except LabError as exc:
-            self._connect_error = exc
+            self._take()
+        except BaseException as exc:  # handed to the caller by acquire()
+            self._early_error = exc
 
     def acquire(self) -> PlaceHold:
-        if self._connecting is None:
-            self._connect()
-        else:
-            self._connecting.join()
-        if self._connect_error is not None:
-            raise self._connect_error
+        """Take the place (or wait for the one begun by :meth:`acquire_early`)."""
+        if self._early is None:
+            return self._take()
+        self._early.join()
+        if self._early_error is not None:
+            raise self._early_error
+        return self
+
+    def _take(self) -> PlaceHold:
+        self.coordinator = Coordinator(self.address)
         try:
             name = self.wanted if self.filters is None else self._wait_for_allocation()
             view = self.coordinator.place(name)
@@ -107,6 +112,8 @@ class PlaceHold:
         wanted = " ".join(f"{k}={v}" for k, v in self.filters.items())
         shown = None
         while True:
+            if self._stop.is_set():
+                raise LabError(f"reservation {self.token} for {wanted} cancelled")
             res = self.coordinator.poll(self.token)
             if res.state in ("allocated", "acquired") and res.allocated:
                 return res.allocated[0]
@@ -119,7 +126,7 @@ class PlaceHold:
             if text != shown:
                 self.say(text)
                 shown = text
-            time.sleep(1.0)
+            self._stop.wait(1.0)
 
     def _gate(self, view: PlaceView) -> None:
         """Refuse, before anything is acquired, a place that publishes no bench, and in
@@ -246,8 +253,8 @@ class PlaceHold:
     def release(self) -> None:
         """Release the place and cancel the reservation; safe to call more than once."""
         self._stop.set()
-        if self._connecting is not None:
-            self._connecting.join()
+        if self._early is not None and self._early is not threading.current_thread():
+            self._early.join()
         if self._watch is not None and self._watch is not threading.current_thread():
             self._watch.join(5)
         coordinator = self.coordinator

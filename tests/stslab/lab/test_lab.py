@@ -3,7 +3,7 @@ one exporter per bench (``stslab lab up --benches 2``). Three campaigns started 
 ``--reserve`` share the two places (the third waits its turn); an exporter killed mid-campaign
 makes it ERROR with the place named, and the run resumes on the place once it is back; a
 stale lock is freed by ``stslab lab release``; accredited mode refuses a SimLab place before
-acquiring it."""
+acquiring it; bad input leaves the place free."""
 
 from __future__ import annotations
 
@@ -133,5 +133,10 @@ def test_a_stale_lock_is_released_and_accredited_mode_refuses_a_simlab_place(lab
     released = subprocess.run([sys.executable, "-m", "stslab", "lab", "release", "sim-2"],
                               env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert released.returncode == 0, released.stdout + released.stderr
+    with Coordinator(env["LG_COORDINATOR"]) as c:
+        assert c.place("sim-2").acquired is None
+    # The place is taken while the inputs are checked: bad input lets it go again.
+    code, text = finish(certify(env, "--place", "sim-2", "--dut", "no-such-profile.yaml"))
+    assert code == 2 and "--dut" in text
     with Coordinator(env["LG_COORDINATOR"]) as c:
         assert c.place("sim-2").acquired is None
