@@ -118,11 +118,14 @@ class SerialLink:
         if self._port is not None:
             return
         try:
+            # pyserial's RFC 2217 client (a ser2net port) has no write timeout; its writes
+            # go to a TCP socket and fail when the connection is gone.
+            rfc2217 = self._driver.address.startswith("rfc2217://")
             self._port = serial.serial_for_url(
                 self._driver.address,
                 baudrate=self._baudrate,
                 timeout=self._poll_s,
-                write_timeout=self._driver.timeout_s,
+                write_timeout=None if rfc2217 else self._driver.timeout_s,
                 exclusive=True,
             )
         except (serial.SerialException, OSError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
@@ -124,6 +125,18 @@ class Instrument(BaseModel):
         return CalibrationStatus.VALID
 
 
+class Place(BaseModel):
+    """Where a bench built from a labgrid place came from (written by stslab, recorded)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    coordinator: str
+    exporter: str
+    host: str
+    reservation: str | None = None
+
+
 class Bench(BaseModel):
     """A whole bench file."""
 
@@ -135,6 +148,7 @@ class Bench(BaseModel):
     clock_speed: float = Field(default=1.0, gt=0)
     dut_profile: str | None = None
     location: str | None = None
+    place: Place | None = None
     instruments: dict[Role, Instrument]
     source_file: str = Field(default="<memory>", exclude=True)
 
@@ -246,13 +260,31 @@ def opened(
     bench: Bench,
     roles: tuple[str, ...] | None = None,
     extra: dict[str, dict[str, Any]] | None = None,
+    parallel: bool = False,
 ) -> Iterator[dict[str, Driver]]:
-    """Open the bench's drivers; every one opened is closed on the way out, whatever happens."""
+    """Open the bench's drivers (``parallel``: all at once, for ports that take network round
+    trips to open, as RFC 2217 ones do); every one opened is closed on the way out, whatever
+    happens."""
     base = Path(bench.source_file).parent if bench.source_file != "<memory>" else None
+    wanted = [(role, inst) for role, inst in bench.instruments.items()
+              if roles is None or role in roles]  # fmt: skip
     drivers: dict[str, Driver] = {}
     try:
-        for role, inst in bench.instruments.items():
-            if roles is None or role in roles:
+        if parallel:
+            with ThreadPoolExecutor(max_workers=max(1, len(wanted))) as pool:
+                futures = {role: pool.submit(open_instrument, role, inst, base,
+                                             (extra or {}).get(role))
+                           for role, inst in wanted}  # fmt: skip
+            failures = []
+            for role, future in futures.items():
+                try:
+                    drivers[role] = future.result()
+                except Exception as exc:  # the others opened are closed below
+                    failures.append(exc)
+            if failures:
+                raise failures[0]
+        else:
+            for role, inst in wanted:
                 drivers[role] = open_instrument(role, inst, base, (extra or {}).get(role))
         yield drivers
     finally:

@@ -75,6 +75,9 @@ def build_record(run_dir: str | Path) -> dict[str, Any]:
                 recoveries.append({"bench": shard.name, **e.data})
             elif e.kind == "reestablished":
                 interruptions.append({"bench": shard.name, **e.data.get("interruption", {})})
+            elif e.kind == "place_lost":
+                interruptions.append({"bench": shard.name, **e.data})
+                deviations.append(f"place {e.data['place']}: {e.data['note']}")
             elif e.kind == "end":
                 end = e.data
         for d in start.get("deviations", []):

@@ -122,13 +122,24 @@ def shard_states(run_dir: Path, plan: RunPlan) -> dict[str, ShardState]:
     return {s.name: shard_state(shard_entries(run_dir, s.name)) for s in plan.shards}
 
 
+def ended_scenarios(entries: list[Entry]) -> list[str]:
+    """The scenarios a bench's journal ran to a result, in order; a scenario cut short when
+    the bench's place was lost (``place_lost`` names it) does not count: it runs again."""
+    ended: list[str] = []
+    for e in entries:
+        if e.kind == "scenario_end" and e.data["id"] not in ended:
+            ended.append(e.data["id"])
+        elif e.kind == "place_lost" and e.data.get("rerun") in ended:
+            ended.remove(e.data["rerun"])
+    return ended
+
+
 def completed_scenarios(run_dir: Path, plan: RunPlan) -> dict[str, str]:
     """Scenario id -> the bench that ran it to a result, over every journal of the run."""
     done: dict[str, str] = {}
     for s in plan.shards:
-        for e in shard_entries(run_dir, s.name):
-            if e.kind == "scenario_end":
-                done.setdefault(e.data["id"], s.name)
+        for sid in ended_scenarios(shard_entries(run_dir, s.name)):
+            done.setdefault(sid, s.name)
     return done
 
 

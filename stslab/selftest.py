@@ -150,7 +150,7 @@ def _run_in_workers(defects: list[str], plan: dict[str, Any], workers: int) -> l
         path = Path(tmp) / PLAN_FILE
         path.write_text(json.dumps({**plan, "defects": defects}))
         pytest.main([str(path), "-p", "stslab.selftest", "-c", os.devnull, "--rootdir", tmp,
-                     "-p", "no:cacheprovider", "-p", "no:terminal", "-n",
+                     "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:labgrid", "-n",
                      str(min(workers, len(defects))), "--dist", "load"],
                     plugins=[Gather()])  # fmt: skip
     return [rows.get(d) or SelftestRow(d, errors=["no result"]) for d in defects]

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import typing
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from importlib import resources
@@ -26,7 +27,7 @@ from instruments.base import InstrumentError
 from stslab.atomic import replace_file
 from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.benchlock import BenchBusy, BenchLock
-from stslab.campaign import BenchHandles, Runner, ScenarioResult, StepResult
+from stslab.campaign import NOMINAL_SUPPLY_V, BenchHandles, Runner, ScenarioResult, StepResult
 from stslab.clock import BenchClock, Clock
 from stslab.declared import coverage
 from stslab.factory import TokenFactory, key_state_from_profile
@@ -38,6 +39,7 @@ from stslab.run import (
     RunError,
     RunPlan,
     Shard,
+    ended_scenarios,
     journal_path,
     new_run_dir,
     safe_name,
@@ -424,18 +426,37 @@ class Campaign:
         port = self.profile.port
         extra = {"port": {"password": port.password, "token_register": port.token_register,
                           "device_address": port.device_address}}  # fmt: skip
-        self._drivers_cm = opened(self.bench, extra=extra)
+        # One thread owns virtual time; a wire bench opens every instrument at once.
+        self._drivers_cm = opened(self.bench, extra=extra,
+                                  parallel=self.config.bench != "virtual")  # fmt: skip
         try:
             self.drivers = self._drivers_cm.__enter__()
         except InstrumentError as exc:
             self._drivers_cm = None
             raise CampaignError(f"cannot open the bench: {exc}") from None
         self.identities: dict[str, str] = {}
-        for role, driver in self.drivers.items():
+        source = self.drivers.get("source")
+        if source is not None:
+            # The last campaign's teardown left the supply off, and an unpowered meter's
+            # port does not answer: power it before asking every instrument who it is.
             try:
-                self.identities[role] = str(driver.identify())
+                source.set_voltage(NOMINAL_SUPPLY_V)
+                source.output(True)
+            except InstrumentError as exc:
+                raise CampaignError(f"source: cannot power the meter: {exc}") from None
+
+        def identify(role: str) -> str:
+            try:
+                return str(self.drivers[role].identify())
             except (InstrumentError, NotImplementedError) as exc:
                 raise CampaignError(f"{role}: cannot identify the instrument: {exc}") from None
+
+        if self.config.bench == "virtual":
+            self.identities = {role: identify(role) for role in self.drivers}
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, len(self.drivers))) as pool:
+                futures = {role: pool.submit(identify, role) for role in self.drivers}
+            self.identities = {role: future.result() for role, future in futures.items()}
         # SimLab on virtual time owns the clock; any other bench runs on real time.
         virtual = self._sim is not None and self.config.bench == "virtual"
         clock: Clock = self._sim.clock if virtual else BenchClock(self.bench.clock_speed)
@@ -479,9 +500,8 @@ class Campaign:
     def _open_ledger(self) -> None:
         cfg = self.config
         simlab = is_simlab(cfg.bench)
-        directory = cfg.ledger_dir or (
-            self.run.directory / "ledger" if simlab else Path.home() / ".stslab/ledger"
-        )
+        home = os.environ.get("STSLAB_LEDGER") or Path.home() / ".stslab/ledger"
+        directory = cfg.ledger_dir or (self.run.directory / "ledger" if simlab else Path(home))
         path = ledger_path(directory, self.profile.meter.serial)
         ledger = load_ledger(path)
         if ledger is None:
@@ -503,10 +523,13 @@ class Campaign:
         self.journal = Journal(journal_path(self.run.directory, self.shard.name))
         if self.resuming:
             repaired = self.journal.repaired  # a record the killed process left half written
+            place = self.bench.place
             self.journal.append("resume", {"at": _now(), "completed": sorted(self.completed),
                                            "bench": self.shard.name, "process": os.getpid(),
                                            **({"journal_repaired": repaired} if repaired
-                                              else {})})  # fmt: skip
+                                              else {}),
+                                           **({"place": place.model_dump(mode="json")}
+                                              if place else {})})  # fmt: skip
             return
         p = self.profile
         self.journal.append(
@@ -554,6 +577,8 @@ class Campaign:
             "clock_speed": self.bench.clock_speed,
             "instruments": {},
         }
+        if self.bench.place is not None:
+            out["place"] = self.bench.place.model_dump(mode="json")
         cfg = self.config
         if is_simlab(cfg.bench):
             out["simlab"] = {
@@ -629,7 +654,7 @@ class Campaign:
             raise CampaignError(f"{run_dir}: the run already finished on bench {self.shard.name}")
         self.resuming = True
         self._entries = entries
-        ended = {e.data["id"] for e in entries if e.kind == "scenario_end"}
+        ended = set(ended_scenarios(entries))
         self.completed = set(ended)
         started = [e.data["scenario"] for e in entries if e.kind == "scenario_start"]
         cut = [s for s in started if s not in ended]

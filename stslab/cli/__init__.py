@@ -15,6 +15,7 @@ from stslab.cli.bench import app as bench_app
 from stslab.cli.certify import certify
 from stslab.cli.errors import ArgumentError
 from stslab.cli.explore import explore_command
+from stslab.cli.lab import app as lab_app
 from stslab.cli.pack import app as pack_app
 from stslab.cli.report import report, verify
 from stslab.cli.robot import robot_command
@@ -40,6 +41,7 @@ app.command("report")(report)
 app.command("verify")(verify)
 app.command("robot")(robot_command)
 app.command("explore")(explore_command)
+app.add_typer(lab_app, name="lab")
 
 
 def _family(name: str) -> tuple[type[BaseException], ...]:

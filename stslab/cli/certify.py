@@ -96,13 +96,37 @@ def certify(
     no_report: Annotated[
         bool, typer.Option("--no-report", help="Leave the record; issue no signed PDF.")
     ] = False,
+    place: Annotated[
+        str | None,
+        typer.Option(
+            help="Run on this labgrid place: acquire it, build the bench from its "
+            "resources, release it at the end."
+        ),
+    ] = None,
+    reserve: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Wait for any free labgrid place whose tags match KEY=VALUE "
+            "(repeatable), then run there."
+        ),
+    ] = None,
+    coordinator: Annotated[
+        str | None,
+        typer.Option(
+            help="labgrid coordinator HOST[:PORT] (default: LG_COORDINATOR, else 127.0.0.1:20408)."
+        ),
+    ] = None,
 ) -> None:
     """Run the scenario pack against the meter and leave a journal and a record."""
     from stslab.session import DEFAULT_PACK, CampaignConfig, is_simlab
 
     if mode not in ("pre-submission", "accredited"):
         raise ArgumentError("--mode", f"{mode!r} is not pre-submission or accredited")
-    bench = list(bench or ["sim"])
+    on_place = place is not None or bool(reserve)
+    if on_place and (bench or benches not in (None, 1)):
+        raise ArgumentError("--place", "a campaign on a place takes its bench from the place "
+                            "(no --bench or --benches)")  # fmt: skip
+    bench = list(bench or (["virtual"] if on_place else ["sim"]))
     if benches is not None and benches < 1:
         raise ArgumentError("--benches", "must be at least 1")
     if len(bench) > 1 and any(is_simlab(b) for b in bench):
@@ -123,20 +147,37 @@ def certify(
     pack_dir = (pack or DEFAULT_PACK).resolve()
     if not (pack_dir / "manifest.yaml").exists():
         raise ArgumentError("--pack", f"{pack_dir} has no manifest.yaml")
-    check_defects(defect)
-    check_model(model)
-    if resume is None:  # a resumed run checks the inputs its journal names when it opens
-        for b in bench:
-            config = CampaignConfig(bench=b, dut=dut, job=job, pack=pack_dir, model=model,
-                                    mode=mode, pack_keys=tuple(pack_key or ()))  # fmt: skip
-            check_campaign_inputs(config)
-            check_bench_free(b)
+    hold = None
+    if on_place:  # taken in the background while the inputs are checked
+        from stslab.cli.lab import hold_for
+
+        hold = hold_for(place, reserve or [], coordinator, mode, Console(file=sys.stdout))
+    try:
+        check_defects(defect)
+        check_model(model)
+        if resume is None:  # a resumed run checks the inputs its journal names when it opens
+            for b in bench:  # a place's bench is checked when it is acquired
+                config = CampaignConfig(bench=b, dut=dut, job=job, pack=pack_dir, model=model,
+                                        mode=mode, pack_keys=tuple(pack_key or ()))  # fmt: skip
+                check_campaign_inputs(config)
+                check_bench_free(b)
+    except BaseException:
+        if hold is not None:
+            hold.release()  # bad input leaves the place as it was
+        raise
     # The console is bound to this stdout: pytest captures sys.stdout while tests run.
     console = Console(file=sys.stdout)
+    plugins = []
+    if hold is not None:
+        from stslab.cli.lab import take_place
+
+        bench_file, guard = take_place(hold, out, resume)
+        bench, plugins = [str(bench_file)], [guard]
     # Our own configuration only: the progress display replaces pytest's terminal output.
+    # labgrid's own pytest plugin (installed with the lab extra) needs pytest's terminal.
     args = [str(pack_dir), "-c", os.devnull, "-p", "no:cacheprovider", "-p", "no:terminal",
-            "--capture", "sys", "--rootdir", str(pack_dir), "--out", str(out), "--mode", mode,
-            "--speed", str(speed), "--noise", noise]  # fmt: skip
+            "-p", "no:labgrid", "--capture", "sys", "--rootdir", str(pack_dir), "--out",
+            str(out), "--mode", mode, "--speed", str(speed), "--noise", noise]  # fmt: skip
     for b in bench if resume is None else ():
         args += ["--bench", b]
     if count > 1:
@@ -156,7 +197,12 @@ def certify(
     for k in select or ():
         args += ["--select", k]
     progress = _Progress(console, quiet)
-    code = pytest.main(args, plugins=[progress])
+    try:
+        code = pytest.main(args, plugins=[progress, *plugins])
+    finally:
+        if hold is not None:
+            hold.release()
+            console.print(f"released place {hold.place}")
     record = progress.record
     if record is None:
         error = getattr(progress.config, "_stslab_error", None)
