@@ -69,9 +69,9 @@ def _groups(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def scenario_spec(s: Scenario) -> dict[str, Any]:
     proves = getattr(s, PROVES_FIELD, None) or []
     steps = [
-        {"number": i, "label": step.id or "", "action": describe_step(step),
-         "note": step.note or "", "via": step.via,
-         "expect": describe_expect(step.expect) if step.expect is not None else []}
+        {"number": i, "label": getattr(step, "id", None) or "", "action": describe_step(step),
+         "note": getattr(step, "note", None) or "", "via": getattr(step, "via", None),
+         "expect": describe_expect(expect) if (expect := getattr(step, "expect", None)) else []}
         for i, step in enumerate(s.steps, 1)
     ]  # fmt: skip
     return {
@@ -163,19 +163,44 @@ def describe_step(step: Any) -> str:
         return ", ".join(parts)
     if kind == "wait":
         if step.seconds is not None:
-            return f"wait {step.seconds:g} s"
+            since = f" after step {step.since!r}" if getattr(step, "since", None) else ""
+            return f"wait {describe_count(step.seconds)} s{since}"
         if step.energy_wh is not None:
             return f"wait for {step.energy_wh:g} Wh (at most {step.timeout_s:g} s)"
         if step.display is not None:
             return f"wait until the display shows the credit (at most {step.timeout_s:g} s)"
         return f"wait until the load switch is {step.relay} (at most {step.timeout_s:g} s)"
     if kind == "power_cycle":
-        return f"supply off for {step.off_s:g} s, then on"
+        return f"supply off for {describe_count(step.off_s)} s, then on"
     if kind == "operator":
         return f"operator: {step.prompt}"
     if kind == "observe":
         return "observe"
+    if kind == "fill":
+        register = "the credit register" if step.register_no == 0 else (
+            f"credit register {step.register_no}")  # fmt: skip
+        return f"credit {register} up to {describe_count(step.to)} base units, token by token"
+    if kind == "repeat":
+        inner = ", ".join(str(sub.get("do", "?")) for sub in step.steps)
+        if step.each is not None:
+            which = "value outside" if step.each.outside else "member of"
+            return f"for each {which} the declared {step.each.declared}: {inner}"
+        return f"{describe_count(step.times)} times: {inner}"
     return kind
+
+
+def describe_count(value: Any) -> str:
+    """A number, or a value of the meter's declaration with what is added or taken off."""
+    declared = getattr(value, "declared", None)
+    if declared is None:
+        return format(value, "g") if isinstance(value, int | float) else str(value)
+    text = f"the declared {declared}"
+    if value.times != 1:
+        text = f"{value.times:g} × {text}"
+    for sign, amount in (("+", value.plus), ("−", value.minus)):
+        if amount:
+            text += f" {sign} {amount if amount == 'margin' else format(amount, 'g')}"
+    return text
 
 
 def describe_expect(e: Expect) -> list[str]:

@@ -156,11 +156,15 @@ def certify(
         check_defects(defect)
         check_model(model)
         if resume is None:  # a resumed run checks the inputs its journal names when it opens
-            for b in bench:  # a place's bench is checked when it is acquired
+            for b in bench:
+                # A place's bench is only known once it is acquired (and checked then, in the
+                # mode asked for): here it stands in for the inputs that do not depend on it.
                 config = CampaignConfig(bench=b, dut=dut, job=job, pack=pack_dir, model=model,
-                                        mode=mode, pack_keys=tuple(pack_key or ()))  # fmt: skip
+                                        mode="pre-submission" if on_place else mode,
+                                        pack_keys=tuple(pack_key or ()))  # fmt: skip
                 check_campaign_inputs(config)
-                check_bench_free(b)
+                if not on_place:
+                    check_bench_free(b)
     except BaseException:
         if hold is not None:
             hold.release()  # bad input leaves the place as it was

@@ -124,7 +124,10 @@ def test_a_stale_lock_is_released_and_accredited_mode_refuses_a_simlab_place(lab
         c.acquire("sim-2")
         c.renew("sim-2", "a-client-that-died")
     # Held: a campaign asking for that place is refused, and the place stays held.
-    code, text = finish(certify(env, "--place", "sim-2", *SELECT, "--mode", "accredited"))
+    # The pack is trusted, so what accredited mode refuses is the bench the place offers.
+    dev_key = Path(__file__).resolve().parents[3] / "suites" / "keys" / "development.pub.pem"
+    code, text = finish(certify(env, "--place", "sim-2", *SELECT, "--mode", "accredited",
+                                "--pack-key", str(dev_key)))  # fmt: skip
     assert code == 2
     assert "accredited mode refuses place sim-2: a SimLab bench" in text
     status = subprocess.run([sys.executable, "-m", "stslab", "lab", "status"], env=env,
