@@ -867,6 +867,10 @@ class Runner:
         return named.get(key, key)
 
     def inject(self, digits: str, via: str, res: StepResult) -> None:
+        if self.journal is not None and self.key_change_pending is None:
+            # Journalled before it is entered (a key change section has its own record): after
+            # a kill at any instant the journal holds every entry the meter may have had.
+            self.journal.append("entry", {"step": res.label, "digits": digits, "carrier": via})
         self._acted()
         # Each entry (a key change set has several) has its own window on the display.
         self._inject_started = self.clock.monotonic()

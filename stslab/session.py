@@ -656,14 +656,19 @@ class Campaign:
         assert self.journal is not None
         entered: list[str] = []
         pending: tuple[KeyState, bool] | None = None
+        # Every entry is journalled before it is entered; a journal written before entries
+        # had records of their own holds each token in its step record.
+        own_records = any(e.kind == "entry" for e in self._entries)
         for e in self._entries:
-            if e.kind == "key_change_entry":  # journalled before it was entered
+            if e.kind == "entry":
+                entered.append(e.data["digits"])
+            elif e.kind == "key_change_entry":  # journalled before it was entered
                 entered.append(e.data["digits"])
                 pending = (KeyState(**e.data["new_key"]), e.data["ro"])
             elif e.kind == "step":
                 if e.data["outcome"] != "ERROR":  # the set's answers were read: no longer pending
                     pending = None
-                if e.data.get("action", {}).get("digits"):
+                if not own_records and e.data.get("action", {}).get("digits"):
                     entered.append(e.data["action"]["digits"])
         note: dict[str, Any] = {"interruption": self.interruptions[-1]}
         if self._sim is not None:

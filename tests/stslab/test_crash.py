@@ -227,3 +227,44 @@ def test_a_kill_at_each_instant_of_a_key_change_resumes_to_a_verified_run(
     # The meter took the key and the ledger had not: the kill after the last section's
     # journal record, and the one with the ledger's update in its scratch file.
     assert followed == [("journal-appended", sections[-1]), ("ledger-scratch", KC_LEDGER_SAVE)]
+
+
+#: A register filled to one unit below its limit over several tokens (a ``fill`` step), then
+#: a check that the TID store holds exactly what the ledger says.
+FILL = ["STS-DCL-CRD-001", "STS-DCL-NV-001"]
+
+
+def test_a_kill_inside_a_fill_step_resumes_with_every_token_the_meter_had(
+    env: dict, tmp_path: Path
+) -> None:
+    """Every entry is journalled before it is entered, so a kill between two tokens of a fill
+    leaves a journal that holds each one the meter took: the resumed SimLab meter has the same
+    TID store as the ledger, and the run completes with the uninterrupted run's verdicts."""
+    out = tmp_path / "reference"
+    args = ["--bench", "virtual", "--no-report"]
+    assert certify([*args, "--out", str(out)], env, FILL).returncode == 0
+    ref = run_of(out)
+    ref_record = json.loads((ref / "record.json").read_text())
+    verdicts = [(s["id"], s["outcome"]) for s in ref_record["scenarios"]]
+    entries = read_journal(journal_path(ref, BENCH))
+    at = next(i for i, e in enumerate(entries) if e.kind == "step" and e.data["kind"] == "fill")
+    label = entries[at].data["label"]
+    fill = []  # the fill's own entries: the records right before its step record
+    for e in reversed(entries[:at]):
+        if e.kind != "entry" or e.data["step"] != label:
+            break
+        fill.append(e)
+    fill.reverse()
+    assert len(fill) >= 3, "the fill step enters several tokens"
+    count = fill[len(fill) // 2].seq + 1  # the journal's records are counted from 1
+    where = tmp_path / "killed"
+    killed = certify([*args, "--out", str(where)], {**env, ENV: f"journal-appended:{count}"},
+                     FILL)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    run = run_of(where)
+    resumed = certify(["--resume", str(run), "--no-report"], env, FILL)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((run / "record.json").read_text())
+    assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
+    (note,) = [e.data for e in read_journal(journal_path(run, BENCH)) if e.kind == "reestablished"]
+    assert note["replayed_entries"] >= len(fill) // 2 + 1
