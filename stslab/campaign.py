@@ -628,7 +628,7 @@ class Runner:
             raise StepFault(f"order {order} names sections the set does not have ({len(digits)})")
         res.action = {
             "sections": order,
-            # What reached the meter, in order: a resumed SimLab meter replays it.
+            # What reached the meter, in order (each is journalled before it is entered too).
             "section_digits": [digits[i - 1] for i in order],
             "carrier": via,
             "new_key": {
@@ -644,6 +644,13 @@ class Runner:
         answers: list[Result | None] = []
         self.key_change_pending = (new_state, step.new_key.ro)
         for i in order:
+            if self.journal is not None:
+                # Journalled before it is entered: a kill at any instant after leaves a journal
+                # that holds every section the meter may have (a resume replays them to
+                # SimLab's meter and lets the ledger follow a key the meter took).
+                self.journal.append("key_change_entry", {
+                    "step": res.label, "section": i, "digits": digits[i - 1],
+                    "new_key": asdict(new_state), "ro": step.new_key.ro})  # fmt: skip
             self.inject(digits[i - 1], via, res)
             answers.append(self._observe_entry(None, res, judge=False))
         self.key_change_pending = None
@@ -888,6 +895,10 @@ class Runner:
         return named.get(key, key)
 
     def inject(self, digits: str, via: str, res: StepResult) -> None:
+        if self.journal is not None and self.key_change_pending is None:
+            # Journalled before it is entered (a key change section has its own record): after
+            # a kill at any instant the journal holds every entry the meter may have had.
+            self.journal.append("entry", {"step": res.label, "digits": digits, "carrier": via})
         self._acted()
         # Each entry (a key change set has several) has its own window on the display.
         self._inject_started = self.clock.monotonic()

@@ -196,9 +196,19 @@ def _port_and_relay(runner: Runner, rest: Rest) -> None:
 
 
 def _key_as_ledger(runner: Runner, values: dict[str, Any], rest: Rest) -> None:
-    """The meter's key (KRN, KT, TI in the readout) must be the one the ledger mints under.
-    A key change cut short by the fault after the meter took it is entered in the ledger;
-    any other difference leaves the bench not at rest (every token would be misjudged)."""
+    meter, followed = key_as_ledger(runner, values)
+    if meter:
+        rest.observations["key"] = meter
+    if followed:
+        rest.actions.append(followed)
+
+
+def key_as_ledger(runner: Runner, values: dict[str, Any]) -> tuple[dict[str, int], str | None]:
+    """The meter's key (KRN, KT, TI in the readout ``values``) must be the one the ledger
+    mints under. A key change cut short (by a fault, or a kill the run resumed from) after
+    the meter took it is entered in the ledger; any other difference raises
+    :class:`NotAtRest` (every token would be misjudged). Returns the meter's key (empty when
+    the readout has none) and what was done to the ledger, if anything."""
     regs = runner.profile.port.registers
     try:
         meter = {
@@ -209,17 +219,15 @@ def _key_as_ledger(runner: Runner, values: dict[str, Any], rest: Rest) -> None:
     except ValueError as exc:  # fmt: skip
         raise NotAtRest(f"the readout's key registers are unreadable: {exc}") from None
     if not meter:
-        return
-    rest.observations["key"] = meter
+        return meter, None
     pending, runner.key_change_pending = runner.key_change_pending, None
     ledger = {name: getattr(runner.ledger.key, name) for name in meter}
     if meter == ledger:
-        return
+        return meter, None
     if pending is not None and {name: getattr(pending[0], name) for name in meter} == meter:
         runner.ledger.key_installed(*pending)
-        rest.actions.append(f"the key change the fault cut short had been taken by the meter: "
-                            f"the ledger follows it ({_key_text(meter)})")  # fmt: skip
-        return
+        return meter, (f"the key change cut short had been taken by the meter: the ledger "
+                       f"follows it ({_key_text(meter)})")  # fmt: skip
     raise NotAtRest(f"the meter's key ({_key_text(meter)}) is not the ledger's "
                     f"({_key_text(ledger)})")  # fmt: skip
 

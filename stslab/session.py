@@ -33,8 +33,9 @@ from stslab.declared import coverage
 from stslab.factory import TokenFactory, key_state_from_profile
 from stslab.job import Job, JobError, demo_job, load_job
 from stslab.journal import Journal
-from stslab.ledger import Ledger, ledger_path, load_ledger
+from stslab.ledger import KeyState, Ledger, ledger_path, load_ledger
 from stslab.pack import PackError, PackStatus, trusted_keys, verify_pack
+from stslab.recovery import NotAtRest, key_as_ledger
 from stslab.run import (
     RunError,
     RunPlan,
@@ -678,14 +679,25 @@ class Campaign:
         return left[0]
 
     def _reestablish(self) -> None:
-        """Bring the meter back to the state the journal says it had."""
+        """Bring the meter back to the state the journal says it had; the ledger follows a
+        key change the kill cut short if the meter took it."""
         assert self.journal is not None
         entered: list[str] = []
+        pending: tuple[KeyState, bool] | None = None
+        # Every entry is journalled before it is entered; a journal written before entries
+        # had records of their own holds each token in its step record.
+        own_records = any(e.kind == "entry" for e in self._entries)
         for e in self._entries:
-            action = e.data.get("action", {}) if e.kind == "step" else {}
-            if action.get("digits"):
-                entered.append(action["digits"])
-            entered += action.get("section_digits", [])  # a key change set's entries
+            if e.kind == "entry":
+                entered.append(e.data["digits"])
+            elif e.kind == "key_change_entry":  # journalled before it was entered
+                entered.append(e.data["digits"])
+                pending = (KeyState(**e.data["new_key"]), e.data["ro"])
+            elif e.kind == "step":
+                if e.data["outcome"] != "ERROR":  # the set's answers were read: no longer pending
+                    pending = None
+                if not own_records and e.data.get("action", {}).get("digits"):
+                    entered.append(e.data["action"]["digits"])
         note: dict[str, Any] = {"interruption": self.interruptions[-1]}
         if self._sim is not None:
             # SimLab's meter does not outlive the harness process: replay every entry.
@@ -694,15 +706,15 @@ class Campaign:
             note["replayed_entries"] = len(entered)
         else:
             note["check"] = "meter state taken from the ledger (real meters keep their state)"
+        self.runner.key_change_pending = pending
         if "port" in self.drivers:
-            regs = self.profile.port.registers
-            values = self.drivers["port"].readout()
-            seen = {n: values[a].value for n, a in (("krn", regs.krn), ("kt", regs.kt))
-                    if a in values}  # fmt: skip
-            want = {"krn": str(self.ledger.key.krn), "kt": str(self.ledger.key.kt)}
-            note["readout"] = seen
-            if seen and seen != want:
-                raise CampaignError(f"the meter's key {seen} is not the ledger's {want}")
+            try:
+                key, followed = key_as_ledger(self.runner, self.drivers["port"].readout())
+            except NotAtRest as exc:
+                raise CampaignError(str(exc)) from None
+            note["readout"] = key
+            if followed:
+                note["ledger"] = followed
         self.journal.append("reestablished", note)
         during = self.interruptions[-1].get("during")
         self.runner.unsettle("interruption", "resumed after an interruption"

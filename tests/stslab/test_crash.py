@@ -29,8 +29,10 @@ SELECT = ["STS-TC-001", "STS-TC-002", "STS-TID-001", "STS-KC-001"]
 RUN_TIMEOUT_S = 300.0
 
 
-def certify(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    select = [a for sid in SELECT for a in ("--select", sid)]
+def certify(
+    args: list[str], env: dict[str, str], scenarios: list[str] = SELECT
+) -> subprocess.CompletedProcess:
+    select = [a for sid in scenarios for a in ("--select", sid)]
     return subprocess.run(
         [sys.executable, "-m", "stslab", "certify", *args, *select, "--quiet"],
         env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=REPO,
@@ -164,3 +166,105 @@ def test_a_crash_point_kills_at_its_count_without_cleanup() -> None:
                           capture_output=True, text=True, cwd=REPO)  # fmt: skip
     assert done.returncode == -signal.SIGKILL
     assert done.stdout == "0\n1\n"
+
+
+# -- inside a key change step ---------------------------------------------------------------
+
+#: The key change to KRN 7 is the first step of STS-KC-001: its two sections, each journalled
+#: before it is entered, the ledger's update on the last one's Accept, then the step record.
+KC = ["STS-KC-001"]
+#: The ledger is saved once when the run makes it, then by the key change.
+KC_LEDGER_SAVE = 2
+
+
+def test_a_kill_at_each_instant_of_a_key_change_resumes_to_a_verified_run(
+    env: dict, tmp_path: Path
+) -> None:
+    """Killed at every instant of a key change step — a section's journal record half
+    written or written and not yet entered, the ledger's update in its scratch file or
+    saved, the step's record half written or written — the resume rebuilds the meter with
+    every section the journal holds, the ledger follows the key when the meter took it, and
+    the run completes with the uninterrupted run's verdict; the meter's key is the ledger's."""
+    out = tmp_path / "reference"
+    assert (
+        certify(["--bench", "virtual", "--out", str(out), "--no-report"], env, KC).returncode == 0
+    )
+    ref = run_of(out)
+    ref_entries = read_journal(journal_path(ref, BENCH))
+    sections = [e.seq + 1 for e in ref_entries if e.kind == "key_change_entry"]
+    (step,) = [e.seq + 1 for e in ref_entries
+               if e.kind == "step" and e.data["kind"] == "key_change"]  # fmt: skip
+    assert len(sections) == 2 and step == sections[-1] + 1
+    instants = [(p, n) for n in (*sections, step) for p in ("journal-torn", "journal-appended")]
+    instants += [("ledger-scratch", KC_LEDGER_SAVE), ("ledger-saved", KC_LEDGER_SAVE)]
+    followed = []
+    for point, count in instants:
+        where = tmp_path / f"{point}-{count}"
+        killed = certify(["--bench", "virtual", "--out", str(where), "--no-report"],
+                         {**env, ENV: f"{point}:{count}"}, KC)  # fmt: skip
+        assert killed.returncode == -signal.SIGKILL, f"not killed at {point}:{count}"
+        run = run_of(where)
+        at_kill = read_journal(journal_path(run, BENCH), torn_tail=True)
+        if point.startswith("ledger"):  # the aim: every section journalled, no step record
+            assert at_kill[-1].kind == "key_change_entry"
+            (ledger,) = (run / "ledger").glob("*.json")
+            krn = json.loads(ledger.read_text())["key"]["krn"]
+            assert krn == (7 if point == "ledger-saved" else 1), point
+        resumed = certify(["--resume", str(run), "--no-report"], env, KC)
+        assert resumed.returncode == 0, f"{point}:{count}: {resumed.stderr}"
+        record = json.loads((run / "record.json").read_text())
+        assert record["complete"] is True
+        assert [(s["id"], s["outcome"], len(s["steps"])) for s in record["scenarios"]] == [
+            ("STS-KC-001", "PASS", 5)
+        ], f"{point}:{count}"
+        entries = read_journal(journal_path(run, BENCH))  # the whole chain verifies
+        (note,) = [e.data for e in entries if e.kind == "reestablished"]
+        assert note["readout"]["krn"] in (1, 7)
+        if "ledger" in note:
+            followed.append((point, count))
+        (ledger,) = (run / "ledger").glob("*.json")
+        assert json.loads(ledger.read_text())["key"]["krn"] == 7
+    # The meter took the key and the ledger had not: the kill after the last section's
+    # journal record, and the one with the ledger's update in its scratch file.
+    assert followed == [("journal-appended", sections[-1]), ("ledger-scratch", KC_LEDGER_SAVE)]
+
+
+#: A register filled to one unit below its limit over several tokens (a ``fill`` step), then
+#: a check that the TID store holds exactly what the ledger says.
+FILL = ["STS-DCL-CRD-001", "STS-DCL-NV-001"]
+
+
+def test_a_kill_inside_a_fill_step_resumes_with_every_token_the_meter_had(
+    env: dict, tmp_path: Path
+) -> None:
+    """Every entry is journalled before it is entered, so a kill between two tokens of a fill
+    leaves a journal that holds each one the meter took: the resumed SimLab meter has the same
+    TID store as the ledger, and the run completes with the uninterrupted run's verdicts."""
+    out = tmp_path / "reference"
+    args = ["--bench", "virtual", "--no-report"]
+    assert certify([*args, "--out", str(out)], env, FILL).returncode == 0
+    ref = run_of(out)
+    ref_record = json.loads((ref / "record.json").read_text())
+    verdicts = [(s["id"], s["outcome"]) for s in ref_record["scenarios"]]
+    entries = read_journal(journal_path(ref, BENCH))
+    at = next(i for i, e in enumerate(entries) if e.kind == "step" and e.data["kind"] == "fill")
+    label = entries[at].data["label"]
+    fill = []  # the fill's own entries: the records right before its step record
+    for e in reversed(entries[:at]):
+        if e.kind != "entry" or e.data["step"] != label:
+            break
+        fill.append(e)
+    fill.reverse()
+    assert len(fill) >= 3, "the fill step enters several tokens"
+    count = fill[len(fill) // 2].seq + 1  # the journal's records are counted from 1
+    where = tmp_path / "killed"
+    killed = certify([*args, "--out", str(where)], {**env, ENV: f"journal-appended:{count}"},
+                     FILL)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    run = run_of(where)
+    resumed = certify(["--resume", str(run), "--no-report"], env, FILL)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((run / "record.json").read_text())
+    assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
+    (note,) = [e.data for e in read_journal(journal_path(run, BENCH)) if e.kind == "reestablished"]
+    assert note["replayed_entries"] >= len(fill) // 2 + 1
