@@ -158,3 +158,16 @@ def test_an_expectation_the_reference_contradicts_is_an_error_of_the_pack(
     [check] = [c for c in step.checks if c.name == "pack and reference disagree"]
     assert check.expected == "result Used"
     assert check.observed == "the reference meter: Accept"
+
+
+@pytest.mark.parametrize("defect", ["lockout-no-growth", "lockout-first-short"])
+def test_a_meter_that_breaks_a_timed_rule_fails_it_and_the_pack_is_not_blamed(
+    tmp_path: Path, defect: str
+) -> None:
+    """The twin keeps every way a meter may have gone; the meter's answer picks one only
+    after the pack's expectation is judged against all of them, so a meter whose lockout is
+    wrong FAILs the expectation, and the twin that follows it does not call the pack wrong."""
+    (result,) = run(tmp_path, defects=(defect,), select=("STS-DCL-LCK-002",))
+    assert result.outcome is Outcome.FAIL
+    assert not checks([result], "pack and reference disagree")
+    assert all(step.outcome is not Outcome.ERROR for step in result.steps)
