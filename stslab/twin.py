@@ -239,9 +239,14 @@ class Twin:
         """Start, keep or end the power limit's trip as the load and the limit change."""
         over = self._over_limit()
         trip = self.mpl_trip_at
-        if trip is None:
+        ls = self.profile.load_switch
+        # A trip whose reconnection delay has run out may still be kept for the late window
+        # (the meter may reconnect a little late): a load over the limit now starts a new one.
+        ended = trip is not None and not self.mpl_cycling and self.now >= trip + ls.mpl_reconnect_s
+        if trip is None or (over and ended):
             if over and "closed" in self.relay_states(self.now):
-                self.mpl_trip_at = self.now + self.profile.load_switch.mpl_trip_delay_s
+                self.mpl_trip_at = self.now + ls.mpl_trip_delay_s
+                self.mpl_maybe = self.mpl_maybe or ended  # the old one may only now be ending
             return
         if over:
             return
