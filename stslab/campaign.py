@@ -964,6 +964,16 @@ class Runner:
             self._readout_at = self.clock.now()
         return self._readout_cache
 
+    @property
+    def has_readout(self) -> bool:
+        """Whether a port readout taken since the last action can serve an observation."""
+        return self._readout_cache is not None
+
+    @property
+    def display_watch(self) -> Any:
+        """The display watch running now (None when none is)."""
+        return self._watch
+
     def _readout_age(self) -> float:
         """Bench seconds since the cached readout was taken (infinite when there is none)."""
         if self._readout_at is None:

@@ -271,14 +271,14 @@ class TwinCheck:
         t_first = t_last = self.clock.now()
         if self.candidates is not None:
             t_first = min(t_first, min(tw.now for tw in self.candidates.candidates))
-        if twin_powered and "port" in drivers and (not quiet or runner._readout_cache):
+        if twin_powered and "port" in drivers and (not quiet or runner.has_readout):
             try:
                 readout = runner.readout(res)
             except InstrumentError:
                 readout = None
             if readout is not None:
                 values.update(self._registers(readout))
-        watch = runner._watch  # a running watch owns the camera: take its last reading
+        watch = runner.display_watch  # a running watch owns the camera: take its last reading
         if twin_powered and "display" in drivers and (not quiet or watch is not None):
             try:
                 reading = (watch.readings[-1][1] if watch is not None and watch.readings
