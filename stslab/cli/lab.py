@@ -56,7 +56,6 @@ def export(
     from stslab.bench import BenchError, check_bench, load_bench
     from stslab.lab.coordinator import Coordinator, LabError, coordinator_address
     from stslab.lab.hold import parse_filters
-    from stslab.lab.local import labgrid_tool
     from stslab.lab.place import (
         PlaceError,
         exporter_config,
@@ -100,8 +99,9 @@ def export(
         raise _lab_error("--coordinator", exc) from None
     console.print(f"place {place} on {address}: {len(config[place]) - 1} resources, tags "
                   + " ".join(f"{k}={v}" for k, v in tags.items()))  # fmt: skip
-    argv = [labgrid_tool("labgrid-exporter"), "-c", address, "-n", place, "--hostname", host,
-            str(config_file)]  # fmt: skip
+    # labgrid's exporter, its serial ports ready as soon as ser2net listens (stslab.lab.exporter)
+    argv = [sys.executable, "-m", "stslab.lab.exporter", "-c", address, "-n", place,
+            "--hostname", host, str(config_file)]  # fmt: skip
     child = subprocess.Popen(argv)
     # Stopping this command stops the exporter (which stops its ser2net).
     for sig in (signal.SIGTERM, signal.SIGINT):
