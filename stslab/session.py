@@ -212,7 +212,7 @@ def plan_shards(
     for name, kind in zip(names, kinds, strict=True):
         sample = job.samples.get(name)
         serial = sample.serial if sample else None
-        if serial is None and len(names) > 1:
+        if serial is None and len(names) > 1 and not _simlab_place(kind):
             if not is_simlab(kind):
                 raise CampaignError(f"{config.job or 'the job'}: samples: names no sample "
                                     f"for bench {name!r} (several real benches need one "
@@ -230,6 +230,18 @@ def plan_shards(
         raise CampaignError(f"{config.job}: samples: no bench named {', '.join(unknown)} in "
                             f"this run (benches: {', '.join(names)})")  # fmt: skip
     return shards
+
+
+def _simlab_place(bench: str) -> bool:
+    """A bench file built from a labgrid place that a SimLab bench publishes: its meter plays
+    the profile's serial whatever the job says, with a ledger of its own (the place's)."""
+    if is_simlab(bench):
+        return False
+    try:
+        loaded = load_bench(bench)
+    except BenchError:
+        return False
+    return loaded.simulated and loaded.place is not None
 
 
 def start_run(config: CampaignConfig, shards: list[Shard], scenarios: list[str]) -> RunInfo:
@@ -501,8 +513,11 @@ class Campaign:
     def _open_ledger(self) -> None:
         cfg = self.config
         simlab = is_simlab(cfg.bench)
-        home = os.environ.get("STSLAB_LEDGER") or Path.home() / ".stslab/ledger"
-        directory = cfg.ledger_dir or (self.run.directory / "ledger" if simlab else Path(home))
+        home = Path(os.environ.get("STSLAB_LEDGER") or Path.home() / ".stslab/ledger")
+        place = self.bench.place
+        if place is not None and self.bench.simulated:
+            home = home / "places" / place.name  # every SimLab place's meter plays one serial
+        directory = cfg.ledger_dir or (self.run.directory / "ledger" if simlab else home)
         path = ledger_path(directory, self.profile.meter.serial)
         ledger = load_ledger(path)
         if ledger is None:

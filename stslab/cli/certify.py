@@ -68,7 +68,12 @@ def certify(
     ] = None,
     benches: Annotated[
         int | None,
-        typer.Option("--benches", "-n", help="Benches at once (SimLab: N simulated samples)."),
+        typer.Option(
+            "--benches",
+            "-n",
+            help="Benches at once (SimLab: N simulated samples; with --reserve: up to N "
+            "matching places, as many as are free once the first is).",
+        ),
     ] = None,
     dut: Annotated[
         str | None, typer.Option(help="DUT (meter) profile: a file or a built-in name.")
@@ -118,41 +123,45 @@ def certify(
     ] = None,
 ) -> None:
     """Run the scenario pack against the meter and leave a journal and a record."""
-    from stslab.session import DEFAULT_PACK, CampaignConfig, is_simlab
-
     if mode not in ("pre-submission", "accredited"):
         raise ArgumentError("--mode", f"{mode!r} is not pre-submission or accredited")
     on_place = place is not None or bool(reserve)
-    if on_place and (bench or benches not in (None, 1)):
+    if on_place and bench:
         raise ArgumentError("--place", "a campaign on a place takes its bench from the place "
-                            "(no --bench or --benches)")  # fmt: skip
-    bench = list(bench or (["virtual"] if on_place else ["sim"]))
+                            "(no --bench)")  # fmt: skip
+    if place is not None and not reserve and benches not in (None, 1):
+        raise ArgumentError("--benches", "--place names one bench; to run on up to N matching "
+                            "places give --reserve KEY=VALUE --benches N")  # fmt: skip
     if benches is not None and benches < 1:
         raise ArgumentError("--benches", "must be at least 1")
-    if len(bench) > 1 and any(is_simlab(b) for b in bench):
-        raise ArgumentError("--bench", "SimLab and bench files do not mix; for several "
-                            "SimLab benches give --benches N")  # fmt: skip
-    if len(bench) > 1 and benches not in (None, len(bench)):
-        raise ArgumentError("--benches", f"{benches} benches, but {len(bench)} bench files")
-    count = len(bench) if len(bench) > 1 else benches or 1
-    if resume is not None:
-        pack_of_run, count = _resume_plan(resume)
-        from stslab.atomic import remove_scratch
-
-        remove_scratch(resume)  # half-made files of the killed process (none was renamed in)
-        if count == 0:  # every bench finished; the process died before its report
-            console = Console(file=sys.stdout)
-            _conclude(console, _record_of_finished_run(resume), resume, no_report)
-        pack = pack or pack_of_run
-    pack_dir = (pack or DEFAULT_PACK).resolve()
-    if not (pack_dir / "manifest.yaml").exists():
-        raise ArgumentError("--pack", f"{pack_dir} has no manifest.yaml")
     hold = None
-    if on_place:  # taken in the background while the inputs are checked
+    if on_place:  # taken in the background (labgrid's import, the coordinator's answers)
         from stslab.cli.lab import hold_for
 
-        hold = hold_for(place, reserve or [], coordinator, mode, Console(file=sys.stdout))
-    try:
+        hold = hold_for(place, reserve or [], coordinator, mode, Console(file=sys.stdout),
+                        benches=1 if resume is not None else benches or 1)  # fmt: skip
+    try:  # while the inputs are checked; bad input leaves the places as they were
+        from stslab.session import DEFAULT_PACK, CampaignConfig, is_simlab
+
+        bench = list(bench or (["virtual"] if on_place else ["sim"]))
+        if len(bench) > 1 and any(is_simlab(b) for b in bench):
+            raise ArgumentError("--bench", "SimLab and bench files do not mix; for several "
+                                "SimLab benches give --benches N")  # fmt: skip
+        if len(bench) > 1 and benches not in (None, len(bench)):
+            raise ArgumentError("--benches", f"{benches} benches, but {len(bench)} bench files")
+        count = len(bench) if len(bench) > 1 else benches or 1
+        if resume is not None:
+            pack_of_run, count = _resume_plan(resume)
+            from stslab.atomic import remove_scratch
+
+            remove_scratch(resume)  # half-made files of the killed process (none renamed in)
+            if count == 0:  # every bench finished; the process died before its report
+                console = Console(file=sys.stdout)
+                _conclude(console, _record_of_finished_run(resume), resume, no_report)
+            pack = pack or pack_of_run
+        pack_dir = (pack or DEFAULT_PACK).resolve()
+        if not (pack_dir / "manifest.yaml").exists():
+            raise ArgumentError("--pack", f"{pack_dir} has no manifest.yaml")
         check_defects(defect)
         check_model(model)
         if resume is None:  # a resumed run checks the inputs its journal names when it opens
@@ -167,7 +176,7 @@ def certify(
                     check_bench_free(b)
     except BaseException:
         if hold is not None:
-            hold.release()  # bad input leaves the place as it was
+            hold.release()
         raise
     # The console is bound to this stdout: pytest captures sys.stdout while tests run.
     console = Console(file=sys.stdout)
@@ -175,8 +184,10 @@ def certify(
     if hold is not None:
         from stslab.cli.lab import take_place
 
-        bench_file, guard = take_place(hold, out, resume)
-        bench, plugins = [str(bench_file)], [guard]
+        bench_files, guard = take_place(hold, out, resume)
+        bench, plugins = [str(f) for f in bench_files], [guard]
+        if resume is None:
+            count = len(bench)  # one bench per place taken
     # Our own configuration only: the progress display replaces pytest's terminal output.
     # labgrid's own pytest plugin (installed with the lab extra) needs pytest's terminal.
     args = [str(pack_dir), "-c", os.devnull, "-p", "no:cacheprovider", "-p", "no:terminal",
@@ -206,7 +217,7 @@ def certify(
     finally:
         if hold is not None:
             hold.release()
-            console.print(f"released place {hold.place}")
+            console.print(f"released place {', '.join(hold.places)}")
     record = progress.record
     if record is None:
         error = getattr(progress.config, "_stslab_error", None)

@@ -3,7 +3,6 @@ and the place side of ``stslab certify --place/--reserve``."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -214,10 +213,16 @@ def lab_down(directory: LabDir = DEFAULT_DIR) -> None:
 
 
 def hold_for(
-    place: str | None, reserve: list[str], coordinator: str | None, mode: str, console: Console
+    place: str | None,
+    reserve: list[str],
+    coordinator: str | None,
+    mode: str,
+    console: Console,
+    benches: int = 1,
 ) -> Any:
-    """The place hold for ``certify --place/--reserve``, already being taken in the
-    background (the caller releases it if it gives up)."""
+    """The place hold for ``certify --place/--reserve`` (with ``--reserve``, up to
+    ``benches`` places), already being taken in the background (the caller releases it if
+    it gives up)."""
     from stslab.lab.coordinator import LabError, coordinator_address
     from stslab.lab.hold import PlaceHold, parse_filters
 
@@ -228,46 +233,49 @@ def hold_for(
     except LabError as exc:
         raise ArgumentError("--reserve", str(exc)) from None
     hold = PlaceHold(coordinator_address(coordinator), place=place, filters=filters,
-                     accredited=mode == "accredited", say=console.print)  # fmt: skip
+                     accredited=mode == "accredited", say=console.print,
+                     benches=benches if filters else 1)  # fmt: skip
     return hold.acquire_early()
 
 
-def take_place(hold: Any, out: Path, resume: Path | None) -> tuple[Path, Any]:
-    """Acquire the place (or wait for a reservation), write its bench file and return it with
-    the pytest plugin that guards the place while the run goes on. A resumed run's bench file
-    is rewritten where the run's plan names it. On any error the hold lets go."""
+def take_place(hold: Any, out: Path, resume: Path | None) -> tuple[list[Path], Any]:
+    """Acquire the places (or wait for a reservation), write a bench file for each and return
+    them with the pytest plugin that guards the places while the run goes on. A resumed run's
+    bench file is rewritten where the run's plan names it for that place. On any error the
+    hold lets go."""
+    from instruments.base import load_builtin_drivers
     from stslab.lab.campaign import PlaceGuard
     from stslab.lab.coordinator import LabError
 
-    bench_file = None
+    plan = None
     if resume is not None:
         from stslab.run import RunError, RunPlan
 
         try:
-            bench_file = Path(RunPlan.read(resume).config["bench"])
-        except (RunError, KeyError) as exc:
+            plan = RunPlan.read(resume)
+        except RunError as exc:
             hold.release()
             raise ArgumentError("--resume", str(exc)) from None
+    # The bench files name drivers: load them while the coordinator answers.
+    load_builtin_drivers()
     try:
         hold.acquire()
-        assert hold.place is not None
-        bench_file = bench_file or out / "places" / f"{hold.place}.yaml"
-        hold.write_bench_file(bench_file)
+        files = []
+        for name in hold.places:
+            path = out / "places" / f"{name}.yaml"
+            if plan is not None:  # the bench file the run's plan names for this place
+                shard = [s.bench for s in plan.shards if s.name == name]
+                path = Path(shard[0] if shard else plan.shards[0].bench)
+            files.append(hold.write_bench_file(path, name))
     except LabError as exc:
         hold.release()
         raise ArgumentError("--reserve" if hold.filters else "--place", str(exc)) from None
     except BaseException:
         hold.release()
         raise
-    from stslab.bench import load_bench
-
-    if load_bench(bench_file).simulated:
-        # Every SimLab meter plays the same serial: one ledger per place's meter.
-        base = Path(os.environ.get("STSLAB_LEDGER") or Path.home() / ".stslab" / "ledger")
-        os.environ["STSLAB_LEDGER"] = str(base / "places" / hold.place)
-    # SIGTERM ends the run like Ctrl-C, so the place is released on the way out.
+    # SIGTERM ends the run like Ctrl-C, so the places are released on the way out.
     signal.signal(signal.SIGTERM, _interrupt)
-    return bench_file, PlaceGuard(hold)
+    return files, PlaceGuard(hold)
 
 
 def _interrupt(_sig: int, _frame: Any) -> None:

@@ -45,7 +45,12 @@ class PlaceGuard:
 
     def _lost(self, why: str) -> None:
         if self.session is not None:
-            self.session.shouldstop = f"place {self.hold.place}: {why}"
+            why = f"place {self.hold.lost_place}: {why}"
+            self.session.shouldstop = why
+            # A run on several places: pytest-xdist's controller stops on its own flag.
+            dsession = self.session.config.pluginmanager.getplugin("dsession")
+            if dsession is not None:
+                dsession.shouldstop = why
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: Any) -> None:
@@ -63,8 +68,10 @@ class PlaceGuard:
         result = session.config.stash[RESULTS_KEY].get(self.scenario)
         rerun = self.scenario if result is None or result.outcome is Outcome.ERROR else None
         note = f"{self.hold.lost}; the campaign stopped (resume it on the place)"
+        place = self.hold.lost_place or self.hold.place
         campaign.journal.append("place_lost", {
-            "place": self.hold.place, "exporter": self.hold.exporter, "host": self.hold.host,
+            "place": place, "exporter": self.hold.exporters.get(place or ""),
+            "host": self.hold.hosts.get(place or ""),
             "during": self.scenario, "rerun": rerun,
             "at": datetime.now(UTC).isoformat(timespec="seconds"), "note": note})  # fmt: skip
         campaign.close()

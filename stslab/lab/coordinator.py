@@ -269,12 +269,14 @@ class Coordinator:
 
     # -- reservations ---------------------------------------------------------------------------
 
-    def reserve(self, filters: dict[str, str]) -> str:
+    def reserve(self, filters: dict[str, str]) -> ReservationView:
+        """A reservation for one place matching ``filters``, as the coordinator's scheduler
+        left it (allocated at once when such a place is free and nobody older waits)."""
         from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
 
         req = pb.CreateReservationRequest(filters={"main": pb.Reservation.Filter(filter=filters)})
         response = self._call(lambda: self._request("CreateReservation", req))
-        return response.reservation.token
+        return _reservation(response.reservation)
 
     def poll(self, token: str) -> ReservationView:
         """The reservation's state (polling keeps a waiting reservation alive)."""

@@ -75,7 +75,8 @@ def _serial_export_class() -> type:
         """A serial port served by ser2net, ready when ser2net listens on its port."""
 
         def _start(self, start_params: dict) -> None:
-            if ser2net_version(self.ser2net_bin) < (4, 2) or not any(t.exists() for t in TCP_TABLES):
+            tables = any(t.exists() for t in TCP_TABLES)
+            if ser2net_version(self.ser2net_bin) < (4, 2) or not tables:
                 return super()._start(start_params)  # old ser2net, or no socket table
             assert self.local.avail and self.child is None
             device = start_params["path"]

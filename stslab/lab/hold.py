@@ -1,6 +1,14 @@
-"""A campaign's hold on a place: acquired (or reserved, then acquired) for the campaign,
-its lease renewed and its exporter watched while it runs, released at the end whatever
+"""A campaign's hold on its places: acquired (or reserved, then acquired) for the campaign,
+their leases renewed and their exporters watched while it runs, released at the end whatever
 happens.
+
+A reserved campaign may take several matching places (one bench each, ``--benches N``): it
+waits its turn for the first in labgrid's queue, then takes the other matching places that
+are free at that moment, each through a reservation of its own naming it. labgrid's
+coordinator allocates one place per reservation (reservations of several filter groups are
+not implemented in labgrid 26), and its scheduler hands a free place to the oldest waiting
+reservation first: a place another campaign waits for is allocated to that campaign, never
+taken from it.
 """
 
 from __future__ import annotations
@@ -37,28 +45,51 @@ class PlaceHold:
 
     def __init__(self, address: str, *, place: str | None = None,
                  filters: dict[str, str] | None = None, accredited: bool = False,
-                 say: Callable[[str], None] = print, ready_s: float = 15.0) -> None:  # fmt: skip
+                 say: Callable[[str], None] = print, ready_s: float = 15.0,
+                 benches: int = 1) -> None:  # fmt: skip
         if (place is None) == (filters is None):
             raise ValueError("give a place or filters")
+        if benches < 1 or (place is not None and benches != 1):
+            raise ValueError("a named place is one bench; reserve up to N places with filters")
         self.address = address
         self.wanted = place
         self.filters = filters
+        self.benches = benches
         self.accredited = accredited
         self.say = say
         self.ready_s = ready_s
         self.coordinator: Coordinator | None = None
-        self.place: str | None = None
-        self.token: str | None = None
-        self.exporter: str | None = None
-        self.host: str | None = None
+        #: The places held, the first one first (the one the queue gave or the one named).
+        self.places: list[str] = []
+        #: Their reservations (one per place), and each place's exporter and its host.
+        self.tokens: list[str] = []
+        self.exporters: dict[str, str] = {}
+        self.hosts: dict[str, str] = {}
+        self._views: dict[str, PlaceView] = {}
         self.lost: str | None = None
+        self.lost_place: str | None = None
         self.on_lost: Callable[[str], None] | None = None
-        self._acquired = False
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
         self._who = who_am_i()
         self._early: threading.Thread | None = None
         self._early_error: BaseException | None = None
+
+    @property
+    def place(self) -> str | None:
+        return self.places[0] if self.places else None
+
+    @property
+    def token(self) -> str | None:
+        return self.tokens[0] if self.tokens else None
+
+    @property
+    def exporter(self) -> str | None:
+        return self.exporters.get(self.place or "")
+
+    @property
+    def host(self) -> str | None:
+        return self.hosts.get(self.place or "")
 
     # -- taking the place -------------------------------------------------------------------
 
@@ -89,36 +120,53 @@ class PlaceHold:
     def _take(self) -> PlaceHold:
         self.coordinator = Coordinator(self.address)
         try:
-            name = self.wanted if self.filters is None else self._wait_for_allocation()
-            view = self.coordinator.place(name)
-            self._gate(view)
-            self.coordinator.acquire(name)
-            self.place = name
-            self._acquired = True
-            self._view = self._wait_ready()
-            self.exporter = next(iter(self._view.exporters))
-            self.host = self._host(self._view)
+            if self.filters is None:
+                assert self.wanted is not None
+                names = [self.wanted]
+                self._gate(self.coordinator.place(self.wanted))
+            else:
+                names = [self._wait_for_allocation()]
+                self._gate(self.coordinator.place(names[0]))
+                names += self._more_places(names[0])
+            for name in names:
+                try:
+                    self.coordinator.acquire(name)
+                except LabError as exc:
+                    if name == names[0]:
+                        raise
+                    # taken meanwhile by a campaign that named it (--place)
+                    self.coordinator.cancel(self.tokens.pop(len(self.places)))
+                    self.say(f"not taking place {name}: {exc}")
+                    continue
+                self.places.append(name)
+            self._wait_ready()
+            for name in self.places:
+                view = self._views[name]
+                self.exporters[name] = next(iter(view.exporters))
+                self.hosts[name] = self._host(view)
         except BaseException:
             self.release()
             raise
         self._watch = threading.Thread(target=self._guard, name="place-lease", daemon=True)
         self._watch.start()
-        self.say(f"acquired place {name} (exporter {self.exporter} on {self.host})")
+        for name in self.places:
+            self.say(f"acquired place {name} (exporter {self.exporters[name]} on "
+                     f"{self.hosts[name]})")  # fmt: skip
         return self
 
     def _wait_for_allocation(self) -> str:
         assert self.coordinator is not None and self.filters is not None
-        self.token = self.coordinator.reserve(self.filters)
+        res = self.coordinator.reserve(self.filters)
+        self.tokens.append(res.token)
         wanted = " ".join(f"{k}={v}" for k, v in self.filters.items())
         shown = None
         while True:
             if self._stop.is_set():
-                raise LabError(f"reservation {self.token} for {wanted} cancelled")
-            res = self.coordinator.poll(self.token)
+                raise LabError(f"reservation {res.token} for {wanted} cancelled")
             if res.state in ("allocated", "acquired") and res.allocated:
                 return res.allocated[0]
             if res.state in ("invalid", "expired"):
-                raise LabError(f"reservation {self.token} for {wanted} is {res.state}")
+                raise LabError(f"reservation {res.token} for {wanted} is {res.state}")
             self.coordinator.sweep_stale()  # a place whose holder died frees itself here
             ahead = sum(1 for r in self.coordinator.reservations()
                         if r.state == "waiting" and r.created < res.created)  # fmt: skip
@@ -127,6 +175,34 @@ class PlaceHold:
                 self.say(text)
                 shown = text
             self._stop.wait(1.0)
+            res = self.coordinator.poll(res.token)
+
+    def _more_places(self, first: str) -> list[str]:
+        """Up to ``benches - 1`` more places matching the filters that are free now, each
+        reserved by name (labgrid's scheduler gives a free place to an older waiting
+        reservation first, so a place somebody waits for stays theirs)."""
+        assert self.coordinator is not None and self.filters is not None
+        taken: list[str] = []
+        for view in sorted(self.coordinator.places().values(), key=lambda v: v.name):
+            if len(taken) == self.benches - 1:
+                break
+            if view.name == first or view.acquired or view.reservation:
+                continue
+            if not matches(view, self.filters) or not published(view):
+                continue
+            res = self.coordinator.reserve({**self.filters, "name": view.name})
+            if res.state != "allocated" or res.allocated != [view.name]:
+                self.coordinator.cancel(res.token)  # somebody else's turn came first
+                continue
+            try:
+                self._gate(view)
+            except LabError as exc:
+                self.coordinator.cancel(res.token)
+                self.say(f"not taking place {view.name}: {exc}")
+                continue
+            self.tokens.append(res.token)
+            taken.append(view.name)
+        return taken
 
     def _gate(self, view: PlaceView) -> None:
         """Refuse, before anything is acquired, a place that publishes no bench, and in
@@ -145,23 +221,25 @@ class PlaceHold:
                 raise LabError(f"accredited mode refuses place {view.name}: "
                                + "; ".join(problems))  # fmt: skip
 
-    def _wait_ready(self) -> PlaceView:
-        """The place once every serial port has its ser2net port (started on acquire)."""
+    def _wait_ready(self) -> None:
+        """The places once every serial port has its ser2net port (started on acquire)."""
         assert self.coordinator is not None
         deadline = time.monotonic() + self.ready_s
         while True:
-            view = self.coordinator.place(self.place or "")
+            views = self.coordinator.places()
             pending = [
-                n
-                for n, (_e, cls, params, avail) in view.resources.items()
+                f"{name}/{n}"
+                for name in self.places
+                for n, (_e, cls, params, avail) in views[name].resources.items()
                 if cls == "NetworkSerialPort" and not (avail and params.get("port"))
             ]
             if not pending:
-                return view
+                self._views = {name: views[name] for name in self.places}
+                return
             if time.monotonic() > deadline:
-                raise LabError(f"place {view.name}: {', '.join(sorted(pending))}: the exporter "
-                               f"did not start ser2net within {self.ready_s:g} s")  # fmt: skip
-            time.sleep(0.1)
+                raise LabError(f"{', '.join(sorted(pending))}: the exporter did not start "
+                               f"ser2net within {self.ready_s:g} s")  # fmt: skip
+            time.sleep(0.02)
 
     @staticmethod
     def _host(view: PlaceView) -> str:
@@ -178,59 +256,69 @@ class PlaceHold:
 
     # -- the bench ------------------------------------------------------------------------------
 
-    def bench_document(self, directory: Path) -> dict[str, Any]:
-        """The bench file (as data) for the acquired place, with the place it came from."""
-        assert self.place is not None and self.exporter is not None
-        resources = {n: (cls, params) for n, (_e, cls, params, _a) in self._view.resources.items()}
+    def bench_document(self, directory: Path, place: str | None = None) -> dict[str, Any]:
+        """The bench file (as data) for an acquired place (default: the first), with the
+        place it came from."""
+        name = place or self.place
+        assert name is not None and name in self._views
+        view = self._views[name]
+        resources = {n: (cls, params) for n, (_e, cls, params, _a) in view.resources.items()}
         try:
-            document = bench_from_place(self.place, resources, directory)
+            document = bench_from_place(name, resources, directory)
         except PlaceError as exc:
             raise LabError(str(exc)) from None
-        document["name"] = self.place
-        document["place"] = {"name": self.place, "coordinator": self.address,
-                             "exporter": self.exporter, "host": self.host or "?",
-                             "reservation": self.token}  # fmt: skip
+        document["name"] = name
+        token = self.tokens[self.places.index(name)] if self.filters is not None else None
+        document["place"] = {"name": name, "coordinator": self.address,
+                             "exporter": self.exporters[name], "host": self.hosts[name],
+                             "reservation": token}  # fmt: skip
         return document
 
-    def write_bench_file(self, path: Path) -> Path:
+    def write_bench_file(self, path: Path, place: str | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = yaml.safe_dump(self.bench_document(path.parent), sort_keys=False)
-        path.write_text(f"# Written by stslab certify from labgrid place {self.place}.\n{text}")
+        text = yaml.safe_dump(self.bench_document(path.parent, place), sort_keys=False)
+        path.write_text(f"# Written by stslab certify from labgrid place {place or self.place}."
+                        f"\n{text}")  # fmt: skip
         return path
 
     # -- while the campaign runs ------------------------------------------------------------------
 
     def _guard(self) -> None:
-        """Renew the lease; notice the exporter going away (or the coordinator)."""
-        assert self.coordinator is not None and self.place is not None
+        """Renew the leases; notice an exporter going away (or the coordinator)."""
+        assert self.coordinator is not None and self.places
         renewed = -LEASE_S  # the lease starts at once, while the campaign opens
         while self.check() is None:
             if time.monotonic() - renewed > LEASE_S / 3:
-                try:
-                    self.coordinator.renew(self.place, self._who)
-                except LabError as exc:
-                    self._lose(str(exc))
-                    return
+                for name in self.places:
+                    try:
+                        self.coordinator.renew(name, self._who)
+                    except LabError as exc:
+                        self._lose(name, str(exc))
+                        return
                 renewed = time.monotonic()
             if self._stop.wait(POLL_S):
                 return
 
     def check(self) -> str | None:
-        """Why the place is lost (its exporter or the coordinator gone), or None."""
-        if self.lost is not None or self.coordinator is None or self.place is None:
+        """Why a place is lost (its exporter or the coordinator gone), or None."""
+        if self.lost is not None or self.coordinator is None or not self._views:
             return self.lost
         try:
             if not self.coordinator.connected:
-                self._lose(f"the coordinator {self.address} went away")
+                self._lose(self.places[0], f"the coordinator {self.address} went away")
                 return self.lost
-            view = self.coordinator.place(self.place)
+            views = self.coordinator.places()
         except LabError as exc:
-            self._lose(str(exc))
+            self._lose(self.places[0], str(exc))
             return self.lost
-        gone = sorted(set(self._view.resources) - {n for n, r in view.resources.items() if r[3]})
-        if gone:
-            self._lose(f"exporter {self.exporter} on {self.host} disappeared "
-                       f"({', '.join(gone)} gone)")  # fmt: skip
+        for name in self.places:
+            now = views.get(name)
+            up = {n for n, r in now.resources.items() if r[3]} if now is not None else set()
+            gone = sorted(set(self._views[name].resources) - up)
+            if gone:
+                self._lose(name, f"exporter {self.exporters[name]} on {self.hosts[name]} "
+                           f"disappeared ({', '.join(gone)} gone)")  # fmt: skip
+                break
         return self.lost
 
     def confirm_lost(self, within_s: float) -> str | None:
@@ -241,17 +329,18 @@ class PlaceHold:
             time.sleep(0.1)
         return self.lost
 
-    def _lose(self, why: str) -> None:
+    def _lose(self, place: str, why: str) -> None:
         if self.lost is not None:
             return
         self.lost = why
+        self.lost_place = place
         if self.on_lost is not None:
             self.on_lost(why)
 
     # -- letting go -----------------------------------------------------------------------------
 
     def release(self) -> None:
-        """Release the place and cancel the reservation; safe to call more than once."""
+        """Release the places and cancel the reservations; safe to call more than once."""
         self._stop.set()
         if self._early is not None and self._early is not threading.current_thread():
             self._early.join()
@@ -261,16 +350,15 @@ class PlaceHold:
         if coordinator is None:
             return
         try:
-            if self._acquired and self.place is not None and coordinator.connected:
+            for name in self.places if coordinator.connected else ():
                 try:
-                    coordinator.release(self.place, fromuser=coordinator.user)
+                    coordinator.release(name, fromuser=coordinator.user)
                 except LabError as exc:
-                    self.say(f"could not release place {self.place}: {exc}")
-            if self.token is not None and coordinator.connected:
-                coordinator.cancel(self.token)
+                    self.say(f"could not release place {name}: {exc}")
+            for token in self.tokens if coordinator.connected else ():
+                coordinator.cancel(token)
         finally:
-            self._acquired = False
-            self.token = None
+            self.tokens = []
             coordinator.close()
             self.coordinator = None
 
@@ -279,3 +367,15 @@ class PlaceHold:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def matches(view: PlaceView, filters: dict[str, str]) -> bool:
+    """Whether a place's tags (and its name, as ``name``) match a reservation's filters, as
+    labgrid's scheduler matches them."""
+    tags = {**view.tags, "name": view.name}
+    return all(tags.get(k) == v for k, v in filters.items())
+
+
+def published(view: PlaceView) -> bool:
+    """Whether an exporter publishes the place's bench and every resource is available."""
+    return BENCH_RESOURCE in view.resources and all(r[3] for r in view.resources.values())
