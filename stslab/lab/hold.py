@@ -174,8 +174,18 @@ class PlaceHold:
             if text != shown:
                 self.say(text)
                 shown = text
-            self._stop.wait(1.0)
+            self._await_allocation(res.token, 1.0)
             res = self.coordinator.poll(res.token)
+
+    def _await_allocation(self, token: str, within_s: float) -> None:
+        """Wait up to ``within_s`` for the coordinator to tell (it pushes place updates to
+        every client) that a place is allocated to ``token``, so the queue moves on as soon
+        as a place is released, not at the next poll."""
+        assert self.coordinator is not None
+        deadline = time.monotonic() + within_s
+        while not self._stop.wait(0.05) and time.monotonic() < deadline:
+            if any(v.reservation == token for v in self.coordinator.places().values()):
+                return
 
     def _more_places(self, first: str) -> list[str]:
         """Up to ``benches - 1`` more places matching the filters that are free now, each
