@@ -45,12 +45,7 @@ class PlaceGuard:
 
     def _lost(self, why: str) -> None:
         if self.session is not None:
-            why = f"place {self.hold.lost_place}: {why}"
-            self.session.shouldstop = why
-            # A run on several places: pytest-xdist's controller stops on its own flag.
-            dsession = self.session.config.pluginmanager.getplugin("dsession")
-            if dsession is not None:
-                dsession.shouldstop = why
+            self.session.shouldstop = f"place {self.hold.lost_place}: {why}"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: Any) -> None:

@@ -269,14 +269,34 @@ class Coordinator:
 
     # -- reservations ---------------------------------------------------------------------------
 
-    def reserve(self, filters: dict[str, str]) -> ReservationView:
-        """A reservation for one place matching ``filters``, as the coordinator's scheduler
-        left it (allocated at once when such a place is free and nobody older waits)."""
+    def reserve(self, filters: dict[str, str], count: int = 1) -> list[ReservationView]:
+        """``count`` reservations of one place each matching ``filters``, asked for at once so
+        that they queue together, as the coordinator's scheduler left them (allocated at
+        once when places are free and nobody older waits)."""
+        import grpc
         from labgrid.remote.generated import labgrid_coordinator_pb2 as pb
 
         req = pb.CreateReservationRequest(filters={"main": pb.Reservation.Filter(filter=filters)})
-        response = self._call(lambda: self._request("CreateReservation", req))
-        return _reservation(response.reservation)
+
+        async def create() -> list[Any]:
+            if self.session.stopping.is_set():
+                raise LabError(f"coordinator {self.address}: the connection is lost")
+            calls = [self.session.stub.CreateReservation(req) for _ in range(count)]
+            answers = await asyncio.gather(*calls, return_exceptions=True)
+            made = [a.reservation for a in answers if not isinstance(a, BaseException)]
+            failed = [a for a in answers if isinstance(a, BaseException)]
+            if failed:  # the same request for each: none is kept when one is refused
+                for res in made:
+                    cancel = pb.CancelReservationRequest(token=res.token)
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        await self.session.stub.CancelReservation(cancel)
+                error = failed[0]
+                raise LabError(error.details() if isinstance(error, grpc.aio.AioRpcError)
+                               else str(error)) from None  # fmt: skip
+            await self.session.sync_with_coordinator()
+            return made
+
+        return [_reservation(r) for r in self._call(create)]
 
     def poll(self, token: str) -> ReservationView:
         """The reservation's state (polling keeps a waiting reservation alive)."""

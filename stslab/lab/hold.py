@@ -125,9 +125,14 @@ class PlaceHold:
                 names = [self.wanted]
                 self._gate(self.coordinator.place(self.wanted))
             else:
-                names = [self._wait_for_allocation()]
+                names = self._wait_for_allocation()
                 self._gate(self.coordinator.place(names[0]))
-                names += self._more_places(names[0])
+                usable = [k == 0 or self._may_take(n) for k, n in enumerate(names)]
+                for token, ok in zip(self.tokens, usable, strict=True):
+                    if not ok:
+                        self.coordinator.cancel(token)
+                names = [n for n, ok in zip(names, usable, strict=True) if ok]
+                self.tokens = [t for t, ok in zip(self.tokens, usable, strict=True) if ok]
             for name in names:
                 try:
                     self.coordinator.acquire(name)
@@ -154,65 +159,68 @@ class PlaceHold:
                      f"{self.hosts[name]})")  # fmt: skip
         return self
 
-    def _wait_for_allocation(self) -> str:
+    def _wait_for_allocation(self) -> list[str]:
+        """Reserve ``benches`` places matching the filters (one labgrid reservation each,
+        asked for together so that they queue together) and wait until one is allocated;
+        the places allocated by then are taken (the first reservation's first), the
+        reservations still waiting are cancelled. Returns the places, ``tokens`` their
+        reservations."""
         assert self.coordinator is not None and self.filters is not None
-        res = self.coordinator.reserve(self.filters)
-        self.tokens.append(res.token)
+        views = self.coordinator.reserve(self.filters, self.benches)
+        self.tokens = [r.token for r in views]
+        first = views[0]
         wanted = " ".join(f"{k}={v}" for k, v in self.filters.items())
         shown = None
         while True:
             if self._stop.is_set():
-                raise LabError(f"reservation {res.token} for {wanted} cancelled")
-            if res.state in ("allocated", "acquired") and res.allocated:
-                return res.allocated[0]
-            if res.state in ("invalid", "expired"):
-                raise LabError(f"reservation {res.token} for {wanted} is {res.state}")
+                raise LabError(f"reservation {first.token} for {wanted} cancelled")
+            if any(r.state in ("allocated", "acquired") and r.allocated for r in views):
+                break
+            if first.state in ("invalid", "expired"):
+                raise LabError(f"reservation {first.token} for {wanted} is {first.state}")
             self.coordinator.sweep_stale()  # a place whose holder died frees itself here
             ahead = sum(1 for r in self.coordinator.reservations()
-                        if r.state == "waiting" and r.created < res.created)  # fmt: skip
-            text = f"waiting for a free place with {wanted} ({ahead} campaign(s) ahead)"
+                        if r.state == "waiting" and r.created < first.created)  # fmt: skip
+            text = f"waiting for a free place with {wanted} ({ahead} reservation(s) ahead)"
             if text != shown:
                 self.say(text)
                 shown = text
-            self._await_allocation(res.token, 1.0)
-            res = self.coordinator.poll(res.token)
+            self._await_allocation(set(self.tokens), 1.0)
+            views = [self.coordinator.poll(t) for t in self.tokens]
+            first = views[0]
+        names, tokens = [], []
+        for r in views:
+            if r.state in ("allocated", "acquired") and r.allocated:
+                names.append(r.allocated[0])
+                tokens.append(r.token)
+            else:
+                self.coordinator.cancel(r.token)  # not free now: the next campaign's turn
+        self.tokens = tokens
+        return names
 
-    def _await_allocation(self, token: str, within_s: float) -> None:
+    def _await_allocation(self, tokens: set[str], within_s: float) -> None:
         """Wait up to ``within_s`` for the coordinator to tell (it pushes place updates to
-        every client) that a place is allocated to ``token``, so the queue moves on as soon
-        as a place is released, not at the next poll."""
+        every client) that a place is allocated to one of ``tokens``, so the queue moves on
+        as soon as a place is released, not at the next poll."""
         assert self.coordinator is not None
         deadline = time.monotonic() + within_s
         while not self._stop.wait(0.05) and time.monotonic() < deadline:
-            if any(v.reservation == token for v in self.coordinator.places().values()):
+            if any(v.reservation in tokens for v in self.coordinator.places().values()):
                 return
 
-    def _more_places(self, first: str) -> list[str]:
-        """Up to ``benches - 1`` more places matching the filters that are free now, each
-        reserved by name (labgrid's scheduler gives a free place to an older waiting
-        reservation first, so a place somebody waits for stays theirs)."""
-        assert self.coordinator is not None and self.filters is not None
-        taken: list[str] = []
-        for view in sorted(self.coordinator.places().values(), key=lambda v: v.name):
-            if len(taken) == self.benches - 1:
-                break
-            if view.name == first or view.acquired or view.reservation:
-                continue
-            if not matches(view, self.filters) or not published(view):
-                continue
-            res = self.coordinator.reserve({**self.filters, "name": view.name})
-            if res.state != "allocated" or res.allocated != [view.name]:
-                self.coordinator.cancel(res.token)  # somebody else's turn came first
-                continue
-            try:
-                self._gate(view)
-            except LabError as exc:
-                self.coordinator.cancel(res.token)
-                self.say(f"not taking place {view.name}: {exc}")
-                continue
-            self.tokens.append(res.token)
-            taken.append(view.name)
-        return taken
+    def _may_take(self, name: str) -> bool:
+        """Whether a further place allocated to the campaign is one it can use: its exporter
+        publishes its bench and every device, and the gate lets it through."""
+        assert self.coordinator is not None
+        view = self.coordinator.place(name)
+        try:
+            if not published(view):
+                raise LabError("its exporter publishes no bench, or a device is gone")
+            self._gate(view)
+        except LabError as exc:
+            self.say(f"not taking place {name}: {exc}")
+            return False
+        return True
 
     def _gate(self, view: PlaceView) -> None:
         """Refuse, before anything is acquired, a place that publishes no bench, and in

@@ -46,6 +46,8 @@ def test_export_of_a_bad_bench_file_names_file_line_and_key(tmp_path: Path, caps
         (["--reserve", "room"], "--reserve: 'room' is not KEY=VALUE"),
         (["--place", "a", "--reserve", "room=2"], "give --place or --reserve, not both"),
         (["--place", "a", "--bench", "sim"], "takes its bench from the place"),
+        (["--place", "a", "--benches", "2"], "--benches: --place names one bench"),
+        (["--reserve", "room=2", "--benches", "0"], "--benches: must be at least 1"),
     ],
 )
 def test_certify_on_a_place_refuses_bad_options(args, said, tmp_path: Path, capsys) -> None:

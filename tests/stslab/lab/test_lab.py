@@ -143,3 +143,39 @@ def test_a_stale_lock_is_released_and_accredited_mode_refuses_a_simlab_place(lab
     assert code == 2 and "--dut" in text
     with Coordinator(env["LG_COORDINATOR"]) as c:
         assert c.place("sim-2").acquired is None
+
+
+def test_a_reservation_takes_up_to_n_free_matching_places_one_bench_each(lab, tmp_path) -> None:
+    _directory, _state, env = lab
+    # sim-1 held by someone else: a campaign asking for two places runs on the free one.
+    with Coordinator(env["LG_COORDINATOR"]) as c:
+        c.acquire("sim-1")
+    try:
+        code, text = finish(certify(env, "--reserve", "simulated=yes", "--benches", "2",
+                                    *SELECT, "--out", str(tmp_path / "one")))  # fmt: skip
+    finally:
+        with Coordinator(env["LG_COORDINATOR"]) as c:
+            c.release("sim-1")
+    assert code == 0, text
+    record = json.loads((run_folder(tmp_path / "one") / "record.json").read_text())
+    assert [b["bench"]["place"]["name"] for b in record["benches"]] == ["sim-2"]
+
+    # Both free: one bench on each, every scenario run once, each place's meter its own ledger.
+    code, text = finish(certify(env, "--reserve", "simulated=yes", "--benches", "2", *SELECT,
+                                "--out", str(tmp_path / "two")))  # fmt: skip
+    assert code == 0, text
+    assert "acquired place sim-1" in text and "acquired place sim-2" in text
+    record = json.loads((run_folder(tmp_path / "two") / "record.json").read_text())
+    assert record["summary"]["verdict"] == "PASS"
+    places = {b["name"]: b["bench"]["place"] for b in record["benches"]}
+    assert sorted(places) == ["sim-1", "sim-2"]
+    assert all(p["name"] == name and p["exporter"] == name for name, p in places.items())
+    tokens = [p["reservation"] for p in places.values()]
+    assert all(tokens) and len(set(tokens)) == 2  # one labgrid reservation per place
+    ran = [s["bench"] for s in record["scenarios"] if s["outcome"] == "PASS"]
+    assert len(ran) == 3 and set(ran) <= {"sim-1", "sim-2"}
+    ledgers = Path(env["STSLAB_LEDGER"]) / "places"
+    assert all(list((ledgers / name).glob("*.json")) for name in places)
+    with Coordinator(env["LG_COORDINATOR"]) as c:
+        assert not any(p.acquired for p in c.places().values())  # both released
+        assert not c.reservations()
