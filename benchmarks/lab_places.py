@@ -29,6 +29,7 @@ cores shared with other work the two-place queue shares the CPU, which lowers th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -59,12 +60,25 @@ def certify(env: dict, out: Path, *args: str) -> subprocess.Popen:
 
 
 def queue_s(env: dict, work: Path, label: str, select: list[str], filt: str) -> float:
+    """Wall time of the queue; prints each campaign's places and its time after launch."""
     started = time.time()
     procs = [certify(env, work / f"{label}-{k}", "--reserve", filt, "--benches", "2", *select)
              for k in range(3)]  # fmt: skip
-    codes = [p.wait() for p in procs]
+    ended: dict[int, float] = {}
+    while len(ended) < len(procs):
+        for k, p in enumerate(procs):
+            if k not in ended and p.poll() is not None:
+                ended[k] = time.time() - started
+        time.sleep(0.1)
+    codes = [p.returncode for p in procs]
     if any(codes):
         raise SystemExit(f"a queued campaign ended with {codes}")
+    runs = []
+    for k, end in ended.items():
+        (record,) = (work / f"{label}-{k}").glob("*/record.json")
+        places = "+".join(b["name"] for b in json.loads(record.read_text())["benches"])
+        runs.append((end, places))
+    print(f"queue_{label}_runs=" + ",".join(f"{p}@{e:.0f}s" for e, p in sorted(runs)))
     return time.time() - started
 
 

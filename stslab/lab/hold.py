@@ -2,13 +2,13 @@
 their leases renewed and their exporters watched while it runs, released at the end whatever
 happens.
 
-A reserved campaign may take several matching places (one bench each, ``--benches N``): it
-waits its turn for the first in labgrid's queue, then takes the other matching places that
-are free at that moment, each through a reservation of its own naming it. labgrid's
-coordinator allocates one place per reservation (reservations of several filter groups are
-not implemented in labgrid 26), and its scheduler hands a free place to the oldest waiting
-reservation first: a place another campaign waits for is allocated to that campaign, never
-taken from it.
+A reserved campaign may take several matching places (one bench each, ``--benches N``).
+labgrid's coordinator allocates one place per reservation (reservations of several filter
+groups are not implemented in labgrid 26), so the campaign asks for N reservations at once,
+which queue together; when the first is allocated, it takes the places allocated to it by
+then and cancels the reservations still waiting. labgrid's scheduler hands a free place to
+the oldest waiting reservation first: a place another campaign waited for longer is that
+campaign's, never taken from it, and no campaign waits for more than one place.
 """
 
 from __future__ import annotations
