@@ -18,8 +18,8 @@ ser2net and one exporter per bench) and measures, each as a user would run it (a
   place each could only reach 1.5 (two campaign-times against three); a campaign that
   finds both places free runs on both, one bench each.
 
-The campaigns run ``--select`` (repeatable; default ``STS-TC-00 STS-AUTH STS-FMT``: 14
-scenarios, 11 of which run on SimLab's meter). A campaign of three scenarios
+The campaigns run ``--select`` (repeatable; default ``STS-TC-00 STS-AUTH STS-FMT``: 17
+scenarios, 14 of which run on SimLab's meter). A campaign of three scenarios
 (``--select STS-TC-00``) splits over two benches two to one at best, which caps what a
 second place can give it.
 ``load_before`` / ``load_after``: the one-minute load average, since on a machine with few
@@ -41,8 +41,8 @@ from pathlib import Path
 from stslab.journal import read_journal
 from stslab.lab.local import down, up
 
-#: Three credit transfers, six authentication and five format scenarios (14, 11 of which run
-#: on SimLab's meter): a campaign that splits over two benches in about equal halves.
+#: Credit transfer, authentication and format scenarios (17, 14 of which run on SimLab's
+#: meter): a campaign that splits over two benches in about equal halves.
 DEFAULT_SELECT = ["STS-TC-00", "STS-AUTH", "STS-FMT"]
 
 
