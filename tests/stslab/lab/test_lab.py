@@ -59,9 +59,11 @@ def run_folder(out: Path) -> Path:
     return folder
 
 
-def test_three_campaigns_queue_on_two_places(lab, tmp_path: Path) -> None:
+@pytest.mark.parametrize("benches", [1, 2])
+def test_three_campaigns_queue_on_two_places(lab, tmp_path: Path, benches: int) -> None:
     _directory, _state, env = lab
-    procs = [certify(env, "--reserve", "simulated=yes", *SELECT, "--out", str(tmp_path / f"r{k}"))
+    procs = [certify(env, "--reserve", "simulated=yes", "--benches", str(benches), *SELECT,
+                     "--out", str(tmp_path / f"r{k}"))
              for k in range(3)]  # fmt: skip
     results = [finish(p) for p in procs]
     for code, out in results:
@@ -70,10 +72,12 @@ def test_three_campaigns_queue_on_two_places(lab, tmp_path: Path) -> None:
     for k in range(3):
         record = json.loads((run_folder(tmp_path / f"r{k}") / "record.json").read_text())
         assert record["summary"]["verdict"] == "PASS"
-        place = record["bench"]["place"]
-        assert place["exporter"] == place["name"] and place["host"] == "127.0.0.1"
-        assert place["reservation"]
-        places.append(place["name"])
+        assert 1 <= len(record["benches"]) <= benches
+        for bench in record["benches"]:
+            place = bench["bench"]["place"]
+            assert place["exporter"] == place["name"] == bench["name"]
+            assert place["host"] == "127.0.0.1" and place["reservation"]
+            places.append(place["name"])
     assert sorted(set(places)) == ["sim-1", "sim-2"]
     waited = [out for _code, out in results if "waiting for a free place" in out]
     assert len(waited) >= 1  # two places, three campaigns: one waited its turn
