@@ -1126,7 +1126,22 @@ class Runner:
             before["credit"] = self.observe_credit(expect.credit.register_no)
         if expect is not None and expect.unchanged:
             before["readout"] = self._kept_registers(expect.unchanged)
+        if expect is not None and expect.energy is not None:
+            before["energy"] = self._energy_register()
         return before
+
+    def _energy_register(self, res: StepResult | None = None) -> Decimal:
+        """The meter's cumulative energy register (kWh), from the port's readout."""
+        if "port" not in self.bench.drivers:
+            raise StepFault("no way to read the energy register (the bench has no meter port)")
+        address = self.profile.port.registers.energy_kwh
+        reading = self.readout(res).get(address)
+        if reading is None:
+            raise StepFault(f"the readout has no energy register {address}")
+        try:
+            return Decimal(reading.value)
+        except InvalidOperation:
+            raise StepFault(f"energy register {address} reads {reading.value!r}") from None
 
     def _kept_registers(self, names: list[str]) -> dict[str, str]:
         """The readout values of the named declared registers (``credit``: every credit
@@ -1217,6 +1232,8 @@ class Runner:
                 res.checks.append(
                     self._numeric("credit", expected, after, after_budget, low, high, unit)
                 )
+        if expect.energy is not None:
+            self._judge_energy(expect, before, res)
         if expect.unchanged:
             was = before.get("readout", {})
             now = self._kept_registers(expect.unchanged)
@@ -1240,6 +1257,21 @@ class Runner:
                 res.checks.append(_check(f"readout {name}", want, seen, _same_value(want, seen)))
         if expect.annunciators is not None:
             self._judge_annunciators(expect, res)
+
+    def _judge_energy(self, expect: Expect, before: dict[str, Any], res: StepResult) -> None:
+        """The energy register's change across the step, with both readings' resolution."""
+        e = expect.energy
+        assert e is not None
+        was, now = before["energy"], self._energy_register(res)
+        res.observations["energy_before"], res.observations["energy_after"] = str(was), str(now)
+        parts = [_register_resolution(was, "the energy register before", "kWh"),
+                 _register_resolution(now, "the energy register after", "kWh")]  # fmt: skip
+        change = now - was
+        budget = gum.budget("energy change", "kWh", change, parts)
+        res.measurements["energy_change"] = budget.to_json()
+        low, high = e.change - e.tolerance, e.change + e.tolerance
+        res.checks.append(self._numeric("energy change", f"{e.change} ± {e.tolerance}", change,
+                                        budget, low, high, "kWh"))  # fmt: skip
 
     # -- class-1 test displays and annunciators -------------------------------------------------
 

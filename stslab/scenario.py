@@ -189,6 +189,14 @@ class CreditExpectation(_Model):
     tolerance: Decimal = Decimal("0.05")
 
 
+class EnergyExpectation(_Model):
+    """The change of the meter's cumulative energy register (kWh) across the step: the
+    energy it let through."""
+
+    change: Decimal
+    tolerance: Decimal = Field(default=Decimal("0.005"), ge=0)
+
+
 class RelayExpectation(_Model):
     state: Literal["open", "closed"]
     within_s: float = Field(default=5.0, gt=0)
@@ -272,6 +280,7 @@ class Expect(_Model):
     display: str | None = None  # a result name (via the vocabulary) or {text}
     display_text: str | None = None
     credit: CreditExpectation | None = None
+    energy: EnergyExpectation | None = None
     relay: RelayExpectation | None = None
     readout: dict[str, str | int] | None = None  # declared register name -> value
     #: Each listed key change section is answered as waiting for the rest, then Accept.

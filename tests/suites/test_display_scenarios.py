@@ -1,5 +1,6 @@
 """The scenarios of ``13-meter_display.yaml`` judge what the meter shows besides its result
-messages: each class-1 test's display, and the annunciators.
+messages: each class-1 test's display, and the annunciators; ``14-depletion.yaml`` the energy
+a meter lets through on its credit.
 
 Each runs on virtual time against a meter model with one display mistake (loaded as a lab
 loads its own model, ``module:Class``) and against the reference meter, on both built-in
@@ -103,3 +104,20 @@ def test_an_information_display_without_its_icons_fails() -> None:
 def test_a_credit_display_without_its_unit_icon_fails() -> None:
     got = failed_checks("NoUnitIconMeter", "default", "STS-DSP-105")
     assert set(got["STS-DSP-105"]) == {"annunciator kwh"}
+
+
+class LateAtZeroCreditMeter(SimMeter):
+    """Checks its credit only when something else wakes it: it never schedules the moment
+    the credit runs out, so it opens late."""
+
+    def _credit_rule(self, events: list[float]) -> None:
+        super()._credit_rule(scheduled := [])
+        events.extend(t for t in scheduled if t <= self.clock.now())
+
+
+@pytest.mark.parametrize("dut", BOTH)
+def test_a_meter_that_opens_late_at_zero_credit_lets_too_much_energy_through(dut: str) -> None:
+    assert failed_checks("LateAtZeroCreditMeter", dut, "STS-LS-101") == {
+        "STS-LS-101": ["energy change"]
+    }
+    assert failed_checks(None, dut, "STS-LS-101") == {"STS-LS-101": []}
