@@ -1,5 +1,5 @@
-"""The scenarios of ``13-meter_display.yaml`` judge what the meter shows besides its result
-messages: each class-1 test's display, and the annunciators; ``14-depletion.yaml`` the energy
+"""The scenarios of ``11e-meter_display.yaml`` judge what the meter shows besides its result
+messages: each class-1 test's display, and the annunciators; ``11f-depletion.yaml`` the energy
 a meter lets through on its credit.
 
 Each runs on virtual time against a meter model with one display mistake (loaded as a lab
