@@ -338,7 +338,7 @@ def test_test_displays_and_annunciators_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "line", "says"),
     [
-        ("dark: [keypad_lock]", 12, "keypad_lock: both lit and dark"),
+        ("dark: [keypad_lock]", 12, "kwh: both lit and dark"),
         ("shows: [krn, kt]", 10, "shows.1: Input should be"),
     ],
 )
