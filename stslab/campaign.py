@@ -39,6 +39,7 @@ from stslab.scenario import (
     RawStep,
     Scenario,
     SourceStep,
+    TestDisplay,
     TokenSpec,
     TokenStep,
     WaitStep,
@@ -319,6 +320,7 @@ class Runner:
             reverse.setdefault(canonical_text(text), []).append(Result(code))
         self._vocabulary = reverse
         self._readout_cache: dict[str, Any] | None = None
+        self._segment_map: Any = None
         self._readout_at: float | None = None  # bench time of the cached readout
         self._watch: DisplayWatch | None = None
         self._inject_started: float | None = None
@@ -1046,7 +1048,8 @@ class Runner:
         if "display" not in self.bench.drivers or step.do not in ENTRY_STEPS:
             return False
         e = step.expect
-        wants = e is not None and (e.display or e.display_text or e.display_for)
+        wants = e is not None and (e.display or e.display_text or e.display_for
+                                   or e.test_displays)  # fmt: skip
         return bool(wants) or "port" not in self.bench.drivers
 
     def _settle_s(self) -> float:
@@ -1123,7 +1126,22 @@ class Runner:
             before["credit"] = self.observe_credit(expect.credit.register_no)
         if expect is not None and expect.unchanged:
             before["readout"] = self._kept_registers(expect.unchanged)
+        if expect is not None and expect.energy is not None:
+            before["energy"] = self._energy_register()
         return before
+
+    def _energy_register(self, res: StepResult | None = None) -> Decimal:
+        """The meter's cumulative energy register (kWh), from the port's readout."""
+        if "port" not in self.bench.drivers:
+            raise StepFault("no way to read the energy register (the bench has no meter port)")
+        address = self.profile.port.registers.energy_kwh
+        reading = self.readout(res).get(address)
+        if reading is None:
+            raise StepFault(f"the readout has no energy register {address}")
+        try:
+            return Decimal(reading.value)
+        except InvalidOperation:
+            raise StepFault(f"energy register {address} reads {reading.value!r}") from None
 
     def _kept_registers(self, names: list[str]) -> dict[str, str]:
         """The readout values of the named declared registers (``credit``: every credit
@@ -1174,6 +1192,8 @@ class Runner:
                 res.observations["display"] = seen
                 ok = canonical_text(want) == canonical_text(seen)
             res.checks.append(_check("display", want, seen, ok))
+        if expect.test_displays is not None:
+            self._judge_test_displays(expect.test_displays, res)
         if expect.credit is not None:
             c = expect.credit
             after = self.observe_credit(c.register_no, res)
@@ -1212,6 +1232,8 @@ class Runner:
                 res.checks.append(
                     self._numeric("credit", expected, after, after_budget, low, high, unit)
                 )
+        if expect.energy is not None:
+            self._judge_energy(expect, before, res)
         if expect.unchanged:
             was = before.get("readout", {})
             now = self._kept_registers(expect.unchanged)
@@ -1233,6 +1255,126 @@ class Runner:
                 got = values.get(address)
                 seen = got.value if got is not None else "absent"
                 res.checks.append(_check(f"readout {name}", want, seen, _same_value(want, seen)))
+        if expect.annunciators is not None:
+            self._judge_annunciators(expect, res)
+
+    def _judge_energy(self, expect: Expect, before: dict[str, Any], res: StepResult) -> None:
+        """The energy register's change across the step, with both readings' resolution."""
+        e = expect.energy
+        assert e is not None
+        was, now = before["energy"], self._energy_register(res)
+        res.observations["energy_before"], res.observations["energy_after"] = str(was), str(now)
+        parts = [_register_resolution(was, "the energy register before", "kWh"),
+                 _register_resolution(now, "the energy register after", "kWh")]  # fmt: skip
+        change = now - was
+        budget = gum.budget("energy change", "kWh", change, parts)
+        res.measurements["energy_change"] = budget.to_json()
+        low, high = e.change - e.tolerance, e.change + e.tolerance
+        res.checks.append(self._numeric("energy change", f"{e.change} ± {e.tolerance}", change,
+                                        budget, low, high, "kWh"))  # fmt: skip
+
+    # -- class-1 test displays and annunciators -------------------------------------------------
+
+    def _layout(self) -> Any:
+        """The meter model's segment map (its digit cells and annunciators), loaded once."""
+        if self._segment_map is None:
+            from instruments.segment_map import SegmentMap
+
+            self._segment_map = SegmentMap.load(self.profile.layout_path())
+        return self._segment_map
+
+    def _judge_test_displays(self, wanted: list[TestDisplay], res: StepResult) -> None:
+        """What each requested class-1 test showed after the result message, in order: the
+        displays that followed the message on the watch (a display is one text, however
+        its live annunciators changed while it stayed)."""
+        if self._watch is None:
+            raise StepFault("test displays need the display watch (the bench has no camera)")
+        groups = self._test_display_groups(len(wanted))
+        values = self._shown_values(wanted, res)
+        layout = self._layout()
+        for i, want in enumerate(wanted):
+            name = f"test {want.test} display"
+            expected = _describe_test_display(want, values)
+            if i >= len(groups):
+                res.checks.append(_check(name, expected, "not shown", False))
+                continue
+            text, lit = groups[i]
+            seen = f"{text} [{', '.join(sorted(lit)) or 'no annunciator'}]"
+            ok = set(want.annunciators) <= lit
+            if want.all_segments:
+                cells = len(layout.digits)
+                ok = ok and text.replace(" ", "") == "8." * cells
+                ok = ok and set(layout.annunciators) <= lit
+            if want.shows:
+                numbers = _NUMBERS_IN_TEXT.findall(canonical_text(text))
+                ok = ok and len(numbers) == len(want.shows)
+                ok = ok and all(_rounds_to(Decimal(n), values[q], want.tolerance)
+                                for n, q in zip(numbers, want.shows, strict=False))  # fmt: skip
+            res.checks.append(_check(name, expected, seen, ok))
+
+    def _test_display_groups(self, count: int) -> list[tuple[str, frozenset[str]]]:
+        """The displays after the result message, once ``count`` of them have come and gone
+        (the display after the last has appeared), or by a deadline: the declared times, each
+        test display given at least a second more (a bench may keep a display longer than
+        declared, as SimLab does on a fast clock)."""
+        assert self._watch is not None
+        watch, start = self._watch, self._inject_started or 0.0
+        step = max(self.clock.real(self.profile.display.test_step_seconds), 1.0)
+        deadline = self.clock.monotonic() + self._settle_s() + count * step
+        while True:
+            groups = _displays_after_message(watch.since(start), self._vocabulary)
+            if len(groups) > count or self.clock.monotonic() >= deadline:
+                return groups
+            watch.wait_change(deadline)
+
+    def _shown_values(self, wanted: list[TestDisplay], res: StepResult) -> dict[str, Decimal]:
+        """The value of each quantity a test display is to show: the declared readout
+        register, or (``version``) the declared software version text."""
+        names = {q for w in wanted for q in w.shows}
+        out: dict[str, Decimal] = {}
+        if "version" in names:
+            found = _NUMBERS_IN_TEXT.findall(self.profile.display.version_text)
+            if len(found) != 1:
+                raise StepFault("the declared version text holds no single number to look for")
+            out["version"] = Decimal(found[0])
+        registers = sorted(names - {"version"})
+        if not registers:
+            return out
+        if "port" not in self.bench.drivers:
+            raise StepFault("no way to read the values a test shows (the bench has no meter port)")
+        readout = self.readout(res)
+        for name in registers:
+            address = getattr(self.profile.port.registers, name)
+            reading = readout.get(address)
+            try:
+                out[name] = Decimal(reading.value) if reading is not None else Decimal("NaN")
+            except InvalidOperation:
+                raise StepFault(f"readout register {address} reads {reading.value!r}") from None
+            if not out[name].is_finite():
+                raise StepFault(f"the readout has no register {address} ({name})")
+        return out
+
+    def _judge_annunciators(self, expect: Expect, res: StepResult) -> None:
+        """The annunciators lit and dark at the end of the step: a reading of its own, or the
+        display watch's last reading when one runs for the step (it owns the camera; it
+        records a reading when the text changes)."""
+        want = expect.annunciators
+        assert want is not None
+        unknown = sorted(set(want.lit + want.dark) - set(self._layout().annunciators))
+        if unknown:
+            raise StepFault(f"the meter's layout has no annunciator {', '.join(unknown)}")
+        if self._watch is not None and self._watch.readings:
+            reading = self._watch.readings[-1][1]
+        else:
+            reading = self.read_display(res)
+        lit = set(reading.annunciators)
+        res.observations["annunciators"] = sorted(lit)
+        for name in want.lit:
+            res.checks.append(_check(f"annunciator {name}", "lit", "lit" if name in lit
+                                     else "dark", name in lit))  # fmt: skip
+        for name in want.dark:
+            res.checks.append(_check(f"annunciator {name}", "dark", "lit" if name in lit
+                                     else "dark", name not in lit))  # fmt: skip
 
     # -- measurement uncertainty --------------------------------------------------------------
 
@@ -1480,6 +1622,50 @@ def _span(
             return (shown[k][0], shown[k + 1][0]), shown[k][0]
         return None, shown[k][0]
     return None, None
+
+
+_NUMBERS_IN_TEXT = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _displays_after_message(
+    readings: list[Any], vocabulary: dict[str, Any]
+) -> list[tuple[str, frozenset[str]]]:
+    """The displays that followed the first result message: (text, the annunciators lit
+    when it appeared), one per change of text. Without a message among ``readings`` (the
+    answer was the text already on show, so no change was seen) every reading counts."""
+    texts = [canonical_text(r.text) for r in readings]
+    first = next((i for i, t in enumerate(texts) if vocabulary.get(t)), 0)
+    groups: list[tuple[str, frozenset[str]]] = []
+    message = texts[first] if texts and vocabulary.get(texts[first]) else None
+    for reading, text in zip(readings[first:], texts[first:], strict=True):
+        if not groups and text == message:
+            continue
+        if groups and groups[-1][0] == text:
+            groups[-1] = (text, groups[-1][1] | frozenset(reading.annunciators))
+        else:
+            groups.append((text, frozenset(reading.annunciators)))
+    return groups
+
+
+def _rounds_to(shown: Decimal, value: Decimal, tolerance: Decimal) -> bool:
+    """Whether a number shown with its digits stands for ``value``: within half a unit of its
+    last digit, and ``tolerance`` more."""
+    exponent = shown.as_tuple().exponent
+    half = Decimal(5).scaleb(int(exponent) - 1) if isinstance(exponent, int) else Decimal(0)
+    return abs(shown - value) <= half + tolerance
+
+
+def _describe_test_display(want: TestDisplay, values: dict[str, Decimal]) -> str:
+    parts = []
+    if want.all_segments:
+        parts.append("every segment and annunciator")
+    if want.shows:
+        shown = ", ".join(f"{q} {values[q]}" for q in want.shows)
+        extra = f" (± {want.tolerance})" if want.tolerance else ""
+        parts.append(f"shows {shown}{extra}")
+    if want.annunciators:
+        parts.append(f"with {', '.join(want.annunciators)}")
+    return "; ".join(parts) or "a display"
 
 
 def _check(name: str, expected: str, observed: str, ok: bool) -> Check:

@@ -40,6 +40,12 @@ def _currency(profile: MeterProfile) -> str | None:
     return "the meter declares no currency register (services 4-7)"
 
 
+def _electricity(profile: MeterProfile) -> str | None:
+    if 0 in profile.tokens.services:
+        return None
+    return "the meter declares no electricity register (service 0), so no low-credit warning"
+
+
 def _load_switch_test(profile: MeterProfile) -> str | None:
     if 0 in profile.tokens.supported_tests:
         return None
@@ -83,6 +89,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("keypad.lockout.max_seconds", "longest lockout", "time", "s", _lockout),
     Parameter("display.message_seconds", "result message display time", "time", "s"),
     Parameter("display.test_step_seconds", "class-1 test display time", "time", "s"),
+    Parameter("display.credit_low_threshold", "credit below which the low-credit icon lights",
+              "count", "base units", _electricity),
     Parameter("load_switch.mpl_trip_delay_s", "maximum power limit trip delay", "time", "s"),
     Parameter("load_switch.mpl_reconnect_s", "reconnection after a power limit trip", "time",
               "s"),

@@ -189,6 +189,14 @@ class CreditExpectation(_Model):
     tolerance: Decimal = Decimal("0.05")
 
 
+class EnergyExpectation(_Model):
+    """The change of the meter's cumulative energy register (kWh) across the step: the
+    energy it let through."""
+
+    change: Decimal
+    tolerance: Decimal = Field(default=Decimal("0.005"), ge=0)
+
+
 class RelayExpectation(_Model):
     state: Literal["open", "closed"]
     within_s: float = Field(default=5.0, gt=0)
@@ -226,6 +234,45 @@ class RelayTiming(_Model):
     within_s: float = Field(default=60.0, gt=0)
 
 
+#: What a class-1 test display can be asked to show, and where the harness finds the value:
+#: a declared readout register (``krn`` … ``energy_kwh``) or the declaration (``version``).
+ShownValue = Literal["krn", "kt", "ti", "mpl", "tamper", "energy_kwh", "version"]
+
+
+class TestDisplay(_Model):
+    """One class-1 test's display, in the order the meter shows the requested tests after
+    the result message. ``shows``: the numbers on it, left to right, each the value of a
+    quantity the harness reads elsewhere (the letters around them are the manufacturer's);
+    a shown number stands for a value that rounds to it, within ``tolerance`` more.
+    ``all_segments``: every digit segment and every annunciator of the layout lit (the
+    information display test). ``annunciators``: icons lit while it shows."""
+
+    __test__ = False  # not a pytest class
+
+    test: int = Field(ge=0, le=15)
+    shows: list[ShownValue] = []
+    all_segments: bool = False
+    annunciators: list[str] = []
+    tolerance: Decimal = Field(default=Decimal(0), ge=0)
+
+
+class AnnunciatorExpectation(_Model):
+    """Annunciators (the layout's icon names) ``lit`` and ``dark`` on the display at the end
+    of the step."""
+
+    lit: list[str] = []
+    dark: list[str] = []
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> AnnunciatorExpectation:
+        both = sorted(set(self.lit) & set(self.dark))
+        if both:
+            raise ValueError(f"{', '.join(both)}: both lit and dark")
+        if not self.lit and not self.dark:
+            raise ValueError("name at least one annunciator lit or dark")
+        return self
+
+
 class Expect(_Model):
     """What the standard says must be observed after a step."""
 
@@ -233,6 +280,7 @@ class Expect(_Model):
     display: str | None = None  # a result name (via the vocabulary) or {text}
     display_text: str | None = None
     credit: CreditExpectation | None = None
+    energy: EnergyExpectation | None = None
     relay: RelayExpectation | None = None
     readout: dict[str, str | int] | None = None  # declared register name -> value
     #: Each listed key change section is answered as waiting for the rest, then Accept.
@@ -242,6 +290,9 @@ class Expect(_Model):
     #: Declared readout registers (``credit``: every credit register) that must read the
     #: same after the step as before it (what a power cycle must keep).
     unchanged: list[str] | None = None
+    #: What each requested class-1 test shows after the result message, in order.
+    test_displays: list[TestDisplay] | None = None
+    annunciators: AnnunciatorExpectation | None = None
 
     @field_validator("result", "display")
     @classmethod

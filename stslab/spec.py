@@ -207,7 +207,8 @@ def describe_expect(e: Expect) -> list[str]:
     """What a step expects, each with its tolerance, a line each. Expectation kinds this
     function does not know by name are still listed, with their fields."""
     out = []
-    known = {"result", "results", "display", "display_text", "credit", "relay", "readout"}
+    known = {"result", "results", "display", "display_text", "credit", "relay", "readout",
+             "test_displays", "annunciators", "energy"}  # fmt: skip
     if e.result is not None:
         out.append(f"result: {parse_result(e.result).label}")
     if e.results is not None:
@@ -227,10 +228,27 @@ def describe_expect(e: Expect) -> list[str]:
             out.append(f"{register} at least {c.at_least}{unit} (tolerance {c.tolerance}{unit})")
         if c.equals is not None:
             out.append(f"{register}: {c.equals} ± {c.tolerance}{unit}")
+    if e.energy is not None:
+        out.append(f"energy register change: {e.energy.change} ± {e.energy.tolerance} kWh")
     if e.relay is not None:
         out.append(f"load switch {e.relay.state} within {e.relay.within_s:g} s")
     for name, value in (e.readout or {}).items():
         out.append(f"readout {name}: {value}")
+    for n, d in enumerate(e.test_displays or (), 1):
+        parts = []
+        if d.all_segments:
+            parts.append("every segment and annunciator lit")
+        if d.shows:
+            tol = f" (± {d.tolerance:g})" if d.tolerance else ""
+            parts.append(f"shows {', '.join(d.shows)}{tol}")
+        if d.annunciators:
+            parts.append(f"with {', '.join(d.annunciators)} lit")
+        out.append(f"test display {n} (test {d.test}): {'; '.join(parts) or 'shown'}")
+    if e.annunciators is not None:
+        a = e.annunciators
+        lit = f"lit: {', '.join(a.lit)}" if a.lit else ""
+        dark = f"dark: {', '.join(a.dark)}" if a.dark else ""
+        out.append(f"annunciators {'; '.join(x for x in (lit, dark) if x)}")
     for name, value in e.model_dump(exclude_none=True, by_alias=True).items():
         if name not in known:
             out.append(f"{name.replace('_', ' ')}: {_plain(value)}")

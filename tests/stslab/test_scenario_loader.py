@@ -303,3 +303,55 @@ def test_a_load_steps_on_key_may_be_written_unquoted(tmp_path: Path, value: bool
     step = load_scenarios(path)[0].steps[1]
     assert step.do == "load"
     assert step.on is value
+
+
+DISPLAY_FILE = """\
+id: T-DSP-001
+title: What the test displays and icons show
+group: Display
+clauses: ["IEC 62055-41 class 1"]
+steps:
+  - do: token
+    token: {class: 1, subclass: 0, tests: [3, 1]}
+    expect:
+      test_displays:
+        - {test: 3, shows: [krn, kt]}
+        - {test: 1, all_segments: true, annunciators: [kwh]}
+      annunciators: {lit: [kwh], dark: [keypad_lock]}
+"""
+
+
+def test_test_displays_and_annunciators_load(tmp_path: Path) -> None:
+    path = tmp_path / "display.yaml"
+    path.write_text(DISPLAY_FILE)
+    (scenario,) = load_scenarios(path)
+    expect = scenario.steps[0].expect
+    assert expect is not None and expect.test_displays is not None
+    assert [(d.test, d.shows, d.all_segments) for d in expect.test_displays] == [
+        (3, ["krn", "kt"], False),
+        (1, [], True),
+    ]
+    assert expect.annunciators is not None
+    assert (expect.annunciators.lit, expect.annunciators.dark) == (["kwh"], ["keypad_lock"])
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "says"),
+    [
+        ("dark: [keypad_lock]", 12, "kwh: both lit and dark"),
+        ("shows: [krn, kt]", 10, "shows.1: Input should be"),
+    ],
+)
+def test_a_wrong_display_expectation_names_its_line_and_key(
+    tmp_path: Path, change: str, line: int, says: str
+) -> None:
+    wrong = {"dark: [keypad_lock]": "dark: [keypad_lock, kwh]",
+             "shows: [krn, kt]": "shows: [krn, colour]"}[change]  # fmt: skip
+    path = tmp_path / "display.yaml"
+    path.write_text(DISPLAY_FILE.replace(change, wrong))
+    with pytest.raises(ScenarioError) as info:
+        load_scenarios(path)
+    message = str(info.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(f"{path}:{line}: scenario T-DSP-001 step 1: ")
+    assert says in message
