@@ -25,8 +25,8 @@ import yaml
 from instruments.base import InstrumentError
 from sts.meter import Result
 from stslab.scenario import CreditExpectation, parse_result
-from stslab.sideeffect import Allowed, Comparison, canonical
-from stslab.twin import Candidates, Twin
+from stslab.sideeffect import Allowed, Comparison
+from stslab.twin import ANNUNCIATORS, Candidates, Twin
 
 #: How much later than declared a timed state (a message, a lockout, the load switch test)
 #: may end, in real seconds: a bench keeps a short display long enough for a camera to see.
@@ -141,6 +141,15 @@ class TwinCheck:
         if seen.values.get("annunciator.keypad_lock") == "on":
             twin.lockout_until = now
             twin.lockout_late = self.profile.keypad.lockout.max_seconds
+        rest = twin.predict(now, CREDIT_TOLERANCE_KWH)
+        if any(not rest[n].admits(v) for n, v in seen.values.items()
+               if n in rest and (n == "display" or n.startswith("annunciator."))):  # fmt: skip
+            # A message, test display or part-typed entry the twin did not see begin: the
+            # display is not compared until whichever it is must have ended.
+            p = self.profile
+            tests = len(p.tokens.supported_tests) + 1
+            shown = p.display.message_seconds + tests * (p.display.test_step_seconds + self.late_s)
+            twin.display_unseen_until = now + self.late_s + max(shown, p.keypad.entry_timeout_s)
         # The meter may have seen rejected keypad entries the twin did not: one candidate for
         # each count it may have reached.
         candidates = [twin]
@@ -323,17 +332,10 @@ class TwinCheck:
 
     def _display(self, reading: Any) -> dict[str, str]:
         out: dict[str, str] = {}
-        for name in ("relay_open", "credit_low", "tamper", "keypad_lock"):
+        for name in ANNUNCIATORS:
             if name in self.annunciators:
                 out[f"annunciator.{name}"] = "on" if name in reading.annunciators else "off"
-        text = reading.text.strip()
-        vocabulary = {canonical(t) for t in self.profile.display.vocabulary.values()}
-        try:
-            Decimal(text)
-            out["display"] = text
-        except ArithmeticError:
-            if canonical(text) in vocabulary:
-                out["display"] = text
+        out["display"] = reading.text.strip()
         return out
 
 

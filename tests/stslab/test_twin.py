@@ -171,3 +171,84 @@ def test_a_meter_that_breaks_a_timed_rule_fails_it_and_the_pack_is_not_blamed(
     assert result.outcome is Outcome.FAIL
     assert not checks([result], "pack and reference disagree")
     assert all(step.outcome is not Outcome.ERROR for step in result.steps)
+
+
+# -- the display: class-1 test displays and every annunciator -------------------------------
+
+
+def test_a_test_display_is_judged_by_its_figures_not_its_wording() -> None:
+    krn_kt = Allowed.showing(("1", "2"), "a test display showing KRN 1 and KT 2")
+    assert krn_kt.admits("r1 t2") and krn_kt.admits("1-2")
+    assert not krn_kt.admits("r2 t1") and not krn_kt.admits("r1") and not krn_kt.admits("AccEPt")
+    assert Allowed.showing(("1",), "TI 01").admits("ti 01")
+    assert Allowed.showing((), "no limit").admits("P ----")
+    assert not Allowed.showing((), "no limit").admits("P 500")
+    assert Allowed.showing(("*",), "the energy").admits("12.5")
+
+
+def test_a_comparison_the_twin_cannot_make_now_is_recorded_with_why() -> None:
+    out = compare({"display": Allowed.not_known("the meter's own text")}, {"display": "L5 tE5t"})
+    assert out.compared == [] and out.differences == []
+    assert out.not_compared == {"display": "the meter's own text"}
+
+
+TESTS = """\
+id: PACK-TESTS-001
+title: Class-1 test displays, read while they show
+clauses: ["IEC 62055-41 (test)"]
+group: Test
+carrier: port
+steps:
+  - do: token
+    token: {class: 1, subclass: 0, tests: [%s]}
+    expect: {result: accept}
+  - {do: wait, seconds: 1}
+  - {do: wait, seconds: 2}
+  - {do: wait, seconds: 2}
+"""
+
+
+def run_tests_pack(tmp_path: Path, tests: str, **options: object) -> list:
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "tests.yaml").write_text(TESTS % tests)
+    build_manifest(pack, "test-pack", "1.0.0", ["IEC 62055-41:2018"], "test pack")
+    [result] = run(tmp_path, pack=pack, **options)
+    return result.steps
+
+
+def test_test_displays_and_every_annunciator_are_compared_on_the_reference_meter(
+    tmp_path: Path,
+) -> None:
+    steps = [s for s in run_tests_pack(tmp_path, "3, 4") if s.kind != "setup"]
+    assert all(s.outcome is Outcome.PASS for s in steps)
+    notes = [s.observations["twin"] for s in steps]
+    shown = [n["read"]["display"] for n in notes]
+    assert "r1 t2" in shown or "ti 01" in shown  # a test display was read ...
+    for note in notes:  # ... and compared, with every annunciator the layout has
+        assert "display" in note["compared"] and note["not_compared"] == {}
+        for name in ("relay_open", "credit_low", "tamper", "keypad_lock", "kwh", "currency"):
+            assert f"annunciator.{name}" in note["compared"]
+
+
+def test_the_load_switch_tests_own_text_is_recorded_as_not_compared(tmp_path: Path) -> None:
+    steps = [s for s in run_tests_pack(tmp_path, "0") if s.kind != "setup"]
+    assert all(s.outcome is Outcome.PASS for s in steps)
+    reasons = [s.observations["twin"]["not_compared"].get("display") for s in steps]
+    assert any(r and "load switch test" in r and "meter's own" in r for r in reasons)
+
+
+@pytest.mark.parametrize(
+    ("model", "observable", "expected"),
+    [
+        ("TestDisplaySwapsKrnKtMeter", "display", "a test display showing KRN 1 and KT 2"),
+        ("MessageLightsKwhMeter", "annunciator.kwh", "off"),
+    ],
+)
+def test_a_wrong_test_display_or_annunciator_is_a_side_effect(
+    tmp_path: Path, model: str, observable: str, expected: str
+) -> None:
+    steps = run_tests_pack(tmp_path, "3, 4", model=f"{MODELS}:{model}")
+    found = [c for s in steps for c in s.checks if c.name == f"side effect: {observable}"]
+    assert found and expected in found[0].expected
+    assert found[0].outcome is Outcome.FAIL
