@@ -713,16 +713,20 @@ class Runner:
             if step.hold_ms or step.gap_ms:
                 keypad.configure(80, 120)
         res.observations["key_events"] = len(events)
-        # Each key to the twin at its place in the typing (the robot presses them evenly):
-        # an entry time-out counts from the last key, not from the end of the step.
+        self._keys_to_twin(keys, typing_from)
+        self._acted()
+        self._entered()
+        self._observe_entry(step.expect, res)
+
+    def _keys_to_twin(self, keys: list[str], typing_from: float) -> None:
+        """Each key to the twin at its place in the typing (the robot presses them evenly):
+        an entry time-out counts from the last key, and a token typed onto a part-typed entry
+        meets that entry's time-out key by key, not at the end of the typing."""
         typing_to = self.clock.now()
         for n, key in enumerate(keys, 1):
             self.twin.feed_at(
                 typing_from + (typing_to - typing_from) * n / len(keys), "keys", [key]
             )
-        self._acted()
-        self._entered()
-        self._observe_entry(step.expect, res)
 
     def _do_load(self, step: LoadStep, via: str, res: StepResult, tids: dict) -> None:
         load = self.bench.get("load")
@@ -911,7 +915,9 @@ class Runner:
         if via == "keypad":
             keypad = self.bench.get("keypad")
             keys = [*digits, self.profile.keypad.enter_key]
+            typing_from = self.clock.now()
             keypad.type(keys)
+            self._keys_to_twin(keys, typing_from)
         elif via == "port":
             self.bench.get("port").write_token(digits)
         elif via == "card":
@@ -924,7 +930,8 @@ class Runner:
                 presenter.present()
         else:
             raise StepFault(f"unknown carrier {via!r}")
-        self.twin.feed("enter", digits, via)
+        if via != "keypad":
+            self.twin.feed("enter", digits, via)
         self._entered()
 
     def _entered(self) -> None:

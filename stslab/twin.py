@@ -198,17 +198,22 @@ class Twin:
             self.now = step_end
             self._end_mpl()
             self._watch_mpl()
-        kp = self.profile.keypad
-        if (
-            self.entry
-            and self.last_key_at is not None
-            and (self.now >= self.last_key_at + kp.entry_timeout_s)
-        ):
+        if self._entry_timed_out() == {True}:
             self.entry.clear()
         if self.test_relay is not None and self.now >= self.test_relay.end:
             self.test_relay = None
         if self.tests_end is not None and self.now >= self.tests_end:
             self._end_tests()
+
+    def _entry_timed_out(self, t: float | None = None) -> set[bool]:
+        """Whether a part-typed entry has been dropped at ``t`` (the time-out may end late)."""
+        if not self.entry or self.last_key_at is None:
+            return {False}
+        t = self.now if t is None else t
+        deadline = self.last_key_at + self.profile.keypad.entry_timeout_s
+        if t < deadline:
+            return {False}
+        return {True} if t >= deadline + self.late_s else {True, False}
 
     def _edges(self) -> list[float]:
         edges = []
@@ -306,6 +311,12 @@ class Twin:
                 if not twin.powered:
                     nxt.append(twin)
                     continue
+                if twin._entry_timed_out() == {True, False}:
+                    # The key came just as the entry's time-out ended: the meter may have
+                    # dropped the entry first, or not.
+                    dropped = twin.fork()
+                    dropped.entry.clear()
+                    twins.append(dropped)  # pressed in its turn, after this one
                 twin.last_key_at = t
                 twin._key_pressed()
                 if key == kp.backspace_key:
@@ -521,12 +532,15 @@ class Twin:
         return out
 
     def _views(self, t: float) -> list[tuple[str, int]]:
-        """What the display may show at ``t``: ("message" | "rest", 0), ("test", index into
-        the queued test displays) or ("unknown", index into ``UNKNOWN_VIEW``)."""
+        """What the display may show at ``t``: ("message" | "entry" | "rest", 0), ("test",
+        index into the queued test displays) or ("unknown", index into ``UNKNOWN_VIEW``)."""
         late = self.late_s
         message_on = self.message is not None and self.message_end is not None
         if self.display_unseen_until is not None and t < self.display_unseen_until:
             return [("unknown", 1)]
+        # At rest: a part-typed entry, or the credit once it has timed out (or both).
+        rest = [("rest", 0) if dropped else ("entry", 0) for dropped in
+                sorted(self._entry_timed_out(t))]  # fmt: skip
         if self.tests and self.tests_start is not None:
             if self.tests_disturbed:
                 return [("unknown", 0)]
@@ -538,13 +552,13 @@ class Twin:
                 if start + i * step <= t < start + late + (i + 1) * (step + late):
                     views.append(("test", i))
             if t >= start + len(self.tests) * step:
-                views.append(("rest", 0))
-            return views
+                views += rest
+            return views or rest
         if message_on and self.message_end is not None and t < self.message_end:
             return [("message", 0)]
         if message_on and self.message_end is not None and t < self.message_end + late:
-            return [("message", 0), ("rest", 0)]
-        return [("rest", 0)]
+            return [("message", 0), *rest]
+        return rest
 
     def _view(self, view: tuple[str, int], live: dict[str, Allowed]) -> dict[str, Allowed]:
         kind, index = view
@@ -563,7 +577,7 @@ class Twin:
                 return {"display": text, **{f"annunciator.{n}": on for n in ANNUNCIATORS}}
             if bit == 2:
                 units["kwh"] = Allowed.exactly("on")
-        elif self.entry:
+        elif kind == "entry" and self.entry:
             text = (Allowed.exactly("".join(self.entry[-self.digits :])) if self.digits else
                     Allowed.not_known("the LCD layout's digit cells are not known"))  # fmt: skip
         else:
