@@ -274,7 +274,8 @@ def test_a_token_typed_onto_a_part_typed_entry_meets_its_time_out_key_by_key(
     out: the meter still has the digit when the token's first keys come, so it sees 21
     digits (Format). The twin takes the keys at their place in the typing, not all at its
     end (explore --seed 1 found it after 3,266 steps)."""
-    steps = run_steps(tmp_path, "  - {do: keys, keys: ['1']}\n  - {do: wait, seconds: 25.5}\n"
+    steps = run_steps(tmp_path, "  - {do: keys, keys: ['1']}\n"
+                      "  - {do: wait, seconds: 25.5}\n"
                       "  - do: token\n    token: {class: 0, subclass: 0, amount: 1.0}\n")  # fmt: skip
     last = steps[-1]
     assert last.observations["twin"]["read"]["result"] == "06"
