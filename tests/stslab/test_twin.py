@@ -276,7 +276,8 @@ def test_a_token_typed_onto_a_part_typed_entry_meets_its_time_out_key_by_key(
     end (explore --seed 1 found it after 3,266 steps)."""
     steps = run_steps(tmp_path, "  - {do: keys, keys: ['1']}\n"
                       "  - {do: wait, seconds: 25.5}\n"
-                      "  - do: token\n    token: {class: 0, subclass: 0, amount: 1.0}\n")  # fmt: skip
+                      "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 1.0}\n")  # fmt: skip
     last = steps[-1]
     assert last.observations["twin"]["read"]["result"] == "06"
     assert [c.name for c in last.checks if c.outcome is not Outcome.PASS] == []
