@@ -228,7 +228,7 @@ def draw_step(
     kind = draw(pick(kinds))
     via = {"via": draw(pick(carriers))} if len(carriers) > 1 else {}
     if kind == "token":
-        return _token(draw, ledger, earlier, via)
+        return _token(draw, profile, ledger, earlier, via)
     if kind == "key_change":
         sections = list(range(1, (4 if profile.key.ea == "11" else 2) + 1))
         ken = draw(pick(("never", "never", 0, 1)))
@@ -258,12 +258,22 @@ def draw_step(
 
 
 def _token(
-    draw: Callable[[Any], Any], ledger: Any, earlier: list[dict[str, Any]], via: dict[str, str]
+    draw: Callable[[Any], Any],
+    profile: Any,
+    ledger: Any,
+    earlier: list[dict[str, Any]],
+    via: dict[str, str],
 ) -> dict[str, Any]:
     pick = st.sampled_from
     kind = draw(pick(_TOKENS))
     if kind == "credit":
-        spec: dict[str, Any] = {"class": 0, "subclass": 0, "amount": Decimal(draw(pick(_AMOUNTS)))}
+        # Mostly electricity; also every other declared service and one the meter does not
+        # keep (Function).
+        services = sorted(profile.tokens.services)
+        undeclared = next(s for s in range(8) if s not in services)
+        subclass = draw(pick([0, 0, 0, *services, undeclared]))
+        spec: dict[str, Any] = {"class": 0, "subclass": subclass,
+                                "amount": Decimal(draw(pick(_AMOUNTS)))}  # fmt: skip
     elif kind == "mpl":
         spec = {"class": 2, "subclass": 0, "value": draw(pick(_LIMITS))}
     elif kind == "clear_credit":
