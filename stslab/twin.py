@@ -390,6 +390,12 @@ class Twin:
         if carrier == "keypad":
             self._count_for_lockout(result)
         self._show(result.result)
+        if self.tests and self.tests_end is not None and self.message_end is not None:
+            # The test displays left go on after this message, at the latest.
+            d = self.profile.display
+            left = self.message_end + self.late_s
+            left += len(self.tests) * (d.test_step_seconds + self.late_s)
+            self.tests_end = max(self.tests_end, left)
         if result.effects and isinstance(result.effects[0], TestRequested):
             self._queue_tests(result.effects[0])
         self._watch_mpl()

@@ -10,10 +10,14 @@ from pathlib import Path
 import pytest
 
 from dut.profile import MeterProfile, ProfileError
+from sts.tokens import InitiateMeterTest, encode
 from stslab.campaign import Outcome
 from stslab.pack import build_manifest
 from stslab.session import Campaign, CampaignConfig
 from stslab.sideeffect import Allowed, compare
+from stslab.twin import Twin
+
+ALL_TESTS = (1 << 36) - 1  # test 0: every test the meter supports
 
 DEFAULT_PROFILE = Path(MeterProfile.builtin("default").source)
 
@@ -281,3 +285,29 @@ def test_a_token_typed_onto_a_part_typed_entry_meets_its_time_out_key_by_key(
     last = steps[-1]
     assert last.observations["twin"]["read"]["result"] == "06"
     assert [c.name for c in last.checks if c.outcome is not Outcome.PASS] == []
+
+
+def _twin(name: str = "default") -> Twin:
+    profile = MeterProfile.builtin(name)
+    k = profile.key
+    store = [profile.tokens.manufacture_tid] * profile.tokens.tid_store_size
+    twin = Twin.create(profile, profile.decoder_key(), krn=k.krn, kt=k.kt, ti=k.ti, sgc=k.sgc,
+                       ken=k.ken, tid_store=store, now=0.0, late_s=1.5)  # fmt: skip
+    twin.digits = 8
+    return twin
+
+
+def test_entries_between_test_displays_put_off_their_end_and_the_display_is_not_judged() -> None:
+    """Each message that comes between class-1 test displays puts the ones left after it:
+    until they must have ended, what the display shows is the meter's own (explore --dut
+    ea11 --seed 0 found a test display shown after the twin had them over)."""
+    twin = _twin()
+    twin.enter(0.0, encode(InitiateMeterTest(subclass=0, control=ALL_TESTS)), "port")
+    for n in range(1, 11):  # a Format reject every 2.9 s, each a new message
+        twin.enter(2.9 * n, "1234", "port")
+    allowed = twin.predict(40.0, Decimal("0.05"))
+    assert allowed["display"].unknown.startswith("a key or an entry came while class-1 test")
+    # Once they must have ended the display is judged again: the credit at rest.
+    allowed = twin.predict(200.0, Decimal("0.05"))
+    assert not allowed["display"].unknown and allowed["display"].admits("0.0")
+    assert not allowed["display"].admits("P ----")
