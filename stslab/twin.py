@@ -47,8 +47,10 @@ UNKNOWN_VIEW = (
     "the twin started again from the meter while its display showed a message or test it "
     "did not see begin",
 )
-#: At most this many candidates are kept (the oldest possibilities are dropped first).
-MAX_CANDIDATES = 12
+#: At most this many candidates are kept (the oldest possibilities are dropped first): enough
+#: for every lockout length a policy has, times the reject counts a twin started again
+#: considers; the meter's next readings prune them.
+MAX_CANDIDATES = 48
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class Twin:
     lockout_next: float = 0.0
     #: False after a synchronisation: an earlier lockout may have lengthened the next one
     escalation_known: bool = True
+    #: lockout lengths the lockout just begun may have instead (escalation not known)
+    escalation_forks: list[float] = field(default_factory=list)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -360,9 +364,34 @@ class Twin:
             other = self.fork()
             other._locked_out()
             self._process(digits, "keypad")
-            return [self, other]
+            return [self, *self._lockout_forks(), other]
         self._process(digits, "keypad")
-        return [self]
+        return [self, *self._lockout_forks()]
+
+    def _lockout_forks(self) -> list[Twin]:
+        """One candidate for each other length the lockout just begun may have."""
+        forks = []
+        for length in self.escalation_forks:
+            other = self.fork()
+            other.escalation_forks = []
+            other._lock_for(length)
+            forks.append(other)
+        self.escalation_forks = []
+        return forks
+
+    def _lock_for(self, length: float) -> None:
+        policy = self.profile.keypad.lockout
+        self.lockout_until = self.now + length
+        self.lockout_late = self.late_s
+        self.lockout_next = min(length * policy.factor, policy.max_seconds)
+
+    def _lockout_lengths(self) -> list[float]:
+        """Every length a lockout of this policy can have: first, first x factor, … max."""
+        policy = self.profile.keypad.lockout
+        lengths = [policy.first_seconds]
+        while policy.factor > 1 and lengths[-1] < policy.max_seconds and len(lengths) < 32:
+            lengths.append(min(lengths[-1] * policy.factor, policy.max_seconds))
+        return lengths
 
     def _lockout_state(self) -> set[str]:
         until = self.lockout_until
@@ -424,9 +453,13 @@ class Twin:
             return
         self.rejects += 1
         if policy.enabled and self.rejects >= policy.after_rejects:
-            self.lockout_until = self.now + self.lockout_next
-            self.lockout_late = self.late_s if self.escalation_known else policy.max_seconds
-            self.lockout_next = min(self.lockout_next * policy.factor, policy.max_seconds)
+            if not self.escalation_known:
+                # Lockouts the twin did not see may have lengthened this one: a candidate for
+                # each length the policy has (the meter's lock annunciator picks).
+                self.escalation_forks = [n for n in self._lockout_lengths()
+                                         if n != self.lockout_next]  # fmt: skip
+                self.escalation_known = True
+            self._lock_for(self.lockout_next)
             self.rejects = 0
 
     def _show(self, result: Result) -> None:

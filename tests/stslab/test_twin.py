@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 
 from dut.profile import MeterProfile, ProfileError
+from sts.meter import Result
 from sts.tokens import InitiateMeterTest, encode
 from stslab.campaign import Outcome
 from stslab.pack import build_manifest
 from stslab.session import Campaign, CampaignConfig
 from stslab.sideeffect import Allowed, compare
-from stslab.twin import Twin
+from stslab.twin import Candidates, Twin
 
 ALL_TESTS = (1 << 36) - 1  # test 0: every test the meter supports
 
@@ -311,3 +312,21 @@ def test_entries_between_test_displays_put_off_their_end_and_the_display_is_not_
     allowed = twin.predict(200.0, Decimal("0.05"))
     assert not allowed["display"].unknown and allowed["display"].admits("0.0")
     assert not allowed["display"].admits("P ----")
+
+
+def test_a_lockout_of_unknown_escalation_is_one_candidate_per_length_the_lock_picks() -> None:
+    """A twin started again from the meter does not know how far earlier lockouts took the
+    escalation: a lockout then has one candidate per length the policy has, and the meter's
+    lock annunciator picks one, so later entries do not keep forking (explore --dut ea11
+    --seed 0 found a key change typed after rejects, lost among forks dropped at the cap)."""
+    twin = _twin()
+    twin.escalation_known = False  # as after starting again from the meter
+    cands = Candidates(twin)
+    for t in (0.0, 1.0, 2.0):  # three rejects: the default meter locks for 10 s at first
+        cands.feed("enter", t, "1234", "keypad")
+    lengths = sorted(round(c.lockout_until - 2.0) for c in cands.candidates)
+    assert lengths == [10, 20, 40, 80, 160, 320, 640, 1280]
+    cands.compare(13.6, 13.6, {"annunciator.keypad_lock": "off"}, tolerance_kwh=Decimal("0.05"),
+                  off={}, before={}, cause="a wait")  # fmt: skip
+    cands.feed("enter", 14.0, "1234", "keypad")
+    assert {c.last_result for c in cands.candidates} == {Result.FORMAT}
