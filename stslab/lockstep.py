@@ -31,6 +31,9 @@ from stslab.twin import ANNUNCIATORS, Candidates, Twin
 #: How much later than declared a timed state (a message, a lockout, the load switch test)
 #: may end, in real seconds: a bench keeps a short display long enough for a camera to see.
 LATE_REAL_S = 1.5
+#: How much earlier a meter may have taken a key than the twin places it (the keys of a typing
+#: are placed evenly over it; a press registers on its release, a gap before the next).
+EARLY_REAL_S = 0.3
 #: The credit tolerance a scenario's expectation gets when it states none.
 CREDIT_TOLERANCE_KWH: Decimal = CreditExpectation.model_fields["tolerance"].default
 
@@ -129,6 +132,7 @@ class TwinCheck:
                            ti=k.ti, sgc=k.sgc, ken=k.ken, tid_store=store, now=now,
                            late_s=self.late_s)  # fmt: skip
         twin.digits = self.digits
+        twin.early_s = EARLY_REAL_S * self.clock.speed
         twin.escalation_known = False
         twin.load_on, twin.power_w = self.load
         twin.powered = self.supply

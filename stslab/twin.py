@@ -69,6 +69,9 @@ class Twin:
     core: ReferenceMeter
     now: float
     late_s: float
+    #: how much earlier than the twin has it the meter may have taken a key or an entry (the
+    #: twin places keys evenly over the typing and an entry when its carrier answered)
+    early_s: float = 0.0
     digits: int = 0  # digit cells of the LCD (an entry shows its last ones); 0: not compared
     powered: bool = True
     credit_lo_wh: float = 0.0  # electricity credit, Wh: a range when a relay state is uncertain
@@ -185,7 +188,7 @@ class Twin:
         r = self.test_relay
         if r is None or t >= r.end:
             return {"closed"}
-        if t < r.start:
+        if t < r.start - self.early_s:
             return {"closed"}
         return {"open", "closed"}
 
@@ -215,7 +218,7 @@ class Twin:
             return {False}
         t = self.now if t is None else t
         deadline = self.last_key_at + self.profile.keypad.entry_timeout_s
-        if t < deadline:
+        if t < deadline - self.early_s:
             return {False}
         return {True} if t >= deadline + self.late_s else {True, False}
 
@@ -226,7 +229,7 @@ class Twin:
             back = trip + self.profile.load_switch.mpl_reconnect_s
             edges += [trip, trip + self.late_s, back, back + self.late_s]
         if self.test_relay is not None:
-            edges += [self.test_relay.start, self.test_relay.end]
+            edges += [self.test_relay.start - self.early_s, self.test_relay.end]
         p = self.power_w
         if p > 0:
             for wh in (self.credit_lo_wh, self.credit_hi_wh):
@@ -397,7 +400,7 @@ class Twin:
         until = self.lockout_until
         if until is None or self.now >= until + self.lockout_late:
             return {"free"}
-        if self.now < until:
+        if self.now < until - self.early_s:
             return {"locked"}
         return {"locked", "free"}
 
@@ -583,8 +586,9 @@ class Twin:
         if self.tests and self.tests_start is not None:
             if self.tests_disturbed:
                 return [("unknown", 0)]
-            start, step = self.tests_start, self.profile.display.test_step_seconds
-            views = [("message", 0)] if message_on and t < start + late else []
+            step = self.profile.display.test_step_seconds
+            start = self.tests_start - self.early_s
+            views = [("message", 0)] if message_on and t < start + late + self.early_s else []
             for i in range(len(self.tests)):
                 # Display i starts no earlier than declared and ends at most late_s later
                 # than declared after each display before it.
@@ -593,7 +597,7 @@ class Twin:
             if t >= start + len(self.tests) * step:
                 views += rest
             return views or rest
-        if message_on and self.message_end is not None and t < self.message_end:
+        if message_on and self.message_end is not None and t < self.message_end - self.early_s:
             return [("message", 0)]
         if message_on and self.message_end is not None and t < self.message_end + late:
             return [("message", 0), *rest]

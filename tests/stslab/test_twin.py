@@ -330,3 +330,18 @@ def test_a_lockout_of_unknown_escalation_is_one_candidate_per_length_the_lock_pi
                   off={}, before={}, cause="a wait")  # fmt: skip
     cands.feed("enter", 14.0, "1234", "keypad")
     assert {c.last_result for c in cands.candidates} == {Result.FORMAT}
+
+
+def test_an_entry_just_before_the_lockout_ends_by_the_twins_reckoning_may_be_taken() -> None:
+    """The twin places keys evenly over a typing, so it may have a lockout begin (and end)
+    a little later than the meter did: an entry up to ``early_s`` before the end may already
+    be taken (explore --seed 5: the meter answered Format 0.1 s before the twin's end)."""
+    twin = _twin()
+    twin.early_s = 0.3
+    cands = Candidates(twin)
+    for t in (0.0, 1.0, 2.0):  # three rejects: locked for 10 s from 2.0 s
+        cands.feed("enter", t, "1234", "keypad")
+    cands.feed("enter", 5.0, "1234", "keypad")
+    assert {c.last_result for c in cands.candidates} == {Result.LOCKOUT}
+    cands.feed("enter", 11.9, "1234", "keypad")
+    assert {c.last_result for c in cands.candidates} == {Result.LOCKOUT, Result.FORMAT}
