@@ -656,8 +656,9 @@ class Runner:
         self.key_change_pending = None
         res.observations["section_results"] = [a.label if a else None for a in answers]
         # Accept to a section means the set is complete: with this step's sections, or with
-        # sections of the same set a meter kept from before (over a power cycle, say).
-        if answers and answers[-1] is Result.ACCEPT:
+        # sections of the same set a meter kept from before (over a power cycle, or a lone
+        # section entered earlier); sections after it meet the new key (CRC).
+        if Result.ACCEPT in answers:
             self.ledger.key_installed(new_state, step.new_key.ro)
         if step.expect is not None and step.expect.results is not None:
             for n, (want, got) in enumerate(zip(step.expect.results, answers, strict=False), 1):

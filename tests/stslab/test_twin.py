@@ -345,3 +345,20 @@ def test_an_entry_just_before_the_lockout_ends_by_the_twins_reckoning_may_be_tak
     assert {c.last_result for c in cands.candidates} == {Result.LOCKOUT}
     cands.feed("enter", 11.9, "1234", "keypad")
     assert {c.last_result for c in cands.candidates} == {Result.LOCKOUT, Result.FORMAT}
+
+
+def test_a_key_change_completed_by_a_section_entered_earlier_is_followed(
+    tmp_path: Path,
+) -> None:
+    """A lone first section, then the whole set second section first: the second section
+    completes the set with the kept first one (Accept) and the repeated first section meets
+    the new key (CRC). The ledger follows the key the meter took, so later tokens are minted
+    under it and a twin started again has its KRN (explore --seed 6)."""
+    steps = run_steps(tmp_path, "  - {do: key_change, new_key: {krn: 3}, order: [1]}\n"
+                      "  - {do: key_change, new_key: {krn: 3}, order: [2, 1]}\n"
+                      "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 1.0}\n"
+                      "    expect: {result: accept}\n", carrier="port")  # fmt: skip
+    assert steps[-2].observations["section_results"] == ["Accept", "CRC error"]
+    assert steps[-1].observations["twin"]["read"]["krn"] == "3"
+    assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
