@@ -154,13 +154,23 @@ class TwinCheck:
             tests = len(p.tokens.supported_tests) + 1
             shown = p.display.message_seconds + tests * (p.display.test_step_seconds + self.late_s)
             twin.display_unseen_until = now + self.late_s + max(shown, p.keypad.entry_timeout_s)
+        bases = [twin]
+        if seen.values.get("mpl") == "0":
+            # The readout shows 0 for no limit and for a limit of 0 W (which trips on any
+            # load): one candidate each, the load switch picks.
+            zero = twin.fork()
+            zero.core.state.mpl = 0
+            bases.append(zero)
         # The meter may have seen rejected keypad entries the twin did not: one candidate for
         # each count it may have reached.
-        candidates = [twin]
+        for base in bases:
+            base.started_over_limit()
+        candidates = list(bases)
         for count in range(1, self.profile.keypad.lockout.after_rejects):
-            other = twin.fork()
-            other.rejects = count
-            candidates.append(other)
+            for base in bases:
+                other = base.fork()
+                other.rejects = count
+                candidates.append(other)
         self.candidates = Candidates(candidates[0])
         self.candidates.candidates = candidates
         self.synchronised = {k: v for k, v in seen.values.items()

@@ -257,6 +257,12 @@ class Twin:
         if 0 in s.credit:
             s.credit[0] = math.ceil(self.credit_hi_wh / WH_PER_UNIT - 1e-9)
 
+    def started_over_limit(self) -> None:
+        """Started again over the limit since a moment the twin did not see: the switch may
+        trip from now until a trip delay from now."""
+        if self.mpl_trip_at is None and self._over_limit():
+            self.mpl_trip_at, self.mpl_maybe = self.now, True
+
     def _over_limit(self) -> bool:
         mpl = self.core.state.mpl
         return mpl is not None and self.powered and self.load_on and self.power_w > mpl

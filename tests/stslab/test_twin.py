@@ -362,3 +362,20 @@ def test_a_key_change_completed_by_a_section_entered_earlier_is_followed(
     assert steps[-2].observations["section_results"] == ["Accept", "CRC error"]
     assert steps[-1].observations["twin"]["read"]["krn"] == "3"
     assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
+
+
+def test_a_twin_started_again_over_a_limit_may_see_the_switch_trip_at_once() -> None:
+    """Started again (after an ERROR) with the load over the limit, the twin cannot know
+    since when: the switch may trip at any moment of the trip delay, and (the readout shows
+    a limit of 0 W as 0, as it shows no limit) a limit of 0 W trips on any load
+    (explore --seed 10: the switch opened just after the restart)."""
+    twin = _twin()
+    twin.adopt({"credit": "5.000", "mpl": "0"})
+    twin.core.state.mpl = 0  # the candidate for a limit of 0 W
+    twin.load(0.0, True, 200.0)
+    twin.mpl_trip_at = None  # as found: the meter's countdown began before the twin started
+    twin.started_over_limit()
+    twin.advance(1.0)
+    assert twin.relay_states(1.0) == {"open", "closed"}
+    twin.advance(100.0)
+    assert "open" in twin.relay_states(100.0)  # still over the limit: it keeps tripping
