@@ -146,7 +146,8 @@ class TwinCheck:
             twin.lockout_until = now
             twin.lockout_late = self.profile.keypad.lockout.max_seconds
         rest = twin.predict(now, CREDIT_TOLERANCE_KWH)
-        if any(not rest[n].admits(v) for n, v in seen.values.items()
+        rest_ok = {n for n, v in seen.values.items() if n in rest and rest[n].admits(v)}
+        if any(n not in rest_ok for n in seen.values
                if n in rest and (n == "display" or n.startswith("annunciator."))):  # fmt: skip
             # A message, test display or part-typed entry the twin did not see begin: the
             # display is not compared until whichever it is must have ended.
@@ -165,6 +166,14 @@ class TwinCheck:
         # each count it may have reached.
         for base in bases:
             base.started_over_limit()
+        shown = seen.values.get("display", "")
+        if shown.isdigit() and len(shown) < self.digits and "display" not in rest_ok:
+            # A part-typed entry the twin did not see typed (it shows whole, fewer digits than
+            # the cells): a candidate with it, one where it has just timed out.
+            for base in list(bases):
+                typed = base.fork()
+                typed.entry, typed.last_key_at = list(shown), now
+                bases.append(typed)
         candidates = list(bases)
         for count in range(1, self.profile.keypad.lockout.after_rejects):
             for base in bases:

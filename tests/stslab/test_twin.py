@@ -379,3 +379,21 @@ def test_a_twin_started_again_over_a_limit_may_see_the_switch_trip_at_once() -> 
     assert twin.relay_states(1.0) == {"open", "closed"}
     twin.advance(100.0)
     assert "open" in twin.relay_states(100.0)  # still over the limit: it keeps tripping
+
+
+def test_a_twin_started_again_takes_the_part_typed_entry_the_display_shows(
+    tmp_path: Path,
+) -> None:
+    """A digit left on the keypad, then an ERROR (the twin starts again from the meter): the
+    display shows the digit, so the twin keeps a candidate with it, and the token typed next
+    is 21 digits for both (Format) (explore --seed 1, after the restart)."""
+    steps = run_steps(tmp_path, "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 5.0}\n"
+                      "    via: port\n"
+                      "  - {do: keys, keys: ['7']}\n"
+                      "  - {do: fill, to: 1, via: port}\n"  # holds more already: ERROR
+                      "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 1.0}\n")  # fmt: skip
+    assert steps[-2].outcome is Outcome.ERROR
+    assert steps[-1].observations["twin"]["read"]["result"] == "06"
+    assert [c.name for c in steps[-1].checks if c.outcome is not Outcome.PASS] == []
