@@ -38,6 +38,9 @@ from sts.meter import (
 from stslab.sideeffect import Allowed, Comparison, compare, either, figures_of
 
 WH_PER_UNIT = 100  # one electricity base unit (0.1 kWh)
+#: How far (Wh) the twin's credit may be off the meter's at a 0.1 kWh step, beyond what the
+#: load draws in its timing slack (energies integrated differently).
+STEP_SLACK_WH = 1.0
 #: The annunciators the twin predicts (those a layout has are compared).
 ANNUNCIATORS = ("relay_open", "credit_low", "tamper", "keypad_lock", "kwh", "currency")
 #: Why the display is not compared while the twin cannot know what it shows.
@@ -310,8 +313,7 @@ class Twin:
             return [self]
         if carrier == "keypad":  # digits already in the entry buffer come first
             return self.keys(t, [*digits, self.profile.keypad.enter_key])
-        self._process(digits, carrier)
-        return [self]
+        return self._process_either(digits, carrier)
 
     def keys(self, t: float, keys: list[str]) -> list[Twin]:
         """Keys pressed one after the other on the keypad (ENTER ends an entry)."""
@@ -372,10 +374,35 @@ class Twin:
         if state == {"locked", "free"}:
             other = self.fork()
             other._locked_out()
-            self._process(digits, "keypad")
-            return [self, *self._lockout_forks(), other]
-        self._process(digits, "keypad")
-        return [self, *self._lockout_forks()]
+            taken = self._process_either(digits, "keypad")
+            return [*taken, *self._lockout_forks(), other]
+        taken = self._process_either(digits, "keypad")
+        return [*taken, *self._lockout_forks()]
+
+    def _process_either(self, digits: str, carrier: str) -> list[Twin]:
+        """The entry processed; where the credit drawn down is just at a 0.1 kWh step (the
+        twin's energy and times are the analyser's and its own reckoning, a fraction of a Wh
+        off the meter's), also with the register one unit lower, kept if the answer differs
+        (a credit token at the declared limit)."""
+        lower = self._register_one_lower()
+        self._process(digits, carrier)
+        if lower is None:
+            return [self]
+        lower._process(digits, carrier)
+        return [self] if lower.last_result == self.last_result else [self, lower]
+
+    def _register_one_lower(self) -> Twin | None:
+        s = self.core.state
+        if 0 not in s.credit or not self.load_on or self.power_w <= 0:
+            return None
+        slack_wh = STEP_SLACK_WH + self.power_w * (self.early_s + self.late_s) / 3600
+        lower = math.ceil((self.credit_lo_wh - slack_wh) / WH_PER_UNIT - 1e-9)
+        if not 0 <= lower < s.credit[0]:
+            return None
+        other = self.fork()
+        other.core.state.credit[0] = lower
+        other.credit_lo_wh = other.credit_hi_wh = min(self.credit_lo_wh, lower * WH_PER_UNIT)
+        return other
 
     def _lockout_forks(self) -> list[Twin]:
         """One candidate for each other length the lockout just begun may have."""

@@ -11,7 +11,7 @@ import pytest
 
 from dut.profile import MeterProfile, ProfileError
 from sts.meter import Result
-from sts.tokens import InitiateMeterTest, encode
+from sts.tokens import InitiateMeterTest, TransferCredit, encode
 from stslab.campaign import Outcome
 from stslab.pack import build_manifest
 from stslab.session import Campaign, CampaignConfig
@@ -397,3 +397,18 @@ def test_a_twin_started_again_takes_the_part_typed_entry_the_display_shows(
     assert steps[-2].outcome is Outcome.ERROR
     assert steps[-1].observations["twin"]["read"]["result"] == "06"
     assert [c.name for c in steps[-1].checks if c.outcome is not Outcome.PASS] == []
+
+
+def test_a_credit_token_at_the_limit_just_at_a_step_of_the_credit_may_go_either_way() -> None:
+    """The load draws the credit down; just at a 0.1 kWh step the twin's reckoning may be a
+    fraction of a Wh off the meter's, so a 0.1 kWh token at the declared limit may be
+    accepted or refused (Overflow) (explore --seed 11 after 4,936 steps)."""
+    twin = _twin()
+    limit = twin.profile.tokens.credit_limit
+    twin.adopt({"credit": f"{(limit - 1) * 100 / 1000 + 0.0003:.4f}"})  # 0.3 Wh over a step
+    twin.load(0.0, True, 1000.0)
+    cands = Candidates(twin)
+    token = encode(TransferCredit(subclass=0, tid=5000001, amount=1, rnd=3),
+                   twin.profile.decoder_key())  # fmt: skip
+    cands.feed("enter", 0.0, token, "port")
+    assert {c.last_result for c in cands.candidates} == {Result.ACCEPT, Result.OVERFLOW}
