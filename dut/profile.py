@@ -243,7 +243,7 @@ class LoadSwitchProfile(_Strict):
 TWIN_OBSERVABLES = (
     "result", "credit", "krn", "kt", "ti", "ken", "mpl", "tamper", "relay", "display",
     "annunciator.relay_open", "annunciator.credit_low", "annunciator.tamper",
-    "annunciator.keypad_lock",
+    "annunciator.keypad_lock", "annunciator.kwh", "annunciator.currency",
 )  # fmt: skip
 
 

@@ -543,13 +543,20 @@ def side_effect_rows(scenario: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({
             "number": str(number),
             "compared": len(twin.get("compared", [])),
-            "not_compared": ", ".join(f"{k} ({why})" for k, why in
-                                      sorted((twin.get("not_compared") or {}).items())),
+            "not_compared": _not_compared(twin.get("not_compared") or {}),
             "differences": [c.get("detail") or c.get("name", "") for c in step.get("checks", [])
                             if str(c.get("name", "")).startswith("side effect:")],
             "synchronised": bool(twin.get("synchronised")),
         })  # fmt: skip
     return rows
+
+
+def _not_compared(off: dict[str, str]) -> str:
+    """Observables not compared, grouped by why ("display, annunciator.kwh (why)")."""
+    by_why: dict[str, list[str]] = {}
+    for name, why in sorted(off.items()):
+        by_why.setdefault(why, []).append(name)
+    return "; ".join(f"{', '.join(names)} ({why})" for why, names in by_why.items())
 
 
 def _date(iso: str | None) -> str:

@@ -247,6 +247,7 @@ class SimMeter:
         if not self._powered:
             return None
         events: list[float] = []
+        was_closed = self._relay_applied
         self._credit_rule(events)
         self._mpl_rule(now, events)
         if self._test_open_until is not None:
@@ -256,6 +257,10 @@ class SimMeter:
             else:
                 events.append(self._test_open_until)
         self._apply_relay()
+        if self._relay_applied and not was_closed:
+            # Just closed: the load flows through the meter only now, so the power limit
+            # starts watching it now (not at whatever event comes next).
+            self._mpl_rule(now, events)
         if self._entry and self._last_key_at is not None:
             deadline = self._last_key_at + self._at_least_real(
                 self.keeps("keypad.entry_timeout_s"), self.ENTRY_REAL_FLOOR_S

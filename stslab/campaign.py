@@ -658,8 +658,9 @@ class Runner:
         self.key_change_pending = None
         res.observations["section_results"] = [a.label if a else None for a in answers]
         # Accept to a section means the set is complete: with this step's sections, or with
-        # sections of the same set a meter kept from before (over a power cycle, say).
-        if answers and answers[-1] is Result.ACCEPT:
+        # sections of the same set a meter kept from before (over a power cycle, or a lone
+        # section entered earlier); sections after it meet the new key (CRC).
+        if Result.ACCEPT in answers:
             self.ledger.key_installed(new_state, step.new_key.ro)
         if step.expect is not None and step.expect.results is not None:
             for n, (want, got) in enumerate(zip(step.expect.results, answers, strict=False), 1):
@@ -715,16 +716,20 @@ class Runner:
             if step.hold_ms or step.gap_ms:
                 keypad.configure(80, 120)
         res.observations["key_events"] = len(events)
-        # Each key to the twin at its place in the typing (the robot presses them evenly):
-        # an entry time-out counts from the last key, not from the end of the step.
+        self._keys_to_twin(keys, typing_from)
+        self._acted()
+        self._entered()
+        self._observe_entry(step.expect, res)
+
+    def _keys_to_twin(self, keys: list[str], typing_from: float) -> None:
+        """Each key to the twin at its place in the typing (the robot presses them evenly):
+        an entry time-out counts from the last key, and a token typed onto a part-typed entry
+        meets that entry's time-out key by key, not at the end of the typing."""
         typing_to = self.clock.now()
         for n, key in enumerate(keys, 1):
             self.twin.feed_at(
                 typing_from + (typing_to - typing_from) * n / len(keys), "keys", [key]
             )
-        self._acted()
-        self._entered()
-        self._observe_entry(step.expect, res)
 
     def _do_load(self, step: LoadStep, via: str, res: StepResult, tids: dict) -> None:
         load = self.bench.get("load")
@@ -913,7 +918,9 @@ class Runner:
         if via == "keypad":
             keypad = self.bench.get("keypad")
             keys = [*digits, self.profile.keypad.enter_key]
+            typing_from = self.clock.now()
             keypad.type(keys)
+            self._keys_to_twin(keys, typing_from)
         elif via == "port":
             self.bench.get("port").write_token(digits)
         elif via == "card":
@@ -926,7 +933,8 @@ class Runner:
                 presenter.present()
         else:
             raise StepFault(f"unknown carrier {via!r}")
-        self.twin.feed("enter", digits, via)
+        if via != "keypad":
+            self.twin.feed("enter", digits, via)
         self._entered()
 
     def _entered(self) -> None:

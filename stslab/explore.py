@@ -28,6 +28,7 @@ from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, r
 from pydantic import TypeAdapter
 
 from stslab.campaign import Outcome, StepResult
+from stslab.declared import expand
 from stslab.scenario import Scenario, Step, parse_result
 from stslab.session import Campaign, CampaignConfig
 
@@ -172,14 +173,20 @@ def _machine(
         def act(self, data: st.DataObject) -> None:
             step = draw_step(data.draw, self.profile, self.runner.ledger, self.steps)
             self.steps.append(step)
-            self.models.append(_STEP.validate_python(step))
-            scenario = _scenario(self.models, None)
-            res: StepResult = self.runner._run_step(scenario, len(self.models) - 1,
-                                                    self.carrier, self.tids)  # fmt: skip
+            # A repeat or a fill to a declared value runs as the steps it makes on this meter.
+            made = expand(_scenario([_STEP.validate_python(step)], None), self.profile, 0.0)
+            found = []
+            for model in made.steps:
+                self.models.append(model)
+                scenario = _scenario(self.models, None)
+                res: StepResult = self.runner._run_step(scenario, len(self.models) - 1,
+                                                        self.carrier, self.tids)  # fmt: skip
+                found = [c for c in res.checks if c.name.startswith("side effect:")]
+                if found:
+                    break
             result.steps_run += 1
             if progress is not None:
                 progress(result)
-            found = [c for c in res.checks if c.name.startswith("side effect:")]
             if found:
                 if result.found_after is None:
                     result.found_after = result.steps_run
@@ -213,6 +220,7 @@ _KINDS = (
     "wait",
     "tamper",
     "keys",
+    "fill",
 )
 _TOKENS = ("credit", "credit", "credit", "mpl", "clear_credit", "clear_tamper", "test", "tariff")
 
@@ -228,7 +236,7 @@ def draw_step(
     kind = draw(pick(kinds))
     via = {"via": draw(pick(carriers))} if len(carriers) > 1 else {}
     if kind == "token":
-        return _token(draw, ledger, earlier, via)
+        return _token(draw, profile, ledger, earlier, via)
     if kind == "key_change":
         sections = list(range(1, (4 if profile.key.ea == "11" else 2) + 1))
         ken = draw(pick(("never", "never", 0, 1)))
@@ -250,6 +258,16 @@ def draw_step(
     if kind == "tamper":
         return {"do": "operator", "prompt": "Open the terminal cover",
                 "sim_action": "raise_tamper"}  # fmt: skip
+    if kind == "fill":
+        # Up to a declared limit: the TID store full of this run's tokens, or the credit
+        # register at (or one unit below) its limit, where the boundary rules act.
+        if draw(st.booleans()):
+            token = {"do": "token", "token": {"class": 0, "subclass": 0, "amount": Decimal("0.1")},
+                     **via}  # fmt: skip
+            return {"do": "repeat", "times": {"declared": "tokens.tid_store_size"},
+                    "steps": [token]}  # fmt: skip
+        to = {"declared": "tokens.credit_limit", "minus": draw(pick((0, 1)))}
+        return {"do": "fill", "to": to, **via}
     keys = draw(st.lists(pick(("1", "2", "7", "0", "BACK", "ENTER")), min_size=1, max_size=6))
     step: dict[str, Any] = {"do": "keys", "keys": keys}
     if draw(st.booleans()):
@@ -258,12 +276,22 @@ def draw_step(
 
 
 def _token(
-    draw: Callable[[Any], Any], ledger: Any, earlier: list[dict[str, Any]], via: dict[str, str]
+    draw: Callable[[Any], Any],
+    profile: Any,
+    ledger: Any,
+    earlier: list[dict[str, Any]],
+    via: dict[str, str],
 ) -> dict[str, Any]:
     pick = st.sampled_from
     kind = draw(pick(_TOKENS))
     if kind == "credit":
-        spec: dict[str, Any] = {"class": 0, "subclass": 0, "amount": Decimal(draw(pick(_AMOUNTS)))}
+        # Mostly electricity; also every other declared service and one the meter does not
+        # keep (Function).
+        services = sorted(profile.tokens.services)
+        undeclared = next(s for s in range(8) if s not in services)
+        subclass = draw(pick([0, 0, 0, *services, undeclared]))
+        spec: dict[str, Any] = {"class": 0, "subclass": subclass,
+                                "amount": Decimal(draw(pick(_AMOUNTS)))}  # fmt: skip
     elif kind == "mpl":
         spec = {"class": 2, "subclass": 0, "value": draw(pick(_LIMITS))}
     elif kind == "clear_credit":
@@ -279,7 +307,7 @@ def _token(
     if spec["class"] != 1:
         ids = [s["id"] for s in earlier
                if s.get("do") == "token" and s["token"]["class"] != 1]  # fmt: skip
-        rules = ["next", "next", "next", "below_store_min", "key"]
+        rules = ["next", "next", "next", "below_store_min", "at_store_min", "key"]
         rules += ["same_as"] if ids else []
         rules += ["past_ken"] if ledger.key.ken != 255 else []
         rule_ = draw(pick(rules))
@@ -287,6 +315,8 @@ def _token(
             spec["tid"] = {"same_as": draw(pick(ids))}
         elif rule_ == "below_store_min":
             spec["tid"] = {"below_store_min": draw(pick((1, 2, 3)))}
+        elif rule_ == "at_store_min":
+            spec["tid"] = {"at_store_min": True}
         elif rule_ == "past_ken":
             spec["tid"] = {"past_ken": True}
         elif rule_ == "key":

@@ -25,12 +25,15 @@ import yaml
 from instruments.base import InstrumentError
 from sts.meter import Result
 from stslab.scenario import CreditExpectation, parse_result
-from stslab.sideeffect import Allowed, Comparison, canonical
-from stslab.twin import Candidates, Twin
+from stslab.sideeffect import Allowed, Comparison
+from stslab.twin import ANNUNCIATORS, Candidates, Twin
 
 #: How much later than declared a timed state (a message, a lockout, the load switch test)
 #: may end, in real seconds: a bench keeps a short display long enough for a camera to see.
 LATE_REAL_S = 1.5
+#: How much earlier a meter may have taken a key than the twin places it (the keys of a typing
+#: are placed evenly over it; a press registers on its release, a gap before the next).
+EARLY_REAL_S = 0.3
 #: The credit tolerance a scenario's expectation gets when it states none.
 CREDIT_TOLERANCE_KWH: Decimal = CreditExpectation.model_fields["tolerance"].default
 
@@ -129,6 +132,7 @@ class TwinCheck:
                            ti=k.ti, sgc=k.sgc, ken=k.ken, tid_store=store, now=now,
                            late_s=self.late_s)  # fmt: skip
         twin.digits = self.digits
+        twin.early_s = EARLY_REAL_S * self.clock.speed
         twin.escalation_known = False
         twin.load_on, twin.power_w = self.load
         twin.powered = self.supply
@@ -141,13 +145,41 @@ class TwinCheck:
         if seen.values.get("annunciator.keypad_lock") == "on":
             twin.lockout_until = now
             twin.lockout_late = self.profile.keypad.lockout.max_seconds
+        rest = twin.predict(now, CREDIT_TOLERANCE_KWH)
+        rest_ok = {n for n, v in seen.values.items() if n in rest and rest[n].admits(v)}
+        if any(n not in rest_ok for n in seen.values
+               if n in rest and (n == "display" or n.startswith("annunciator."))):  # fmt: skip
+            # A message, test display or part-typed entry the twin did not see begin: the
+            # display is not compared until whichever it is must have ended.
+            p = self.profile
+            tests = len(p.tokens.supported_tests) + 1
+            shown = p.display.message_seconds + tests * (p.display.test_step_seconds + self.late_s)
+            twin.display_unseen_until = now + self.late_s + max(shown, p.keypad.entry_timeout_s)
+        bases = [twin]
+        if seen.values.get("mpl") == "0":
+            # The readout shows 0 for no limit and for a limit of 0 W (which trips on any
+            # load): one candidate each, the load switch picks.
+            zero = twin.fork()
+            zero.core.state.mpl = 0
+            bases.append(zero)
         # The meter may have seen rejected keypad entries the twin did not: one candidate for
         # each count it may have reached.
-        candidates = [twin]
+        for base in bases:
+            base.started_over_limit()
+        shown = seen.values.get("display", "")
+        if shown.isdigit() and len(shown) < self.digits and "display" not in rest_ok:
+            # A part-typed entry the twin did not see typed (it shows whole, fewer digits than
+            # the cells): a candidate with it, one where it has just timed out.
+            for base in list(bases):
+                typed = base.fork()
+                typed.entry, typed.last_key_at = list(shown), now
+                bases.append(typed)
+        candidates = list(bases)
         for count in range(1, self.profile.keypad.lockout.after_rejects):
-            other = twin.fork()
-            other.rejects = count
-            candidates.append(other)
+            for base in bases:
+                other = base.fork()
+                other.rejects = count
+                candidates.append(other)
         self.candidates = Candidates(candidates[0])
         self.candidates.candidates = candidates
         self.synchronised = {k: v for k, v in seen.values.items()
@@ -323,17 +355,10 @@ class TwinCheck:
 
     def _display(self, reading: Any) -> dict[str, str]:
         out: dict[str, str] = {}
-        for name in ("relay_open", "credit_low", "tamper", "keypad_lock"):
+        for name in ANNUNCIATORS:
             if name in self.annunciators:
                 out[f"annunciator.{name}"] = "on" if name in reading.annunciators else "off"
-        text = reading.text.strip()
-        vocabulary = {canonical(t) for t in self.profile.display.vocabulary.values()}
-        try:
-            Decimal(text)
-            out["display"] = text
-        except ArithmeticError:
-            if canonical(text) in vocabulary:
-                out["display"] = text
+        out["display"] = reading.text.strip()
         return out
 
 

@@ -240,9 +240,13 @@ class ExploreRow:
     steps_run: int
     wall_s: float
     first_difference: str = ""
+    #: why no test can see this defect on a meter of this profile (not explored)
+    not_observable: str | None = None
 
     @property
     def ok(self) -> bool:
+        if self.not_observable is not None:
+            return True
         if self.defect == REFERENCE:
             return self.found_after is None
         return self.found_after is not None
@@ -272,13 +276,27 @@ def explore_matrix(
     include_reference: bool = True,
 ) -> list[ExploreRow]:
     """The reference meter and each defect explored for up to ``steps`` steps, ``workers``
-    meters at a time (one process each); rows in the order asked."""
+    meters at a time (one process each); rows in the order asked. A defect no test can see
+    on this meter (the catalogue says why) is not explored: its row says why."""
     from concurrent.futures import ProcessPoolExecutor
 
-    meters: list[str | None] = ([None] if include_reference else []) + list(defects)
+    from dut.profile import MeterProfile
+    from simlab.defects import BY_NAME
+
+    profile = MeterProfile.load(dut)
+    hidden = {d: why for d in defects if d in BY_NAME
+              and (why := BY_NAME[d].unobservable(profile)) is not None}  # fmt: skip
+    meters: list[str | None] = ([None] if include_reference else []) + [
+        d for d in defects if d not in hidden
+    ]
     args = [(m, dut, steps, seed, bench, model) for m in meters]
     if workers <= 1:
-        return [explore_one(*a) for a in args]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(explore_one, *a) for a in args]
-        return [f.result() for f in futures]
+        rows = [explore_one(*a) for a in args]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(explore_one, *a) for a in args]
+            rows = [f.result() for f in futures]
+    by_name = {r.defect: r for r in rows}
+    unseen = {d: ExploreRow(d, None, 0, 0.0, not_observable=why) for d, why in hidden.items()}
+    ordered = [by_name[REFERENCE]] if include_reference else []
+    return ordered + [by_name.get(d) or unseen[d] for d in defects]

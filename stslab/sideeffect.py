@@ -10,6 +10,7 @@ that may just have ended, a load switch in its trip window) is allowed both ways
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -57,13 +58,18 @@ def known(name: str) -> bool:
 
 @dataclass(frozen=True)
 class Allowed:
-    """What the twin allows for one observable: exact values, or a numeric range."""
+    """What the twin allows for one observable: exact values, a numeric range, or texts
+    whose figures are given (a class-1 test display: the wording is the meter's own, the
+    figures the standard's). ``unknown`` says why it cannot be compared at this moment."""
 
     values: frozenset[str] = frozenset()
     low: Decimal | None = None
     high: Decimal | None = None
     #: the value the twin holds, as a report shows it
     shown: str = ""
+    #: each a text's numbers in order (``*``: any one number)
+    figures: frozenset[tuple[str, ...]] = frozenset()
+    unknown: str = ""
 
     @classmethod
     def exactly(cls, *values: str) -> Allowed:
@@ -73,8 +79,19 @@ class Allowed:
     def between(cls, low: Decimal, high: Decimal, shown: str) -> Allowed:
         return cls(low=low, high=high, shown=shown)
 
+    @classmethod
+    def showing(cls, figures: tuple[str, ...], shown: str) -> Allowed:
+        """A text that shows ``figures`` (and no other number), in whatever words."""
+        return cls(figures=frozenset({tuple(_number(f) for f in figures)}), shown=shown)
+
+    @classmethod
+    def not_known(cls, why: str) -> Allowed:
+        return cls(unknown=why, shown="not compared")
+
     def admits(self, observed: str) -> bool:
-        if canonical(observed) in self.values:
+        if self.unknown or canonical(observed) in self.values:
+            return True
+        if self.figures and _figures_match(self.figures, figures_of(observed)):
             return True
         if self.low is None or self.high is None:
             return False
@@ -82,6 +99,23 @@ class Allowed:
             return self.low <= Decimal(observed) <= self.high
         except InvalidOperation:
             return False
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def figures_of(text: str) -> tuple[str, ...]:
+    """The numbers a display text shows, in order, by value (``"ti 01"`` -> ``("1",)``)."""
+    return tuple(_number(n) for n in _NUMBER.findall(text))
+
+
+def _number(text: str) -> str:
+    return text if text == "*" else str(Decimal(text).normalize())
+
+
+def _figures_match(options: frozenset[tuple[str, ...]], seen: tuple[str, ...]) -> bool:
+    return any(len(o) == len(seen) and all(w in ("*", s) for w, s in zip(o, seen, strict=True))
+               for o in options)  # fmt: skip
 
 
 def canonical(value: str) -> str:
@@ -98,11 +132,13 @@ def either(a: Allowed, b: Allowed) -> Allowed:
     """What is allowed at one moment or the other (an observation taken over a while)."""
     if a == b:
         return a
+    if a.unknown or b.unknown:
+        return a if a.unknown else b
     lows = [x for x in (a.low, b.low) if x is not None]
     highs = [x for x in (a.high, b.high) if x is not None]
     shown = " or ".join(dict.fromkeys([*a.shown.split(" or "), *b.shown.split(" or ")]))
     return Allowed(a.values | b.values, min(lows) if lows else None,
-                   max(highs) if highs else None, shown)  # fmt: skip
+                   max(highs) if highs else None, shown, a.figures | b.figures)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -145,6 +181,9 @@ def compare(
         if name not in observed:
             continue  # the bench cannot read it on this step
         if name not in allowed:
+            continue
+        if allowed[name].unknown:  # the twin cannot tell at this moment: the record says why
+            out.not_compared[name] = allowed[name].unknown
             continue
         out.compared.append(name)
         want, seen = allowed[name], observed[name]

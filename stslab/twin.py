@@ -35,11 +35,25 @@ from sts.meter import (
     Result,
     TestRequested,
 )
-from stslab.sideeffect import Allowed, Comparison, compare, either
+from stslab.sideeffect import Allowed, Comparison, compare, either, figures_of
 
 WH_PER_UNIT = 100  # one electricity base unit (0.1 kWh)
-#: At most this many candidates are kept (the oldest possibilities are dropped first).
-MAX_CANDIDATES = 12
+#: How far (Wh) the twin's credit may be off the meter's at a 0.1 kWh step, beyond what the
+#: load draws in its timing slack (energies integrated differently).
+STEP_SLACK_WH = 1.0
+#: The annunciators the twin predicts (those a layout has are compared).
+ANNUNCIATORS = ("relay_open", "credit_low", "tamper", "keypad_lock", "kwh", "currency")
+#: Why the display is not compared while the twin cannot know what it shows.
+UNKNOWN_VIEW = (
+    "a key or an entry came while class-1 test displays showed: what shows until they end "
+    "is the meter's own",
+    "the twin started again from the meter while its display showed a message or test it "
+    "did not see begin",
+)
+#: At most this many candidates are kept (the oldest possibilities are dropped first): enough
+#: for every lockout length a policy has, times the reject counts a twin started again
+#: considers; the meter's next readings prune them.
+MAX_CANDIDATES = 48
 
 
 @dataclass(frozen=True)
@@ -58,6 +72,9 @@ class Twin:
     core: ReferenceMeter
     now: float
     late_s: float
+    #: how much earlier than the twin has it the meter may have taken a key or an entry (the
+    #: twin places keys evenly over the typing and an entry when its carrier answered)
+    early_s: float = 0.0
     digits: int = 0  # digit cells of the LCD (an entry shows its last ones); 0: not compared
     powered: bool = True
     credit_lo_wh: float = 0.0  # electricity credit, Wh: a range when a relay state is uncertain
@@ -71,9 +88,14 @@ class Twin:
     last_result: Result | None = None
     message: str | None = None
     message_end: float | None = None
-    tests: int = 0  # class-1 test displays after the message
+    #: class-1 test displays queued after the message: (control bit, what it shows)
+    tests: list[tuple[int, Allowed]] = field(default_factory=list)
+    tests_start: float | None = None  # when the first one shows (the message's end)
+    tests_end: float | None = None  # when the last one has ended, at the latest
+    tests_disturbed: bool = False  # a key or an entry came while they showed
     test_relay: Range | None = None  # when the load switch test has the relay open, at most
-    tests_end: float | None = None
+    #: started again from the meter while its display showed what the twin did not see begin
+    display_unseen_until: float | None = None
     mpl_trip_at: float | None = None  # when the switch opens for the power limit
     mpl_maybe: bool = False  # the load fell below the limit just as it was tripping
     mpl_cycling: bool = False  # still over the limit after a reconnection: trips again
@@ -83,6 +105,8 @@ class Twin:
     lockout_next: float = 0.0
     #: False after a synchronisation: an earlier lockout may have lengthened the next one
     escalation_known: bool = True
+    #: lockout lengths the lockout just begun may have instead (escalation not known)
+    escalation_forks: list[float] = field(default_factory=list)
 
     # -- building ---------------------------------------------------------------------------
 
@@ -167,7 +191,7 @@ class Twin:
         r = self.test_relay
         if r is None or t >= r.end:
             return {"closed"}
-        if t < r.start:
+        if t < r.start - self.early_s:
             return {"closed"}
         return {"open", "closed"}
 
@@ -184,17 +208,22 @@ class Twin:
             self.now = step_end
             self._end_mpl()
             self._watch_mpl()
-        kp = self.profile.keypad
-        if (
-            self.entry
-            and self.last_key_at is not None
-            and (self.now >= self.last_key_at + kp.entry_timeout_s)
-        ):
+        if self._entry_timed_out() == {True}:
             self.entry.clear()
         if self.test_relay is not None and self.now >= self.test_relay.end:
             self.test_relay = None
         if self.tests_end is not None and self.now >= self.tests_end:
-            self.tests, self.tests_end = 0, None
+            self._end_tests()
+
+    def _entry_timed_out(self, t: float | None = None) -> set[bool]:
+        """Whether a part-typed entry has been dropped at ``t`` (the time-out may end late)."""
+        if not self.entry or self.last_key_at is None:
+            return {False}
+        t = self.now if t is None else t
+        deadline = self.last_key_at + self.profile.keypad.entry_timeout_s
+        if t < deadline - self.early_s:
+            return {False}
+        return {True} if t >= deadline + self.late_s else {True, False}
 
     def _edges(self) -> list[float]:
         edges = []
@@ -203,7 +232,7 @@ class Twin:
             back = trip + self.profile.load_switch.mpl_reconnect_s
             edges += [trip, trip + self.late_s, back, back + self.late_s]
         if self.test_relay is not None:
-            edges += [self.test_relay.start, self.test_relay.end]
+            edges += [self.test_relay.start - self.early_s, self.test_relay.end]
         p = self.power_w
         if p > 0:
             for wh in (self.credit_lo_wh, self.credit_hi_wh):
@@ -230,6 +259,12 @@ class Twin:
         s = self.core.state
         if 0 in s.credit:
             s.credit[0] = math.ceil(self.credit_hi_wh / WH_PER_UNIT - 1e-9)
+
+    def started_over_limit(self) -> None:
+        """Started again over the limit since a moment the twin did not see: the switch may
+        trip from now until a trip delay from now."""
+        if self.mpl_trip_at is None and self._over_limit():
+            self.mpl_trip_at, self.mpl_maybe = self.now, True
 
     def _over_limit(self) -> bool:
         mpl = self.core.state.mpl
@@ -278,8 +313,7 @@ class Twin:
             return [self]
         if carrier == "keypad":  # digits already in the entry buffer come first
             return self.keys(t, [*digits, self.profile.keypad.enter_key])
-        self._process(digits, carrier)
-        return [self]
+        return self._process_either(digits, carrier)
 
     def keys(self, t: float, keys: list[str]) -> list[Twin]:
         """Keys pressed one after the other on the keypad (ENTER ends an entry)."""
@@ -292,6 +326,12 @@ class Twin:
                 if not twin.powered:
                     nxt.append(twin)
                     continue
+                if twin._entry_timed_out() == {True, False}:
+                    # The key came just as the entry's time-out ended: the meter may have
+                    # dropped the entry first, or not.
+                    dropped = twin.fork()
+                    dropped.entry.clear()
+                    twins.append(dropped)  # pressed in its turn, after this one
                 twin.last_key_at = t
                 twin._key_pressed()
                 if key == kp.backspace_key:
@@ -314,14 +354,17 @@ class Twin:
         return twins
 
     def _key_pressed(self) -> None:
-        """A key press ends the message on show (class-1 test displays go on)."""
+        """A key press ends the message on show (class-1 test displays go on, but what shows
+        while they do is then the meter's own)."""
+        if self.tests:
+            self.tests_disturbed = True
         if (
             self.message is not None
             and self.message_end is not None
             and self.now < (self.message_end + self.late_s)
         ):
             self.message = None
-            self.message_end = self.now if self.tests else None
+            self.message_end = None
 
     def _keypad_enter(self, digits: str) -> list[Twin]:
         state = self._lockout_state()
@@ -331,16 +374,66 @@ class Twin:
         if state == {"locked", "free"}:
             other = self.fork()
             other._locked_out()
-            self._process(digits, "keypad")
-            return [self, other]
-        self._process(digits, "keypad")
-        return [self]
+            taken = self._process_either(digits, "keypad")
+            return [*taken, *self._lockout_forks(), other]
+        taken = self._process_either(digits, "keypad")
+        return [*taken, *self._lockout_forks()]
+
+    def _process_either(self, digits: str, carrier: str) -> list[Twin]:
+        """The entry processed; where the credit drawn down is just at a 0.1 kWh step (the
+        twin's energy and times are the analyser's and its own reckoning, a fraction of a Wh
+        off the meter's), also with the register one unit lower, kept if the answer differs
+        (a credit token at the declared limit)."""
+        lower = self._register_one_lower()
+        self._process(digits, carrier)
+        if lower is None:
+            return [self]
+        lower._process(digits, carrier)
+        return [self] if lower.last_result == self.last_result else [self, lower]
+
+    def _register_one_lower(self) -> Twin | None:
+        s = self.core.state
+        if 0 not in s.credit or not self.load_on or self.power_w <= 0:
+            return None
+        slack_wh = STEP_SLACK_WH + self.power_w * (self.early_s + self.late_s) / 3600
+        lower = math.ceil((self.credit_lo_wh - slack_wh) / WH_PER_UNIT - 1e-9)
+        if not 0 <= lower < s.credit[0]:
+            return None
+        other = self.fork()
+        other.core.state.credit[0] = lower
+        other.credit_lo_wh = other.credit_hi_wh = min(self.credit_lo_wh, lower * WH_PER_UNIT)
+        return other
+
+    def _lockout_forks(self) -> list[Twin]:
+        """One candidate for each other length the lockout just begun may have."""
+        forks = []
+        for length in self.escalation_forks:
+            other = self.fork()
+            other.escalation_forks = []
+            other._lock_for(length)
+            forks.append(other)
+        self.escalation_forks = []
+        return forks
+
+    def _lock_for(self, length: float) -> None:
+        policy = self.profile.keypad.lockout
+        self.lockout_until = self.now + length
+        self.lockout_late = self.late_s
+        self.lockout_next = min(length * policy.factor, policy.max_seconds)
+
+    def _lockout_lengths(self) -> list[float]:
+        """Every length a lockout of this policy can have: first, first x factor, … max."""
+        policy = self.profile.keypad.lockout
+        lengths = [policy.first_seconds]
+        while policy.factor > 1 and lengths[-1] < policy.max_seconds and len(lengths) < 32:
+            lengths.append(min(lengths[-1] * policy.factor, policy.max_seconds))
+        return lengths
 
     def _lockout_state(self) -> set[str]:
         until = self.lockout_until
         if until is None or self.now >= until + self.lockout_late:
             return {"free"}
-        if self.now < until:
+        if self.now < until - self.early_s:
             return {"locked"}
         return {"locked", "free"}
 
@@ -353,6 +446,8 @@ class Twin:
             self.credit_open = False
 
     def _process(self, digits: str, carrier: str) -> None:
+        if self.tests:  # a new message comes between the test displays
+            self.tests_disturbed = True
         result = self.core.enter(digits)
         self.last_result = result.result
         for effect in result.effects:
@@ -360,6 +455,12 @@ class Twin:
         if carrier == "keypad":
             self._count_for_lockout(result)
         self._show(result.result)
+        if self.tests and self.tests_end is not None and self.message_end is not None:
+            # The test displays left go on after this message, at the latest.
+            d = self.profile.display
+            left = self.message_end + self.late_s
+            left += len(self.tests) * (d.test_step_seconds + self.late_s)
+            self.tests_end = max(self.tests_end, left)
         if result.effects and isinstance(result.effects[0], TestRequested):
             self._queue_tests(result.effects[0])
         self._watch_mpl()
@@ -388,9 +489,13 @@ class Twin:
             return
         self.rejects += 1
         if policy.enabled and self.rejects >= policy.after_rejects:
-            self.lockout_until = self.now + self.lockout_next
-            self.lockout_late = self.late_s if self.escalation_known else policy.max_seconds
-            self.lockout_next = min(self.lockout_next * policy.factor, policy.max_seconds)
+            if not self.escalation_known:
+                # Lockouts the twin did not see may have lengthened this one: a candidate for
+                # each length the policy has (the meter's lock annunciator picks).
+                self.escalation_forks = [n for n in self._lockout_lengths()
+                                         if n != self.lockout_next]  # fmt: skip
+                self.escalation_known = True
+            self._lock_for(self.lockout_next)
             self.rejects = 0
 
     def _show(self, result: Result) -> None:
@@ -400,10 +505,11 @@ class Twin:
     def _queue_tests(self, request: TestRequested) -> None:
         d, ls = self.profile.display, self.profile.load_switch
         assert self.message_end is not None
-        n = len(request.tests)
-        slack = self.late_s * (n + 1)
-        self.tests = n
-        self.tests_end = self.message_end + n * d.test_step_seconds + slack
+        # Each display may start late by up to late_s after the one before.
+        self.tests += [(bit, self._test_shows(bit)) for bit in request.tests]
+        n = len(self.tests)
+        self.tests_start = self.message_end
+        self.tests_end = self.message_end + n * (d.test_step_seconds + self.late_s) + self.late_s
         if 0 in request.tests:  # the load switch test comes first, after the message
             start = self.message_end
             self.test_relay = Range(start, start + ls.test_open_s + 2 * self.late_s)
@@ -431,7 +537,7 @@ class Twin:
             self.entry.clear()
             self.message = self.message_end = None
             # The test displays are lost; a load switch test already open keeps its time.
-            self.tests, self.tests_end = 0, None
+            self._end_tests()
             if self.mpl_trip_at is not None and self.now < self.mpl_trip_at:
                 self.mpl_trip_at = None  # a trip still counting down starts again; one that
                 self.mpl_cycling = False  # happened keeps its reconnection delay
@@ -474,54 +580,140 @@ class Twin:
         return out
 
     def _display(self, t: float, relay: frozenset[str]) -> dict[str, Allowed]:
-        out: dict[str, Allowed] = {}
+        """The display's text and annunciators: what any of the views it may show at ``t``
+        allows (a timed view may end a little late)."""
+        live = self._live_annunciators(relay)
+        views = [self._view(view, live) for view in self._views(t)]
+        out = views[0]
+        for view in views[1:]:
+            out = {name: either(a, view[name]) for name, a in out.items()}
+        return out
+
+    def _live_annunciators(self, relay: frozenset[str]) -> dict[str, Allowed]:
         both = Allowed.exactly("on", "off")
-        low = self.profile.display.credit_low_threshold * WH_PER_UNIT
+        out: dict[str, Allowed] = {}
         if 0 in self.core.state.credit:
+            low = self.profile.display.credit_low_threshold * WH_PER_UNIT
             lo_low, hi_low = self.credit_lo_wh < low, self.credit_hi_wh < low
-            out["annunciator.credit_low"] = (Allowed.exactly(_on(lo_low)) if lo_low == hi_low
-                                             else both)  # fmt: skip
-        out["annunciator.tamper"] = Allowed.exactly(_on(self.core.state.tamper))
-        out["annunciator.relay_open"] = (Allowed.exactly(_on(relay == {"open"}))
-                                         if len(relay) == 1 else both)  # fmt: skip
+            out["credit_low"] = Allowed.exactly(_on(lo_low)) if lo_low == hi_low else both
+        else:
+            out["credit_low"] = Allowed.not_known("the credit-low threshold is declared in "
+                                                  "kWh; this meter keeps no electricity "
+                                                  "credit")  # fmt: skip
+        out["tamper"] = Allowed.exactly(_on(self.core.state.tamper))
+        out["relay_open"] = Allowed.exactly(_on(relay == {"open"})) if len(relay) == 1 else both
         lock = self._lockout_state()
-        out["annunciator.keypad_lock"] = (Allowed.exactly(_on(lock == {"locked"}))
-                                          if len(lock) == 1 else both)  # fmt: skip
-        showing = self._showing(t)
-        if showing == "message" and self.message is not None:
-            out["display"] = Allowed.exactly(self.message)
-        elif showing == "credit" and 0 in self.core.state.credit:
+        out["keypad_lock"] = Allowed.exactly(_on(lock == {"locked"})) if len(lock) == 1 else both
+        return out
+
+    def _views(self, t: float) -> list[tuple[str, int]]:
+        """What the display may show at ``t``: ("message" | "entry" | "rest", 0), ("test",
+        index into the queued test displays) or ("unknown", index into ``UNKNOWN_VIEW``)."""
+        late = self.late_s
+        message_on = self.message is not None and self.message_end is not None
+        if self.display_unseen_until is not None and t < self.display_unseen_until:
+            return [("unknown", 1)]
+        # At rest: a part-typed entry, or the credit once it has timed out (or both).
+        rest = [("rest", 0) if dropped else ("entry", 0) for dropped in
+                sorted(self._entry_timed_out(t))]  # fmt: skip
+        if self.tests and self.tests_start is not None:
+            if self.tests_disturbed:
+                return [("unknown", 0)]
+            step = self.profile.display.test_step_seconds
+            start = self.tests_start - self.early_s
+            views = [("message", 0)] if message_on and t < start + late + self.early_s else []
+            for i in range(len(self.tests)):
+                # Display i starts no earlier than declared and ends at most late_s later
+                # than declared after each display before it.
+                if start + i * step <= t < start + late + (i + 1) * (step + late):
+                    views.append(("test", i))
+            if t >= start + len(self.tests) * step:
+                views += rest
+            return views or rest
+        if message_on and self.message_end is not None and t < self.message_end - self.early_s:
+            return [("message", 0)]
+        if message_on and self.message_end is not None and t < self.message_end + late:
+            return [("message", 0), *rest]
+        return rest
+
+    def _view(self, view: tuple[str, int], live: dict[str, Allowed]) -> dict[str, Allowed]:
+        kind, index = view
+        off = Allowed.exactly("off")
+        units = {"kwh": off, "currency": off}  # a unit is lit with a quantity in it
+        text: Allowed
+        if kind == "unknown":
+            unknown = Allowed.not_known(UNKNOWN_VIEW[index])
+            return {"display": unknown, **{f"annunciator.{n}": unknown for n in ANNUNCIATORS}}
+        if kind == "message":
+            text = Allowed.exactly(self.message or "")
+        elif kind == "test":
+            bit, text = self.tests[index]
+            if bit == 1:  # the information display: every segment and annunciator lit
+                on = Allowed.exactly("on")
+                return {"display": text, **{f"annunciator.{n}": on for n in ANNUNCIATORS}}
+            if bit == 2:
+                units["kwh"] = Allowed.exactly("on")
+        elif kind == "entry" and self.entry:
+            text = (Allowed.exactly("".join(self.entry[-self.digits :])) if self.digits else
+                    Allowed.not_known("the LCD layout's digit cells are not known"))  # fmt: skip
+        else:
+            text, units = self._credit_view()
+        return {"display": text, **{f"annunciator.{n}": a for n, a in (live | units).items()}}
+
+    def _credit_view(self) -> tuple[Allowed, dict[str, Allowed]]:
+        """The display at rest: the credit (electricity first, else the lowest register)."""
+        credit = self.core.state.credit
+        on, off = Allowed.exactly("on"), Allowed.exactly("off")
+        if 0 in credit:
             # The credit display shows 0.1 kWh steps: one step of the last digit, as a
             # wait for the credit display judges it.
             lo = Decimal(str(round(self.credit_lo_wh / 1000, 4))) - Decimal("0.1")
             hi = Decimal(str(round(self.credit_hi_wh / 1000, 4)))
-            out["display"] = Allowed.between(lo, hi, f"the credit, {max(lo, Decimal(0)):.1f} "
-                                                     f"to {hi:.1f} kWh")  # fmt: skip
-        if showing == "entry" and self.digits:
-            out["display"] = Allowed.exactly("".join(self.entry[-self.digits :]))
-        if showing == "tests":
-            out.pop("annunciator.relay_open")  # a test display may light every annunciator
-            out.pop("annunciator.credit_low", None)
-            out.pop("annunciator.tamper")
-            out.pop("annunciator.keypad_lock")
-        return out
+            shown = f"the credit, {max(lo, Decimal(0)):.1f} to {hi:.1f} kWh"
+            return Allowed.between(lo, hi, shown), {"kwh": on, "currency": off}
+        register = min(credit, default=None)
+        if register is not None and register >= 4:
+            value = Decimal(credit[register]) / 100_000
+            cent = Decimal("0.01")
+            shown = f"the credit, {value:.2f}"
+            return Allowed.between(value - cent, value + cent, shown), {"kwh": off, "currency": on}
+        why = "the meter's credit display of a water, gas or time register is its own"
+        unknown = Allowed.not_known(why)
+        return unknown, {"kwh": unknown, "currency": unknown}
 
-    def _showing(self, t: float) -> str:
-        """What the display shows: "message", "credit", "tests", "entry" or "unsure"."""
-        if (
-            self.tests
-            and self.tests_end is not None
-            and self.message_end is not None
-            and (t >= self.message_end)
-        ):
-            return "tests"
-        if self.message_end is not None and t < self.message_end:
-            return "message"
-        if self.message_end is not None and t < self.message_end + self.late_s:
-            return "unsure"
-        if self.entry:
-            return "entry"
-        return "credit"
+    def _test_shows(self, bit: int) -> Allowed:
+        """What the class-1 test display for ``bit`` shows: its wording is the meter's own,
+        its figures (REFERENCE §9.4) are the meter's state as the test was asked for."""
+        s = self.core.state
+        if bit == 1:
+            if not self.digits:
+                return Allowed.not_known("the LCD layout's digit cells are not known")
+            return Allowed.exactly("8." * self.digits)
+        figures: dict[int, tuple[tuple[str, ...], str]] = {
+            2: (("*",), "the cumulative energy"),
+            3: ((str(s.krn), str(s.kt)), f"KRN {s.krn} and KT {s.kt}"),
+            4: ((str(s.ti),), f"TI {s.ti:02d}"),
+            6: ((str(s.mpl),) if s.mpl is not None else (), f"the power limit {s.mpl or 'none'}"),
+            7: ((str(int(s.tamper)),), f"the tamper status {int(s.tamper)}"),
+            8: (("*",), "the instantaneous power"),
+            9: (figures_of(self.profile.display.version_text),
+                f"the software version {self.profile.display.version_text}"),
+            10: ((str(s.mppul),) if s.mppul is not None else (),
+                 f"the phase power unbalance limit {s.mppul or 'none'}"),
+        }  # fmt: skip
+        if bit not in figures:
+            what = {0: "the load switch test (its relay is compared)", 5: "the token reader test"}
+            return Allowed.not_known(f"the text of {what.get(bit, f'test {bit}')} is the "
+                                     "meter's own")  # fmt: skip
+        shows, what = figures[bit]
+        if self.digits and any(len(f.replace(".", "")) > self.digits for f in shows):
+            return Allowed.not_known(f"{what} has more digits than the LCD has cells")
+        return Allowed.showing(shows, f"a test display showing {what}")
+
+    def _end_tests(self) -> None:
+        self.tests = []
+        self.tests_start = self.tests_end = None
+        self.tests_disturbed = False
 
 
 def _on(flag: bool) -> str:

@@ -30,8 +30,12 @@ def selftest_command(
         bool, typer.Option("--all-kills", help="Run every scenario per defect (full matrix).")
     ] = False,
     bench: Annotated[
-        str, typer.Option(help="SimLab bench: sim (real transports) or virtual (virtual time).")
-    ] = "sim",
+        str | None,
+        typer.Option(
+            help="SimLab bench: sim (real transports; the default) or virtual (virtual time; "
+            "the default with --explore)."
+        ),
+    ] = None,
     model: Annotated[
         str | None, typer.Option(help="SimLab meter model: module:Class (a SimMeter subclass).")
     ] = None,
@@ -75,6 +79,7 @@ def selftest_command(
         raise ArgumentError("--workers", "must be at least 1")
     from stslab.session import SIMLAB_BENCHES
 
+    bench = bench or ("virtual" if explore else "sim")
     if bench not in SIMLAB_BENCHES:
         raise ArgumentError("--bench", f"{bench!r} is not one of {', '.join(SIMLAB_BENCHES)}")
     if pack is not None and not (pack / "manifest.yaml").exists():
@@ -157,6 +162,9 @@ def _explore(console: Console, defects: list[str], dut: str | None, steps: int, 
     table = Table("meter", "found", "steps to find", "first difference", "wall s",
                   title=f"exploration against the reference twin (seed {seed})")  # fmt: skip
     for r in rows:
+        if r.not_observable is not None:
+            table.add_row(r.defect, "not observable", "-", r.not_observable, "-")
+            continue
         if r.defect == REFERENCE:
             found = "clean" if r.ok else "[red]DIFFERS[/]"
             when = f"0 differences in {r.steps_run}" if r.ok else str(r.found_after)
@@ -165,9 +173,11 @@ def _explore(console: Console, defects: list[str], dut: str | None, steps: int, 
             when = str(r.found_after) if r.ok else "-"
         table.add_row(r.defect, found, when, r.first_difference or "-", f"{r.wall_s:.1f}")
     console.print(table)
-    found = sum(1 for r in rows if r.defect != REFERENCE and r.ok)
-    total = sum(1 for r in rows if r.defect != REFERENCE)
-    console.print(f"defects found by exploration: {found}/{total} within {steps} steps")
+    explored = [r for r in rows if r.defect != REFERENCE and r.not_observable is None]
+    found = sum(1 for r in explored if r.ok)
+    hidden = len(rows) - len(explored) - sum(1 for r in rows if r.defect == REFERENCE)
+    console.print(f"defects found by exploration: {found}/{len(explored)} within {steps} steps"
+                  + (f" ({hidden} not observable on this meter)" if hidden else ""))  # fmt: skip
     bad = [r.defect for r in rows if not r.ok]
     if bad:
         console.print(f"[red]selftest --explore failed:[/] {', '.join(bad)}")

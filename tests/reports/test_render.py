@@ -736,3 +736,22 @@ def test_a_result_in_the_guard_band_is_reported_as_such(
     assert "1 result(s) inside the tolerance but within their expanded uncertainty" in text
     assert re.search(r"1\.500 ± 0\.00082 kWh \(inside the tolerance but within U = 0\.00082 kWh "
                      r"of its limit\) FAIL guard band", text)  # fmt: skip
+
+
+def test_the_side_effect_table_groups_what_was_not_compared_by_why() -> None:
+    from reports.render import side_effect_rows
+
+    why = "a key came while class-1 test displays showed"
+    step = {
+        "kind": "token",
+        "checks": [],
+        "observations": {
+            "twin": {
+                "compared": ["result", "krn"],
+                "not_compared": {"display": why, "annunciator.kwh": why, "mpl": "firmware 2"},
+            }
+        },
+    }
+    [row] = side_effect_rows({"steps": [step]})
+    assert row["compared"] == 2
+    assert row["not_compared"] == f"annunciator.kwh, display ({why}); mpl (firmware 2)"

@@ -593,3 +593,20 @@ def test_the_load_is_supplied_again_after_a_power_cycle_with_the_switch_closed(
     state = rig.advance(1.0)
     assert state.relay_closed
     assert rig.plant.state().relay_closed  # the switch the meter says is closed is closed
+
+
+def test_a_switch_that_recloses_over_the_limit_has_its_next_trip_as_the_next_event(
+    rig: MeterRig,
+) -> None:
+    """On virtual time the meter is brought up to date only at its own next event: when the
+    switch recloses with the load still over the limit, that next event is the trip, the
+    declared delay later (not whatever event comes next)."""
+    with_credit(rig, 1000)
+    assert rig.enter(rig.mint(SetMaximumPowerLimit(rig.next_tid(), 500))) is Result.ACCEPT
+    rig.load(1000.0)
+    rig.advance(5.1)
+    assert not rig.state().relay_closed  # tripped at 5 s
+    rig.clock.advance(60.0)  # the reconnection (it tripped at 5.1 s), nothing else due
+    due, _ = rig.meter.advance(rig.clock.now())
+    assert rig.meter.relay_closed
+    assert due == pytest.approx(rig.clock.now() + 5.0)

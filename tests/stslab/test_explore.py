@@ -97,3 +97,21 @@ def test_bad_options_are_one_line_naming_the_option(
     assert main(["explore", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("stslab: error:") and option in err and "\n" not in err
+
+
+def test_a_defect_no_test_can_see_on_this_meter_is_not_explored_and_says_why() -> None:
+    # The default meter declares key expiry, so enforcing it is right there.
+    [row] = explore_matrix(["expiry-when-undeclared"], steps=100, seed=1, workers=1,
+                           include_reference=False)  # fmt: skip
+    assert row.not_observable is not None and "declares key expiry" in row.not_observable
+    assert row.ok and row.steps_run == 0 and row.found_after is None
+
+
+def test_selftest_explore_prints_why_a_defect_is_not_observable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["selftest", "--explore", "--no-reference", "--steps", "50", "--workers", "1",
+                 "--defect", "expiry-when-undeclared"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "not observable" in out and "defects found by exploration: 0/0" in out

@@ -10,10 +10,15 @@ from pathlib import Path
 import pytest
 
 from dut.profile import MeterProfile, ProfileError
+from sts.meter import Result
+from sts.tokens import InitiateMeterTest, TransferCredit, encode
 from stslab.campaign import Outcome
 from stslab.pack import build_manifest
 from stslab.session import Campaign, CampaignConfig
 from stslab.sideeffect import Allowed, compare
+from stslab.twin import Candidates, Twin
+
+ALL_TESTS = (1 << 36) - 1  # test 0: every test the meter supports
 
 DEFAULT_PROFILE = Path(MeterProfile.builtin("default").source)
 
@@ -171,3 +176,239 @@ def test_a_meter_that_breaks_a_timed_rule_fails_it_and_the_pack_is_not_blamed(
     assert result.outcome is Outcome.FAIL
     assert not checks([result], "pack and reference disagree")
     assert all(step.outcome is not Outcome.ERROR for step in result.steps)
+
+
+# -- the display: class-1 test displays and every annunciator -------------------------------
+
+
+def test_a_test_display_is_judged_by_its_figures_not_its_wording() -> None:
+    krn_kt = Allowed.showing(("1", "2"), "a test display showing KRN 1 and KT 2")
+    assert krn_kt.admits("r1 t2") and krn_kt.admits("1-2")
+    assert not krn_kt.admits("r2 t1") and not krn_kt.admits("r1") and not krn_kt.admits("AccEPt")
+    assert Allowed.showing(("1",), "TI 01").admits("ti 01")
+    assert Allowed.showing((), "no limit").admits("P ----")
+    assert not Allowed.showing((), "no limit").admits("P 500")
+    assert Allowed.showing(("*",), "the energy").admits("12.5")
+
+
+def test_a_comparison_the_twin_cannot_make_now_is_recorded_with_why() -> None:
+    out = compare({"display": Allowed.not_known("the meter's own text")}, {"display": "L5 tE5t"})
+    assert out.compared == [] and out.differences == []
+    assert out.not_compared == {"display": "the meter's own text"}
+
+
+TESTS = """\
+id: PACK-TESTS-001
+title: Class-1 test displays, read while they show
+clauses: ["IEC 62055-41 (test)"]
+group: Test
+carrier: port
+steps:
+  - do: token
+    token: {class: 1, subclass: 0, tests: [%s]}
+    expect: {result: accept}
+  - {do: wait, seconds: 1}
+  - {do: wait, seconds: 2}
+  - {do: wait, seconds: 2}
+"""
+
+
+def run_tests_pack(tmp_path: Path, tests: str, **options: object) -> list:
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "tests.yaml").write_text(TESTS % tests)
+    build_manifest(pack, "test-pack", "1.0.0", ["IEC 62055-41:2018"], "test pack")
+    [result] = run(tmp_path, pack=pack, **options)
+    return result.steps
+
+
+def test_test_displays_and_every_annunciator_are_compared_on_the_reference_meter(
+    tmp_path: Path,
+) -> None:
+    steps = [s for s in run_tests_pack(tmp_path, "3, 4") if s.kind != "setup"]
+    assert all(s.outcome is Outcome.PASS for s in steps)
+    notes = [s.observations["twin"] for s in steps]
+    shown = [n["read"]["display"] for n in notes]
+    assert "r1 t2" in shown or "ti 01" in shown  # a test display was read ...
+    for note in notes:  # ... and compared, with every annunciator the layout has
+        assert "display" in note["compared"] and note["not_compared"] == {}
+        for name in ("relay_open", "credit_low", "tamper", "keypad_lock", "kwh", "currency"):
+            assert f"annunciator.{name}" in note["compared"]
+
+
+def test_the_load_switch_tests_own_text_is_recorded_as_not_compared(tmp_path: Path) -> None:
+    steps = [s for s in run_tests_pack(tmp_path, "0") if s.kind != "setup"]
+    assert all(s.outcome is Outcome.PASS for s in steps)
+    reasons = [s.observations["twin"]["not_compared"].get("display") for s in steps]
+    assert any(r and "load switch test" in r and "meter's own" in r for r in reasons)
+
+
+@pytest.mark.parametrize(
+    ("model", "observable", "expected"),
+    [
+        ("TestDisplaySwapsKrnKtMeter", "display", "a test display showing KRN 1 and KT 2"),
+        ("MessageLightsKwhMeter", "annunciator.kwh", "off"),
+    ],
+)
+def test_a_wrong_test_display_or_annunciator_is_a_side_effect(
+    tmp_path: Path, model: str, observable: str, expected: str
+) -> None:
+    steps = run_tests_pack(tmp_path, "3, 4", model=f"{MODELS}:{model}")
+    found = [c for s in steps for c in s.checks if c.name == f"side effect: {observable}"]
+    assert found and expected in found[0].expected
+    assert found[0].outcome is Outcome.FAIL
+
+
+# -- differences of the twin's own, found by exploration ----------------------------------
+
+
+def run_steps(tmp_path: Path, steps: str, carrier: str = "keypad", **options: object) -> list:
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "s.yaml").write_text("id: PACK-TWIN-001\ntitle: twin\nclauses: [\"test\"]\n"
+                                 f"group: Test\ncarrier: {carrier}\nsteps:\n{steps}")  # fmt: skip
+    build_manifest(pack, "test-pack", "1.0.0", ["IEC 62055-41:2018"], "test pack")
+    [result] = run(tmp_path, pack=pack, **options)
+    return result.steps
+
+
+def test_a_token_typed_onto_a_part_typed_entry_meets_its_time_out_key_by_key(
+    tmp_path: Path,
+) -> None:
+    """A digit left on the keypad, then a token typed while that digit's 30 s time-out runs
+    out: the meter still has the digit when the token's first keys come, so it sees 21
+    digits (Format). The twin takes the keys at their place in the typing, not all at its
+    end (explore --seed 1 found it after 3,266 steps)."""
+    steps = run_steps(tmp_path, "  - {do: keys, keys: ['1']}\n"
+                      "  - {do: wait, seconds: 25.5}\n"
+                      "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 1.0}\n")  # fmt: skip
+    last = steps[-1]
+    assert last.observations["twin"]["read"]["result"] == "06"
+    assert [c.name for c in last.checks if c.outcome is not Outcome.PASS] == []
+
+
+def _twin(name: str = "default") -> Twin:
+    profile = MeterProfile.builtin(name)
+    k = profile.key
+    store = [profile.tokens.manufacture_tid] * profile.tokens.tid_store_size
+    twin = Twin.create(profile, profile.decoder_key(), krn=k.krn, kt=k.kt, ti=k.ti, sgc=k.sgc,
+                       ken=k.ken, tid_store=store, now=0.0, late_s=1.5)  # fmt: skip
+    twin.digits = 8
+    return twin
+
+
+def test_entries_between_test_displays_put_off_their_end_and_the_display_is_not_judged() -> None:
+    """Each message that comes between class-1 test displays puts the ones left after it:
+    until they must have ended, what the display shows is the meter's own (explore --dut
+    ea11 --seed 0 found a test display shown after the twin had them over)."""
+    twin = _twin()
+    twin.enter(0.0, encode(InitiateMeterTest(subclass=0, control=ALL_TESTS)), "port")
+    for n in range(1, 11):  # a Format reject every 2.9 s, each a new message
+        twin.enter(2.9 * n, "1234", "port")
+    allowed = twin.predict(40.0, Decimal("0.05"))
+    assert allowed["display"].unknown.startswith("a key or an entry came while class-1 test")
+    # Once they must have ended the display is judged again: the credit at rest.
+    allowed = twin.predict(200.0, Decimal("0.05"))
+    assert not allowed["display"].unknown and allowed["display"].admits("0.0")
+    assert not allowed["display"].admits("P ----")
+
+
+def test_a_lockout_of_unknown_escalation_is_one_candidate_per_length_the_lock_picks() -> None:
+    """A twin started again from the meter does not know how far earlier lockouts took the
+    escalation: a lockout then has one candidate per length the policy has, and the meter's
+    lock annunciator picks one, so later entries do not keep forking (explore --dut ea11
+    --seed 0 found a key change typed after rejects, lost among forks dropped at the cap)."""
+    twin = _twin()
+    twin.escalation_known = False  # as after starting again from the meter
+    cands = Candidates(twin)
+    for t in (0.0, 1.0, 2.0):  # three rejects: the default meter locks for 10 s at first
+        cands.feed("enter", t, "1234", "keypad")
+    lengths = sorted(round(c.lockout_until - 2.0) for c in cands.candidates)
+    assert lengths == [10, 20, 40, 80, 160, 320, 640, 1280]
+    cands.compare(13.6, 13.6, {"annunciator.keypad_lock": "off"}, tolerance_kwh=Decimal("0.05"),
+                  off={}, before={}, cause="a wait")  # fmt: skip
+    cands.feed("enter", 14.0, "1234", "keypad")
+    assert {c.last_result for c in cands.candidates} == {Result.FORMAT}
+
+
+def test_an_entry_just_before_the_lockout_ends_by_the_twins_reckoning_may_be_taken() -> None:
+    """The twin places keys evenly over a typing, so it may have a lockout begin (and end)
+    a little later than the meter did: an entry up to ``early_s`` before the end may already
+    be taken (explore --seed 5: the meter answered Format 0.1 s before the twin's end)."""
+    twin = _twin()
+    twin.early_s = 0.3
+    cands = Candidates(twin)
+    for t in (0.0, 1.0, 2.0):  # three rejects: locked for 10 s from 2.0 s
+        cands.feed("enter", t, "1234", "keypad")
+    cands.feed("enter", 5.0, "1234", "keypad")
+    assert {c.last_result for c in cands.candidates} == {Result.LOCKOUT}
+    cands.feed("enter", 11.9, "1234", "keypad")
+    assert {c.last_result for c in cands.candidates} == {Result.LOCKOUT, Result.FORMAT}
+
+
+def test_a_key_change_completed_by_a_section_entered_earlier_is_followed(
+    tmp_path: Path,
+) -> None:
+    """A lone first section, then the whole set second section first: the second section
+    completes the set with the kept first one (Accept) and the repeated first section meets
+    the new key (CRC). The ledger follows the key the meter took, so later tokens are minted
+    under it and a twin started again has its KRN (explore --seed 6)."""
+    steps = run_steps(tmp_path, "  - {do: key_change, new_key: {krn: 3}, order: [1]}\n"
+                      "  - {do: key_change, new_key: {krn: 3}, order: [2, 1]}\n"
+                      "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 1.0}\n"
+                      "    expect: {result: accept}\n", carrier="port")  # fmt: skip
+    assert steps[-2].observations["section_results"] == ["Accept", "CRC error"]
+    assert steps[-1].observations["twin"]["read"]["krn"] == "3"
+    assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
+
+
+def test_a_twin_started_again_over_a_limit_may_see_the_switch_trip_at_once() -> None:
+    """Started again (after an ERROR) with the load over the limit, the twin cannot know
+    since when: the switch may trip at any moment of the trip delay, and (the readout shows
+    a limit of 0 W as 0, as it shows no limit) a limit of 0 W trips on any load
+    (explore --seed 10: the switch opened just after the restart)."""
+    twin = _twin()
+    twin.adopt({"credit": "5.000", "mpl": "0"})
+    twin.core.state.mpl = 0  # the candidate for a limit of 0 W
+    twin.load(0.0, True, 200.0)
+    twin.mpl_trip_at = None  # as found: the meter's countdown began before the twin started
+    twin.started_over_limit()
+    twin.advance(1.0)
+    assert twin.relay_states(1.0) == {"open", "closed"}
+    twin.advance(100.0)
+    assert "open" in twin.relay_states(100.0)  # still over the limit: it keeps tripping
+
+
+def test_a_twin_started_again_takes_the_part_typed_entry_the_display_shows(
+    tmp_path: Path,
+) -> None:
+    """A digit left on the keypad, then an ERROR (the twin starts again from the meter): the
+    display shows the digit, so the twin keeps a candidate with it, and the token typed next
+    is 21 digits for both (Format) (explore --seed 1, after the restart)."""
+    steps = run_steps(tmp_path, "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 5.0}\n"
+                      "    via: port\n"
+                      "  - {do: keys, keys: ['7']}\n"
+                      "  - {do: fill, to: 1, via: port}\n"  # holds more already: ERROR
+                      "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 1.0}\n")  # fmt: skip
+    assert steps[-2].outcome is Outcome.ERROR
+    assert steps[-1].observations["twin"]["read"]["result"] == "06"
+    assert [c.name for c in steps[-1].checks if c.outcome is not Outcome.PASS] == []
+
+
+def test_a_credit_token_at_the_limit_just_at_a_step_of_the_credit_may_go_either_way() -> None:
+    """The load draws the credit down; just at a 0.1 kWh step the twin's reckoning may be a
+    fraction of a Wh off the meter's, so a 0.1 kWh token at the declared limit may be
+    accepted or refused (Overflow) (explore --seed 11 after 4,936 steps)."""
+    twin = _twin()
+    limit = twin.profile.tokens.credit_limit
+    twin.adopt({"credit": f"{(limit - 1) * 100 / 1000 + 0.0003:.4f}"})  # 0.3 Wh over a step
+    twin.load(0.0, True, 1000.0)
+    cands = Candidates(twin)
+    token = encode(TransferCredit(subclass=0, tid=5000001, amount=1, rnd=3),
+                   twin.profile.decoder_key())  # fmt: skip
+    cands.feed("enter", 0.0, token, "port")
+    assert {c.last_result for c in cands.candidates} == {Result.ACCEPT, Result.OVERFLOW}

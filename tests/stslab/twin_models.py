@@ -6,6 +6,9 @@ damage is elsewhere in the meter's state, where only the reference twin looks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from simlab.lcd import DisplayState
 from simlab.meter import SimMeter
 from sts.meter import Effect, ReferenceMeter, Result
 from sts.tokens import ClearTamperCondition, Token
@@ -43,3 +46,25 @@ class BootShowsFactoryKeyMeter(SimMeter):
 
     def lose_on_power_cycle(self) -> None:
         self.core.state.krn = self.profile.key.krn
+
+
+class TestDisplaySwapsKrnKtMeter(SimMeter):
+    """The KRN and KT test display shows the key type where the revision belongs and the
+    revision where the key type belongs (the result of that test is still Accept)."""
+
+    def _test_display(self, bit: int) -> tuple[DisplayState, Callable[[], None] | None]:
+        state, action = super()._test_display(bit)
+        if bit == 3:
+            s = self.core.state
+            return DisplayState(f"r{s.kt} t{s.krn}", state.annunciators), action
+        return state, action
+
+
+class MessageLightsKwhMeter(SimMeter):
+    """A result message keeps the kWh unit lit, as if the credit were still on show."""
+
+    def _display_locked(self) -> DisplayState:
+        state = super()._display_locked()
+        if self._message is not None and 0 in self.core.state.credit:
+            return DisplayState(state.text, state.annunciators | {"kwh"})
+        return state
