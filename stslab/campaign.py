@@ -944,7 +944,7 @@ class Runner:
             except ProtocolViolation as exc:
                 if attempt == attempts:
                     raise
-                res.retries.append(f"{what}: attempt {attempt} failed ({exc.reason}); retried")
+                res.retries.append(f"{what}: attempt {attempt} failed ({exc}); retried")
         raise AssertionError("unreachable")
 
     def read_display(self, res: StepResult) -> Any:
@@ -1019,11 +1019,14 @@ class Runner:
     def _observe_entry(
         self, expect: Expect | None, res: StepResult, judge: bool = True
     ) -> Result | None:
-        """After an entry: the load switch first when the step expects a state of it (its
-        window runs from the entry), then the display (it shows the answer only for a while;
-        the watch keeps recording meanwhile), then the port's register."""
+        """After an entry: the load switch first when the step expects a state or a timing of
+        it (its window runs from the entry; a slow readout must not make the probe look late),
+        then the display (it shows the answer only for a while; the watch keeps recording
+        meanwhile), then the port's register."""
         if judge and expect is not None and expect.relay is not None:
             self._judge_relay(expect, res)
+        if judge and expect is not None and expect.relay_timing is not None:
+            self._judge_relay_timing(expect, res)
         display_text = None
         if self._watch is not None:
             display_text = self._displayed_result(res)
@@ -1220,7 +1223,8 @@ class Runner:
                 res.checks.append(_check(f"{address} kept", a, b, _same_value(a, b)))
         if expect.display_for is not None:
             self._judge_display_for(expect, res)
-        if expect.relay_timing is not None:
+        timed = any(c.name.startswith("load switch ") for c in res.checks)  # after the entry
+        if expect.relay_timing is not None and not timed:
             self._judge_relay_timing(expect, res)
         if expect.readout is not None:
             values = self.readout(res)
@@ -1378,8 +1382,10 @@ class Runner:
         limit = (at_s + tol) if at_s is not None else timing.within_s
         called = self.clock.monotonic()
         budget = max(0.0, self.clock.real(limit) - (called - anchor))
+        was = probe.last_state
         try:
-            reached = called + (probe.wait(want, budget).transition_s or 0.0)
+            seen = probe.wait(want, budget)
+            reached = called + (seen.transition_s or 0.0)
         except RelayTimeout:
             name = f"load switch {want} at" if at_s is not None else f"load switch {want}"
             expected = f"{at_s:g} s ± {tol:.3g} s" if at_s is not None else f"by {limit:g} s"
@@ -1387,6 +1393,15 @@ class Runner:
                                     Outcome.FAIL, "s"))  # fmt: skip
             return
         t = _bench_s(reached - anchor, self.clock)
+        if was == other and seen.samples[0].state == want and t > tol:
+            # It changed before the probe first looked: when is not known, so neither is how
+            # long it stayed. No verdict on a time the bench did not see.
+            held_up = "; ".join(res.retries)
+            raise StepFault(
+                f"the load switch was already {want} when the relay probe first looked, "
+                f"{t:.3g} s after the action: when it changed is not known"
+                + (f" (the step was held up: {held_up})" if held_up else "")
+            )
         res.observations["relay_reached_s"] = t
         if at_s is not None:
             budget = self._watch_budget(t, "analyzer", resolution, 1)

@@ -213,3 +213,46 @@ def test_a_meter_whose_key_is_not_the_ledgers_is_not_at_rest(tmp_path: Path) -> 
     assert (
         "the meter's key (KRN 5, KT 2, TI 1) is not the ledger's (KRN 1" in refused.steps[0].error
     )
+
+
+def _spoil_readouts_after(sim: Any, keys: int, readouts: int) -> None:
+    """Spoil the next ``readouts`` port readouts once ``keys`` keys were pressed (the
+    driver's readout retries meet them), then let the port answer whole again."""
+    key_up = sim.meter.key_up
+    pressed = [0]
+    spoilt = [0]
+    faults = sim.fault("port")
+
+    def garble_readouts(data: bytes) -> bytes:
+        if len(data) < 64 or spoilt[0] >= readouts:  # sign-on lines and token writes go whole
+            return data
+        spoilt[0] += 1
+        return b"\xff" + data[1:]
+
+    def counting(key: str) -> None:
+        key_up(key)
+        pressed[0] += 1
+        if pressed[0] == keys:
+            faults.apply = garble_readouts
+            faults.garble_rate = 1e-9  # the port's transport is faulty from here on
+
+    sim.meter.key_up = counting
+
+
+def test_readouts_retried_after_an_entry_do_not_shorten_a_timed_load_switch_test(
+    tmp_path: Path,
+) -> None:
+    """STS-DCL-LS-002 in a fault campaign: the port's readouts after the class-1 token came
+    back spoilt twice; the third answered. The load switch opens a few seconds after the
+    entry and stays open for the declared time: the probe must time it from the entry, not
+    from after the retried readouts (which made it FAIL: "open for 3.7 s")."""
+    with Campaign(_config(tmp_path, "virtual", "STS-DCL-LS-002")) as campaign:
+        sim = campaign._sim
+        _spoil_readouts_after(sim, 21 + 1 + 21, readouts=2)  # setup's credit, ENTER, the token
+        (scenario,) = campaign.pending()
+        result = campaign.run_scenario(scenario)
+    token = result.steps[2]
+    assert len(token.retries) == 2 and all("[port]" in r for r in token.retries)
+    assert result.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in result.steps]
+    (stayed,) = [c for c in token.checks if c.name == "load switch open for"]
+    assert stayed.outcome is Outcome.PASS
