@@ -490,12 +490,35 @@ class Runner:
                     self._record_acceptance(minted.tid, observed)
                     if observed is not Result.ACCEPT:
                         raise StepFault(f"top-up credit token answered {observed}")
+            self._fill_tid_store(scenario, carrier, res)
         except (InstrumentError, StepFault, MintError) as exc:
             res.outcome = Outcome.ERROR
             res.error = str(exc)
             self.twin.lost()
         res.duration_s = time.perf_counter() - t0
         return res
+
+    def _fill_tid_store(self, scenario: Scenario, carrier: str, res: StepResult) -> None:
+        """A TID below the store's smallest needs a store holding TIDs above it: after a
+        rollover key change cleared the store (every entry zero) there is none until it is
+        full again. Fill it with the smallest credit tokens, the first far enough above the
+        TIDs issued that the scenario's TID below it exists."""
+        below = [s.token.tid.below_store_min for s in scenario.steps
+                 if isinstance(s, TokenStep) and s.token.tid.rule == "below_store_min"]  # fmt: skip
+        size = self.profile.tokens.tid_store_size
+        if not below or self.ledger.store_min(size) - max(below) >= 0:
+            return
+        first = {"advance_minutes": max(below) + 1}
+        for n in range(1, size + 1):
+            spec = TokenSpec.model_validate({"class": 0, "subclass": 0, "amount": "0.1",
+                                             "tid": first if n == 1 else {}})  # fmt: skip
+            minted = self.factory.mint(spec, {})
+            self.inject(minted.digits, carrier, res)
+            observed = self.observe_result(res)
+            self._record_acceptance(minted.tid, observed)
+            if observed is not Result.ACCEPT:
+                raise StepFault(f"TID store fill token {n} of {size} answered {observed}")
+        res.observations["tid_store_filled"] = size
 
     def _baseline(self) -> None:
         load = self.bench.drivers.get("load")

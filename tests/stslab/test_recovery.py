@@ -256,3 +256,21 @@ def test_readouts_retried_after_an_entry_do_not_shorten_a_timed_load_switch_test
     assert result.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in result.steps]
     (stayed,) = [c for c in token.checks if c.name == "load switch open for"]
     assert stayed.outcome is Outcome.PASS
+
+
+def test_an_old_tid_is_tested_again_after_a_rollover_cleared_the_store(tmp_path: Path) -> None:
+    """A second campaign on a meter whose TID store a rollover key change cleared (STS-RO-001
+    ends the catalogue): the store holds zeros, so no TID lies below it. The scenarios that
+    need one (STS-TID-003, -004) fill the store first instead of ending in ERROR ("cannot
+    mint: no TID below the store minimum")."""
+    ids = ("STS-TID-003", "STS-TID-004", "STS-RO-001")
+    with Campaign(_config(tmp_path, "virtual", *ids)) as campaign:
+        old, far, rollover = campaign.pending()
+        assert campaign.runner.run(rollover).outcome is Outcome.PASS
+        assert campaign.ledger.store_min(20) == 0  # cleared by the rollover
+        results = [campaign.runner.run(old), campaign.runner.run(far)]
+        store = sorted(campaign._sim.meter.core.state.tid_store)
+    for result in results:
+        assert result.outcome is Outcome.PASS, [(s.label, s.error) for s in result.steps]
+        assert result.steps[0].observations["tid_store_filled"] == 20
+    assert store[0] > 100_000  # the meter's store holds TIDs a TID far below can be minted under
