@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from dut.profile import MeterProfile, ProfileError
 from instruments.base import InstrumentError
+from sts.codec import parse_digits, split_class
+from sts.errors import TokenFormatError
 from stslab.atomic import replace_file
 from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.benchlock import BenchBusy, BenchLock
@@ -708,15 +710,22 @@ class Campaign:
             # SimLab's meter does not outlive the harness process: replay every entry, and
             # every loss of supply between them (it drops a partial key change set).
             operator = self._sim_actions()
+            tests = 0
             for kind, arg in events:
-                if kind == "enter":
+                if kind == "enter" and _meter_test(arg):
+                    # A test sequence changes nothing a meter keeps, and replayed it would
+                    # run (displays, the load switch test) long after the real one ended.
+                    tests += 1
+                elif kind == "enter":
                     self._sim.meter.enter_token(arg, "replay")
                 elif kind == "supply_lost":
                     self._sim.meter.power_cycle()
                 elif arg in operator:
                     operator[arg]()
             counts = Counter(kind for kind, _ in events)
-            note["replayed_entries"] = counts["enter"]
+            note["replayed_entries"] = counts["enter"] - tests
+            if tests:
+                note["test_tokens_not_replayed"] = tests
             if counts["supply_lost"]:
                 note["replayed_supply_losses"] = counts["supply_lost"]
             if counts["operator"]:
@@ -786,6 +795,14 @@ class Campaign:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _meter_test(digits: str) -> bool:
+    """Whether ``digits`` are a class-1 token (a meter test or display request)."""
+    try:
+        return split_class(parse_digits(digits))[0] == 1
+    except TokenFormatError:
+        return False
 
 
 def _meter_events(step: dict[str, Any]) -> list[tuple[str, Any]]:

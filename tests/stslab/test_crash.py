@@ -304,3 +304,40 @@ def test_a_resumed_meter_loses_a_partial_key_change_set_with_its_supply_as_befor
     (note,) = [e.data for e in read_journal(journal_path(run, BENCH)) if e.kind == "reestablished"]
     assert note["replayed_supply_losses"] == 2
     assert note["readout"]["krn"] == 1  # the key the meter kept, the ledger's
+
+
+#: Class-1 test tokens (every test, the load switch test), then a scenario after them.
+TESTS_THEN_CREDIT = ["STS-C1-001", "STS-C1-002", "STS-NV-001"]
+
+
+def test_a_resumed_meter_does_not_run_the_test_sequences_of_before_again(
+    env: dict, tmp_path: Path
+) -> None:
+    """Class-1 test tokens change nothing a meter keeps; a SimLab meter rebuilt by replaying
+    them ran their displays and load switch tests again after the resume, long after the
+    real ones ended, and the return to rest saw the switch open in the port's readout and
+    closed on the load side (a soak kill after STS-MUT-006 left STS-KEN-001 ERROR)."""
+    out = tmp_path / "reference"
+    args = ["--bench", "virtual", "--no-report"]
+    assert certify([*args, "--out", str(out)], env, TESTS_THEN_CREDIT).returncode == 0
+    ref = run_of(out)
+    ref_record = json.loads((ref / "record.json").read_text())
+    verdicts = [(s["id"], s["outcome"]) for s in ref_record["scenarios"]]
+    entries = read_journal(journal_path(ref, BENCH))
+    (end,) = [e.seq + 1 for e in entries
+              if e.kind == "scenario_end" and e.data["id"] == "STS-C1-002"]  # fmt: skip
+    where = tmp_path / "killed"
+    killed = certify([*args, "--out", str(where)], {**env, ENV: f"journal-appended:{end}"},
+                     TESTS_THEN_CREDIT)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    run = run_of(where)
+    resumed = certify(["--resume", str(run), "--no-report"], env, TESTS_THEN_CREDIT)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((run / "record.json").read_text())
+    assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
+    after = read_journal(journal_path(run, BENCH))
+    (note,) = [e.data for e in after if e.kind == "reestablished"]
+    assert note["test_tokens_not_replayed"] >= 2
+    (rest,) = [e.data for e in after if e.kind == "recovery"]
+    assert rest["at_rest"] is True
+    assert rest["observations"]["readout"]["relay"] == "CLOSED"
