@@ -331,6 +331,8 @@ class Runner:
         #: When a relay window opens: the step's action, then the end of its last entry; None
         #: outside a scenario step (a Robot keyword's window opens when it is called).
         self._relay_anchor: float | None = None
+        #: How long the command that set the anchor took to answer, and which device it was.
+        self._anchor_spread: tuple[float, str] = (0.0, "")
         #: (after what, the fault) while the bench may not be at rest (stslab.recovery).
         self.unsettled: tuple[str, str] | None = None
         #: A key change set being entered (new key, rollover) until its step ends: a fault
@@ -593,6 +595,7 @@ class Runner:
         self.stop_watching()
         self._acted()
         self._relay_anchor = None
+        self._anchor_spread = (0.0, "")
         if watch:
             self._watch = watch_display(self.bench.get("display"))
             self._watch.wait_first()  # know what the display shows before the entry
@@ -752,7 +755,11 @@ class Runner:
         res.action = {"mode": step.mode, "setpoint": step.setpoint, "on": step.on}
         if step.on:
             load.set_mode(step.mode, step.setpoint)
+        # A load switch time counts from this command; the load changed while it was answered.
+        self._relay_anchor = sent = self.clock.monotonic()
         load.load(step.on)
+        where = f"[load] {getattr(load, 'address', '')}".rstrip()
+        self._anchor_spread = (self.clock.monotonic() - sent, where)
 
     def _do_source(self, step: SourceStep, via: str, res: StepResult, tids: dict) -> None:
         source = self.bench.get("source")
@@ -1390,7 +1397,9 @@ class Runner:
 
     def _judge_relay_timing(self, expect: Expect, res: StepResult) -> None:
         """When the load switch reached the state (from the step's action) and how long it
-        stayed, from the relay probe (bench seconds)."""
+        stayed, from the relay probe (bench seconds). A time the bench did not see to within
+        the tolerance (the probe looked late, the analyser answered slowly, the action's own
+        command took long) is ERROR, never a verdict."""
         from instruments.relay import RelayTimeout
 
         timing = expect.relay_timing
@@ -1399,6 +1408,13 @@ class Runner:
         resolution = _bench_s(getattr(probe, "interval_s", 0.0), self.clock)
         tol = self._tolerance(resolution)
         anchor = self._relay_anchor if self._relay_anchor is not None else self.clock.monotonic()
+        spread, device = self._anchor_spread
+        if _bench_s(spread, self.clock) > tol:
+            raise StepFault(
+                f"{device} took {_bench_s(spread, self.clock):.3g} s to answer the step's "
+                f"command, more than the timing tolerance ({tol:.3g} s): when the load "
+                "switch's time starts is not known"
+            )
         want = timing.state
         other = "closed" if want == "open" else "open"
         at_s = None if timing.at_s is None else float(timing.at_s)  # type: ignore[arg-type]
@@ -1409,7 +1425,8 @@ class Runner:
         try:
             seen = probe.wait(want, budget)
             reached = called + (seen.transition_s or 0.0)
-        except RelayTimeout:
+        except RelayTimeout as exc:
+            self._probe_too_slow(probe, exc.observation.samples, tol)
             name = f"load switch {want} at" if at_s is not None else f"load switch {want}"
             expected = f"{at_s:g} s ± {tol:.3g} s" if at_s is not None else f"by {limit:g} s"
             res.checks.append(Check(name, expected, f"not {want} by {limit:.3g} s",
@@ -1425,6 +1442,7 @@ class Runner:
                 f"{t:.3g} s after the action: when it changed is not known"
                 + (f" (the step was held up: {held_up})" if held_up else "")
             )
+        self._probe_too_slow(probe, seen.samples, tol)
         res.observations["relay_reached_s"] = t
         if at_s is not None:
             budget = self._watch_budget(t, "analyzer", resolution, 1)
@@ -1436,18 +1454,33 @@ class Runner:
         called = self.clock.monotonic()
         budget = max(0.0, self.clock.real(for_s + tol) - (called - reached))
         try:
-            left = called + (probe.wait(other, budget).transition_s or 0.0)
-        except RelayTimeout:
+            back = probe.wait(other, budget)
+            left = called + (back.transition_s or 0.0)
+        except RelayTimeout as exc:
+            self._probe_too_slow(probe, exc.observation.samples, tol)
             res.checks.append(
                 Check(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s",
                       f"still {want} after {for_s + tol:g} s", Outcome.FAIL, "s")
             )  # fmt: skip
             return
+        self._probe_too_slow(probe, back.samples, tol)
         lasted = _bench_s(left - reached, self.clock)
         res.observations["relay_stayed_s"] = lasted
         budget = self._watch_budget(lasted, "analyzer", resolution, 2)
         res.checks.append(self._timed(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s",
                                       lasted, budget, for_s, tol))  # fmt: skip
+
+    def _probe_too_slow(self, probe: Any, samples: Any, tol: float) -> None:
+        """A load switch time needs the analyser's answers well inside the tolerance: a
+        sample that took longer leaves the change somewhere in that time (a slow or delayed
+        analyser is a bench fault, not the meter's)."""
+        slowest = _bench_s(max((x.duration_s for x in samples), default=0.0), self.clock)
+        if slowest > tol:
+            where = f"[analyzer] {getattr(probe.analyzer, 'address', '')}".rstrip()
+            raise StepFault(
+                f"{where}: the analyser took {slowest:.3g} s to answer a sample, more than the "
+                f"timing tolerance ({tol:.3g} s): when the load switch changed is not known"
+            )
 
     def _judge_relay(self, expect: Expect, res: StepResult) -> None:
         from instruments.relay import RelayTimeout
