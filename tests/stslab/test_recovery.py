@@ -295,3 +295,24 @@ def test_a_slow_instrument_makes_a_load_switch_time_error_not_fail(
     (step,) = [s for s in result.steps if s.outcome is Outcome.ERROR]
     assert f"[{role}]" in step.error and "when the load switch" in step.error
     assert not any(c.outcome is Outcome.FAIL for s in result.steps for c in s.checks)
+
+
+def test_a_power_limit_trip_a_fault_cut_into_is_waited_out_before_the_next_scenario(
+    tmp_path: Path,
+) -> None:
+    """STS-DCL-LS-001 ERRORs on a slow analyser with its 1500 W load over a 1000 W limit: the
+    meter trips, the load goes off in the return to rest, and the switch recloses only after
+    the declared reconnection time (60 s). STS-DCL-LS-002 right after expects it closed
+    within 5 s: the return to rest waits for it (a fault campaign saw it FAIL)."""
+    with Campaign(_config(tmp_path, "virtual", "STS-DCL-LS-001", "STS-DCL-LS-002")) as campaign:
+        trip, after = campaign.pending()
+        campaign._sim.fault("analyzer").delay_s = 1.0
+        cut = campaign.run_scenario(trip)
+        campaign._sim.fault("analyzer").clear()
+        result = campaign.run_scenario(after)
+        (rest,) = _recoveries(campaign)
+    assert cut.outcome is Outcome.ERROR
+    assert any("[analyzer]" in (s.error or "") for s in cut.steps)
+    assert rest["at_rest"] is True
+    assert "waited for the load switch to close again (credit left)" in rest["actions"]
+    assert result.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in result.steps]
