@@ -333,6 +333,8 @@ class Runner:
         #: When a relay window opens: the step's action, then the end of its last entry; None
         #: outside a scenario step (a Robot keyword's window opens when it is called).
         self._relay_anchor: float | None = None
+        #: How long the command that set the anchor took to answer, and which device it was.
+        self._anchor_spread: tuple[float, str] = (0.0, "")
         #: (after what, the fault) while the bench may not be at rest (stslab.recovery).
         self.unsettled: tuple[str, str] | None = None
         #: A key change set being entered (new key, rollover) until its step ends: a fault
@@ -492,12 +494,35 @@ class Runner:
                     self._record_acceptance(minted.tid, observed)
                     if observed is not Result.ACCEPT:
                         raise StepFault(f"top-up credit token answered {observed}")
+            self._fill_tid_store(scenario, carrier, res)
         except (InstrumentError, StepFault, MintError) as exc:
             res.outcome = Outcome.ERROR
             res.error = str(exc)
             self.twin.lost()
         res.duration_s = time.perf_counter() - t0
         return res
+
+    def _fill_tid_store(self, scenario: Scenario, carrier: str, res: StepResult) -> None:
+        """A TID below the store's smallest needs a store holding TIDs above it: after a
+        rollover key change cleared the store (every entry zero) there is none until it is
+        full again. Fill it with the smallest credit tokens, the first far enough above the
+        TIDs issued that the scenario's TID below it exists."""
+        below = [s.token.tid.below_store_min for s in scenario.steps
+                 if isinstance(s, TokenStep) and s.token.tid.rule == "below_store_min"]  # fmt: skip
+        size = self.profile.tokens.tid_store_size
+        if not below or self.ledger.store_min(size) - max(below) >= 0:
+            return
+        first = {"advance_minutes": max(below) + 1}
+        for n in range(1, size + 1):
+            spec = TokenSpec.model_validate({"class": 0, "subclass": 0, "amount": "0.1",
+                                             "tid": first if n == 1 else {}})  # fmt: skip
+            minted = self.factory.mint(spec, {})
+            self.inject(minted.digits, carrier, res)
+            observed = self.observe_result(res)
+            self._record_acceptance(minted.tid, observed)
+            if observed is not Result.ACCEPT:
+                raise StepFault(f"TID store fill token {n} of {size} answered {observed}")
+        res.observations["tid_store_filled"] = size
 
     def _baseline(self) -> None:
         load = self.bench.drivers.get("load")
@@ -572,6 +597,7 @@ class Runner:
         self.stop_watching()
         self._acted()
         self._relay_anchor = None
+        self._anchor_spread = (0.0, "")
         if watch:
             self._watch = watch_display(self.bench.get("display"))
             self._watch.wait_first()  # know what the display shows before the entry
@@ -736,7 +762,11 @@ class Runner:
         res.action = {"mode": step.mode, "setpoint": step.setpoint, "on": step.on}
         if step.on:
             load.set_mode(step.mode, step.setpoint)
+        # A load switch time counts from this command; the load changed while it was answered.
+        self._relay_anchor = sent = self.clock.monotonic()
         load.load(step.on)
+        where = f"[load] {getattr(load, 'address', '')}".rstrip()
+        self._anchor_spread = (self.clock.monotonic() - sent, where)
 
     def _do_source(self, step: SourceStep, via: str, res: StepResult, tids: dict) -> None:
         source = self.bench.get("source")
@@ -954,7 +984,7 @@ class Runner:
             except ProtocolViolation as exc:
                 if attempt == attempts:
                     raise
-                res.retries.append(f"{what}: attempt {attempt} failed ({exc.reason}); retried")
+                res.retries.append(f"{what}: attempt {attempt} failed ({exc}); retried")
         raise AssertionError("unreachable")
 
     def read_display(self, res: StepResult) -> Any:
@@ -1029,11 +1059,14 @@ class Runner:
     def _observe_entry(
         self, expect: Expect | None, res: StepResult, judge: bool = True
     ) -> Result | None:
-        """After an entry: the load switch first when the step expects a state of it (its
-        window runs from the entry), then the display (it shows the answer only for a while;
-        the watch keeps recording meanwhile), then the port's register."""
+        """After an entry: the load switch first when the step expects a state or a timing of
+        it (its window runs from the entry; a slow readout must not make the probe look late),
+        then the display (it shows the answer only for a while; the watch keeps recording
+        meanwhile), then the port's register."""
         if judge and expect is not None and expect.relay is not None:
             self._judge_relay(expect, res)
+        if judge and expect is not None and expect.relay_timing is not None:
+            self._judge_relay_timing(expect, res)
         display_text = None
         if self._watch is not None:
             display_text = self._displayed_result(res)
@@ -1250,7 +1283,8 @@ class Runner:
                 res.checks.append(_check(f"{address} kept", a, b, _same_value(a, b)))
         if expect.display_for is not None:
             self._judge_display_for(expect, res)
-        if expect.relay_timing is not None:
+        timed = any(c.name.startswith("load switch ") for c in res.checks)  # after the entry
+        if expect.relay_timing is not None and not timed:
             self._judge_relay_timing(expect, res)
         if expect.readout is not None:
             values = self.readout(res)
@@ -1513,7 +1547,9 @@ class Runner:
 
     def _judge_relay_timing(self, expect: Expect, res: StepResult) -> None:
         """When the load switch reached the state (from the step's action) and how long it
-        stayed, from the relay probe (bench seconds)."""
+        stayed, from the relay probe (bench seconds). A time the bench did not see to within
+        the tolerance (the probe looked late, the analyser answered slowly, the action's own
+        command took long) is ERROR, never a verdict."""
         from instruments.relay import RelayTimeout
 
         timing = expect.relay_timing
@@ -1522,21 +1558,41 @@ class Runner:
         resolution = _bench_s(getattr(probe, "interval_s", 0.0), self.clock)
         tol = self._tolerance(resolution)
         anchor = self._relay_anchor if self._relay_anchor is not None else self.clock.monotonic()
+        spread, device = self._anchor_spread
+        if _bench_s(spread, self.clock) > tol:
+            raise StepFault(
+                f"{device} took {_bench_s(spread, self.clock):.3g} s to answer the step's "
+                f"command, more than the timing tolerance ({tol:.3g} s): when the load "
+                "switch's time starts is not known"
+            )
         want = timing.state
         other = "closed" if want == "open" else "open"
         at_s = None if timing.at_s is None else float(timing.at_s)  # type: ignore[arg-type]
         limit = (at_s + tol) if at_s is not None else timing.within_s
         called = self.clock.monotonic()
         budget = max(0.0, self.clock.real(limit) - (called - anchor))
+        was = probe.last_state
         try:
-            reached = called + (probe.wait(want, budget).transition_s or 0.0)
-        except RelayTimeout:
+            seen = probe.wait(want, budget)
+            reached = called + (seen.transition_s or 0.0)
+        except RelayTimeout as exc:
+            self._probe_too_slow(probe, exc.observation.samples, tol)
             name = f"load switch {want} at" if at_s is not None else f"load switch {want}"
             expected = f"{at_s:g} s ± {tol:.3g} s" if at_s is not None else f"by {limit:g} s"
             res.checks.append(Check(name, expected, f"not {want} by {limit:.3g} s",
                                     Outcome.FAIL, "s"))  # fmt: skip
             return
         t = _bench_s(reached - anchor, self.clock)
+        if was == other and seen.samples[0].state == want and t > tol:
+            # It changed before the probe first looked: when is not known, so neither is how
+            # long it stayed. No verdict on a time the bench did not see.
+            held_up = "; ".join(res.retries)
+            raise StepFault(
+                f"the load switch was already {want} when the relay probe first looked, "
+                f"{t:.3g} s after the action: when it changed is not known"
+                + (f" (the step was held up: {held_up})" if held_up else "")
+            )
+        self._probe_too_slow(probe, seen.samples, tol)
         res.observations["relay_reached_s"] = t
         if at_s is not None:
             budget = self._watch_budget(t, "analyzer", resolution, 1)
@@ -1548,18 +1604,33 @@ class Runner:
         called = self.clock.monotonic()
         budget = max(0.0, self.clock.real(for_s + tol) - (called - reached))
         try:
-            left = called + (probe.wait(other, budget).transition_s or 0.0)
-        except RelayTimeout:
+            back = probe.wait(other, budget)
+            left = called + (back.transition_s or 0.0)
+        except RelayTimeout as exc:
+            self._probe_too_slow(probe, exc.observation.samples, tol)
             res.checks.append(
                 Check(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s",
                       f"still {want} after {for_s + tol:g} s", Outcome.FAIL, "s")
             )  # fmt: skip
             return
+        self._probe_too_slow(probe, back.samples, tol)
         lasted = _bench_s(left - reached, self.clock)
         res.observations["relay_stayed_s"] = lasted
         budget = self._watch_budget(lasted, "analyzer", resolution, 2)
         res.checks.append(self._timed(f"load switch {want} for", f"{for_s:g} s ± {tol:.3g} s",
                                       lasted, budget, for_s, tol))  # fmt: skip
+
+    def _probe_too_slow(self, probe: Any, samples: Any, tol: float) -> None:
+        """A load switch time needs the analyser's answers well inside the tolerance: a
+        sample that took longer leaves the change somewhere in that time (a slow or delayed
+        analyser is a bench fault, not the meter's)."""
+        slowest = _bench_s(max((x.duration_s for x in samples), default=0.0), self.clock)
+        if slowest > tol:
+            where = f"[analyzer] {getattr(probe.analyzer, 'address', '')}".rstrip()
+            raise StepFault(
+                f"{where}: the analyser took {slowest:.3g} s to answer a sample, more than the "
+                f"timing tolerance ({tol:.3g} s): when the load switch changed is not known"
+            )
 
     def _judge_relay(self, expect: Expect, res: StepResult) -> None:
         from instruments.relay import RelayTimeout

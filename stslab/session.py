@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import typing
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
@@ -24,6 +25,8 @@ from typing import Any, Literal
 
 from dut.profile import MeterProfile, ProfileError
 from instruments.base import InstrumentError
+from sts.codec import parse_digits, split_class
+from sts.errors import TokenFormatError
 from stslab.atomic import replace_file
 from stslab.bench import Bench, BenchError, load_bench, opened
 from stslab.benchlock import BenchBusy, BenchLock
@@ -697,28 +700,51 @@ class Campaign:
         """Bring the meter back to the state the journal says it had; the ledger follows a
         key change the kill cut short if the meter took it."""
         assert self.journal is not None
-        entered: list[str] = []
+        # What reached the meter, in order: ("enter", digits) or ("supply_lost", None), or
+        # ("operator", action) for what SimLab's operator did.
+        events: list[tuple[str, Any]] = []
         pending: tuple[KeyState, bool] | None = None
         # Every entry is journalled before it is entered; a journal written before entries
         # had records of their own holds each token in its step record.
         own_records = any(e.kind == "entry" for e in self._entries)
         for e in self._entries:
             if e.kind == "entry":
-                entered.append(e.data["digits"])
+                events.append(("enter", e.data["digits"]))
             elif e.kind == "key_change_entry":  # journalled before it was entered
-                entered.append(e.data["digits"])
+                events.append(("enter", e.data["digits"]))
                 pending = (KeyState(**e.data["new_key"]), e.data["ro"])
             elif e.kind == "step":
                 if e.data["outcome"] != "ERROR":  # the set's answers were read: no longer pending
                     pending = None
-                if not own_records and e.data.get("action", {}).get("digits"):
-                    entered.append(e.data["action"]["digits"])
+                action = e.data.get("action", {})
+                if not own_records and action.get("digits"):
+                    events.append(("enter", action["digits"]))
+                events += _meter_events(e.data)
         note: dict[str, Any] = {"interruption": self.interruptions[-1]}
         if self._sim is not None:
-            # SimLab's meter does not outlive the harness process: replay every entry.
-            for digits in entered:
-                self._sim.meter.enter_token(digits, "replay")
-            note["replayed_entries"] = len(entered)
+            # SimLab's meter does not outlive the harness process: replay every entry, and
+            # every loss of supply between them (it drops a partial key change set).
+            operator = self._sim_actions()
+            tests = 0
+            for kind, arg in events:
+                if kind == "enter" and _meter_test(arg):
+                    # A test sequence changes nothing a meter keeps, and replayed it would
+                    # run (displays, the load switch test) long after the real one ended.
+                    tests += 1
+                elif kind == "enter":
+                    self._sim.meter.enter_token(arg, "replay")
+                elif kind == "supply_lost":
+                    self._sim.meter.power_cycle()
+                elif arg in operator:
+                    operator[arg]()
+            counts = Counter(kind for kind, _ in events)
+            note["replayed_entries"] = counts["enter"] - tests
+            if tests:
+                note["test_tokens_not_replayed"] = tests
+            if counts["supply_lost"]:
+                note["replayed_supply_losses"] = counts["supply_lost"]
+            if counts["operator"]:
+                note["replayed_operator_actions"] = counts["operator"]
         else:
             note["check"] = "meter state taken from the ledger (real meters keep their state)"
         self.runner.key_change_pending = pending
@@ -784,6 +810,29 @@ class Campaign:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _meter_test(digits: str) -> bool:
+    """Whether ``digits`` are a class-1 token (a meter test or display request)."""
+    try:
+        return split_class(parse_digits(digits))[0] == 1
+    except TokenFormatError:
+        return False
+
+
+def _meter_events(step: dict[str, Any]) -> list[tuple[str, Any]]:
+    """What a completed step did to the meter besides entries: its supply lost (a power
+    cycle, the source switched off) or an action of SimLab's operator. A step that ERRORed
+    did an unknown part of it; the scenario it cut short runs again from its start."""
+    if step["outcome"] == "ERROR":
+        return []
+    action = step.get("action") or {}
+    kind = step.get("kind")
+    if kind == "power_cycle" or (kind == "source" and action.get("output") is False):
+        return [("supply_lost", None)]
+    if kind == "operator" and action.get("sim_action"):
+        return [("operator", action["sim_action"])]
+    return []
 
 
 def write_run_record(run_dir: Path) -> dict[str, Any]:

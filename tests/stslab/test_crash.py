@@ -268,3 +268,76 @@ def test_a_kill_inside_a_fill_step_resumes_with_every_token_the_meter_had(
     assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
     (note,) = [e.data for e in read_journal(journal_path(run, BENCH)) if e.kind == "reestablished"]
     assert note["replayed_entries"] >= len(fill) // 2 + 1
+
+
+#: A partial key change set dropped over a power cycle, then a scenario after it.
+PARTIAL_KC = ["STS-DCL-KCT-001", "STS-DCL-NV-001"]
+
+
+def test_a_resumed_meter_loses_a_partial_key_change_set_with_its_supply_as_before(
+    env: dict, tmp_path: Path
+) -> None:
+    """STS-DCL-KCT-001 enters the first section of a key change set, cycles the supply (the
+    meter drops the section), enters the second alone. A SimLab meter rebuilt from the
+    entries alone would put the two sections together and take the new key; a kill any time
+    after it made the resume refuse ("the meter's key (KRN 2 …) is not the ledger's (KRN 1
+    …)"). The resume replays the power cycles between the entries too."""
+    out = tmp_path / "reference"
+    args = ["--bench", "virtual", "--no-report"]
+    assert certify([*args, "--out", str(out)], env, PARTIAL_KC).returncode == 0
+    ref = run_of(out)
+    ref_record = json.loads((ref / "record.json").read_text())
+    verdicts = [(s["id"], s["outcome"]) for s in ref_record["scenarios"]]
+    assert verdicts == [("STS-DCL-KCT-001", "PASS"), ("STS-DCL-NV-001", "PASS")]
+    entries = read_journal(journal_path(ref, BENCH))
+    (end,) = [e.seq + 1 for e in entries
+              if e.kind == "scenario_end" and e.data["id"] == "STS-DCL-KCT-001"]  # fmt: skip
+    where = tmp_path / "killed"
+    killed = certify([*args, "--out", str(where)], {**env, ENV: f"journal-appended:{end}"},
+                     PARTIAL_KC)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    run = run_of(where)
+    resumed = certify(["--resume", str(run), "--no-report"], env, PARTIAL_KC)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((run / "record.json").read_text())
+    assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
+    (note,) = [e.data for e in read_journal(journal_path(run, BENCH)) if e.kind == "reestablished"]
+    assert note["replayed_supply_losses"] == 2
+    assert note["readout"]["krn"] == 1  # the key the meter kept, the ledger's
+
+
+#: Class-1 test tokens (every test, the load switch test), then a scenario after them.
+TESTS_THEN_CREDIT = ["STS-C1-001", "STS-C1-002", "STS-NV-001"]
+
+
+def test_a_resumed_meter_does_not_run_the_test_sequences_of_before_again(
+    env: dict, tmp_path: Path
+) -> None:
+    """Class-1 test tokens change nothing a meter keeps; a SimLab meter rebuilt by replaying
+    them ran their displays and load switch tests again after the resume, long after the
+    real ones ended, and the return to rest saw the switch open in the port's readout and
+    closed on the load side (a soak kill after STS-MUT-006 left STS-KEN-001 ERROR)."""
+    out = tmp_path / "reference"
+    args = ["--bench", "virtual", "--no-report"]
+    assert certify([*args, "--out", str(out)], env, TESTS_THEN_CREDIT).returncode == 0
+    ref = run_of(out)
+    ref_record = json.loads((ref / "record.json").read_text())
+    verdicts = [(s["id"], s["outcome"]) for s in ref_record["scenarios"]]
+    entries = read_journal(journal_path(ref, BENCH))
+    (end,) = [e.seq + 1 for e in entries
+              if e.kind == "scenario_end" and e.data["id"] == "STS-C1-002"]  # fmt: skip
+    where = tmp_path / "killed"
+    killed = certify([*args, "--out", str(where)], {**env, ENV: f"journal-appended:{end}"},
+                     TESTS_THEN_CREDIT)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    run = run_of(where)
+    resumed = certify(["--resume", str(run), "--no-report"], env, TESTS_THEN_CREDIT)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((run / "record.json").read_text())
+    assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
+    after = read_journal(journal_path(run, BENCH))
+    (note,) = [e.data for e in after if e.kind == "reestablished"]
+    assert note["test_tokens_not_replayed"] >= 2
+    (rest,) = [e.data for e in after if e.kind == "recovery"]
+    assert rest["at_rest"] is True
+    assert rest["observations"]["readout"]["relay"] == "CLOSED"
