@@ -342,8 +342,9 @@ class Runner:
         #: may cut it short after the meter took it (stslab.recovery asks the meter).
         self.key_change_pending: tuple[Any, bool] | None = None
         #: The KCT sections the meter said it keeps waiting for the rest of their set, by
-        #: subclass: the set each came from and its rollover flag (None: answer unread).
-        self.kct_held: dict[int, tuple[KeyState, bool] | None] = {}
+        #: subclass: the set each came from, its rollover flag and the section's digits (None:
+        #: answer unread).
+        self.kct_held: dict[int, tuple[KeyState, bool, str] | None] = {}
         #: The reference twin, in lockstep with the meter: told every action, compared after
         #: every step (stslab.lockstep).
         self.twin = TwinCheck(self)
@@ -662,7 +663,8 @@ class Runner:
             self.inject(digits[i - 1], via, res)
             answer = self._observe_entry(None, res, judge=False)
             answers.append(answer)
-            self._key_section_answered(KCT_SUBCLASSES[i - 1], (new_state, step.new_key.ro), answer)
+            source = (new_state, step.new_key.ro, digits[i - 1])
+            self._key_section_answered(KCT_SUBCLASSES[i - 1], source, answer)
         self.key_change_pending = None
         res.observations["section_results"] = [a.label if a else None for a in answers]
         if step.expect is not None and step.expect.results is not None:
@@ -684,7 +686,7 @@ class Runner:
             )
 
     def _key_section_answered(
-        self, subclass: int, source: tuple[KeyState, bool], answer: Result | None
+        self, subclass: int, source: tuple[KeyState, bool, str], answer: Result | None
     ) -> None:
         """Follow what the meter keeps of key change sets, and the key it installs.
 
@@ -706,7 +708,7 @@ class Runner:
         known = {n: part for n, part in sections.items() if part is not None}
         if len(known) < len(needed):
             # A section the meter took unread: the best guess is this section's own set.
-            self.ledger.key_installed(*source)
+            self.ledger.key_installed(source[0], source[1])
             return
         state = self.factory.installed_state({n: part[0] for n, part in known.items()})
         self.ledger.key_installed(state, known[3][1])  # rollover rides in the first section
