@@ -1030,13 +1030,17 @@ class Runner:
             return None
         regs = self.profile.port.registers
         address = regs.credit if register == 0 else f"{regs.credit.rsplit('.', 1)[0]}.{register}"
+        return self._register_decimal(address, "credit", res)
+
+    def _register_decimal(self, address: str, what: str, res: StepResult | None) -> Decimal:
+        """The number a register of the port's readout holds (``what``: its name in errors)."""
         reading = self.readout(res).get(address)
         if reading is None:
-            raise StepFault(f"the readout has no credit register {address}")
+            raise StepFault(f"the readout has no {what} register {address}")
         try:
             return Decimal(reading.value)
         except InvalidOperation:
-            raise StepFault(f"credit register {address} reads {reading.value!r}") from None
+            raise StepFault(f"{what} register {address} reads {reading.value!r}") from None
 
     def observe_result(self, res: StepResult) -> Result | None:
         """The last token's result: from the port register, else from the display."""
@@ -1176,14 +1180,7 @@ class Runner:
         """The meter's cumulative energy register (kWh), from the port's readout."""
         if "port" not in self.bench.drivers:
             raise StepFault("no way to read the energy register (the bench has no meter port)")
-        address = self.profile.port.registers.energy_kwh
-        reading = self.readout(res).get(address)
-        if reading is None:
-            raise StepFault(f"the readout has no energy register {address}")
-        try:
-            return Decimal(reading.value)
-        except InvalidOperation:
-            raise StepFault(f"energy register {address} reads {reading.value!r}") from None
+        return self._register_decimal(self.profile.port.registers.energy_kwh, "energy", res)
 
     def _kept_registers(self, names: list[str]) -> dict[str, str]:
         """The readout values of the named declared registers (``credit``: every credit
