@@ -26,6 +26,7 @@ from stslab import uncertainty as gum
 from stslab.clock import BenchClock
 from stslab.declared import DeclaredError, declared_value, expand
 from stslab.factory import MintError, TokenFactory
+from stslab.ledger import KeyState
 from stslab.lockstep import TwinCheck
 from stslab.scenario import (
     Expect,
@@ -48,6 +49,8 @@ from stslab.scenario import (
 from stslab.uncertainty import Budget, Decision, DecisionRule, InstrumentCalibration
 
 #: Steps that enter something the meter answers on its display.
+#: KCT subclasses in the order a set's sections are numbered (2 for a 64-bit key, 4 for 128).
+KCT_SUBCLASSES = (3, 4, 8, 9)
 ENTRY_STEPS = frozenset({"token", "key_change", "raw", "keys"})
 
 DECISION_RULE = gum.rule_statement(DecisionRule.SIMPLE)
@@ -340,6 +343,10 @@ class Runner:
         #: A key change set being entered (new key, rollover) until its step ends: a fault
         #: may cut it short after the meter took it (stslab.recovery asks the meter).
         self.key_change_pending: tuple[Any, bool] | None = None
+        #: The KCT sections the meter said it keeps waiting for the rest of their set, by
+        #: subclass: the set each came from, its rollover flag and the section's digits (None:
+        #: answer unread).
+        self.kct_held: dict[int, tuple[KeyState, bool, str] | None] = {}
         #: The reference twin, in lockstep with the meter: told every action, compared after
         #: every step (stslab.lockstep).
         self.twin = TwinCheck(self)
@@ -681,14 +688,12 @@ class Runner:
                     "step": res.label, "section": i, "digits": digits[i - 1],
                     "new_key": asdict(new_state), "ro": step.new_key.ro})  # fmt: skip
             self.inject(digits[i - 1], via, res)
-            answers.append(self._observe_entry(None, res, judge=False))
+            answer = self._observe_entry(None, res, judge=False)
+            answers.append(answer)
+            source = (new_state, step.new_key.ro, digits[i - 1])
+            self._key_section_answered(KCT_SUBCLASSES[i - 1], source, answer)
         self.key_change_pending = None
         res.observations["section_results"] = [a.label if a else None for a in answers]
-        # Accept to a section means the set is complete: with this step's sections, or with
-        # sections of the same set a meter kept from before (over a power cycle, or a lone
-        # section entered earlier); sections after it meet the new key (CRC).
-        if Result.ACCEPT in answers:
-            self.ledger.key_installed(new_state, step.new_key.ro)
         if step.expect is not None and step.expect.results is not None:
             for n, (want, got) in enumerate(zip(step.expect.results, answers, strict=False), 1):
                 w = parse_result(want)
@@ -706,6 +711,34 @@ class Runner:
             res.checks.append(
                 _check("result", w.label, got.label if got else "unreadable", w is got)
             )
+
+    def _key_section_answered(
+        self, subclass: int, source: tuple[KeyState, bool, str], answer: Result | None
+    ) -> None:
+        """Follow what the meter keeps of key change sets, and the key it installs.
+
+        Accept to a section means the set is complete: this section with the latest section
+        of each other subclass the meter said it keeps, whatever set that came from (over a
+        power cycle, a lone section, a section of an earlier step: STS sections carry nothing
+        that ties them to one set), so the ledger records the key built from those."""
+        if answer in (Result.KCT1_RECEIVED, Result.KCT2_RECEIVED) or answer is None:
+            self.kct_held[subclass] = source if answer is not None else None
+            return
+        if answer is Result.KEY_TYPE:
+            self.kct_held = {}  # the set was complete, and refused: the meter keeps none
+            return
+        if answer is not Result.ACCEPT:
+            return  # not decoded (another key, a typo) or not used: the meter keeps what it had
+        held, self.kct_held = {**self.kct_held, subclass: source}, {}
+        needed = (3, 4) if self.factory.current_key.ea.key_bytes == 8 else KCT_SUBCLASSES
+        sections = {n: held.get(n) for n in needed}
+        known = {n: part for n, part in sections.items() if part is not None}
+        if len(known) < len(needed):
+            # A section the meter took unread: the best guess is this section's own set.
+            self.ledger.key_installed(source[0], source[1])
+            return
+        state = self.factory.installed_state({n: part[0] for n, part in known.items()})
+        self.ledger.key_installed(state, known[3][1])  # rollover rides in the first section
 
     def _do_raw(self, step: RawStep, via: str, res: StepResult, tids: dict) -> None:
         if step.digits is not None:

@@ -84,8 +84,12 @@ class TokenFactory:
             state.ea,
             state.dkga,
             pan,
+            state.parts,
         )
         key = self._keys.get(cache_key)
+        if key is None and state.parts:
+            key = self._combined_key(state.parts, pan)
+            self._keys[cache_key] = key
         if key is None:
             attrs = KeyAttributes(
                 pan=Pan.parse(pan) if pan else self.profile.meter.pan_number(),
@@ -102,6 +106,41 @@ class TokenFactory:
             self._keys[cache_key] = key
         return key
 
+    def _combined_key(self, parts: tuple[tuple[int, KeyState], ...], pan: str | None) -> DecoderKey:
+        """The key a meter builds from sections of different sets: each set's key word."""
+        keys = {n: self.key_for(state, pan) for n, state in parts}
+        if len(keys) == 2:  # 64-bit: KCT1 bits 63-32, KCT2 bits 31-0
+            value = _word(keys[3], 1) << 32 | _word(keys[4], 0)
+        else:  # 128-bit: KCT1 bits 127-96, KCT3 95-64, KCT4 63-32, KCT2 31-0
+            value = 0
+            for n, index in ((3, 3), (8, 2), (9, 1), (4, 0)):
+                value |= _word(keys[n], index) << (32 * index)
+        first = keys[3]
+        return DecoderKey(value.to_bytes(len(first.value), "big"), first.ea, legacy=first.legacy)
+
+    def installed_state(self, sections: dict[int, KeyState]) -> KeyState:
+        """The key state a meter takes from ``sections`` (KCT subclass: the set it came
+        from): the set's own state when they are all of one set, else a combined one."""
+        sets = set(sections.values())
+        if len(sets) == 1:
+            return next(iter(sets))
+        first, second = sections[3], sections[4]
+        sgc = first.sgc
+        if 8 in sections:  # SGC bits 11-0 ride in KCT3, bits 23-12 in KCT4
+            sgc = sections[9].sgc & 0xFFF000 | sections[8].sgc & 0xFFF
+        state = KeyState(
+            krn=first.krn,
+            kt=first.kt,
+            ti=second.ti,
+            sgc=sgc,
+            base_date=first.base_date,
+            ea=first.ea,
+            dkga=first.dkga,
+            ken=first.ken & 0xF0 | second.ken & 0x0F,
+            parts=tuple(sorted(sections.items())),
+        )
+        return KeyState(**{**state.__dict__, "fingerprint": self.key_for(state).fingerprint})
+
     @property
     def current_key(self) -> DecoderKey:
         return self.key_for(self.ledger.key)
@@ -115,7 +154,8 @@ class TokenFactory:
                 raise MintError("no previous key: the meter has had no key change yet")
             return self.key_for(self.ledger.previous_key)
         if which == "other_key":
-            other = KeyState(**{**state.__dict__, "krn": (state.krn % 9) + 1})
+            # Derived from the vending key like any key, never from a combined key's sets.
+            other = KeyState(**{**state.__dict__, "krn": (state.krn % 9) + 1, "parts": ()})
             return self.key_for(other)
         return self.key_for(state, other_meter_pan(self.profile.meter.pan))
 
@@ -255,6 +295,11 @@ class TokenFactory:
             raise MintError(str(exc)) from None
         state = KeyState(**{**state.__dict__, "fingerprint": new_key.fingerprint})
         return digits, state, new
+
+
+def _word(key: DecoderKey, index: int) -> int:
+    """The key's 32-bit word ``index`` (0 = least significant)."""
+    return int.from_bytes(key.value, "big") >> (32 * index) & 0xFFFFFFFF
 
 
 def other_meter_pan(pan: str) -> str:

@@ -35,6 +35,17 @@ class KeyState:
     dkga: str
     ken: int = KEN_NEVER_EXPIRES
     fingerprint: str = ""
+    #: A key a meter put together from sections of different key change sets: per KCT
+    #: subclass (3, 4, and 8, 9 for a 128-bit key), the set that section came from. The
+    #: key is those sets' keys' words (STS sections carry nothing that ties them to one set).
+    parts: tuple[tuple[int, KeyState], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Read back from JSON (lists, dicts): the same value as the one written.
+        parts = tuple(
+            (int(n), p if isinstance(p, KeyState) else KeyState(**p)) for n, p in self.parts
+        )
+        object.__setattr__(self, "parts", parts)
 
 
 @dataclass

@@ -131,6 +131,10 @@ class TwinCheck:
         twin = Twin.create(self.profile, self.runner.factory.current_key, krn=k.krn, kt=k.kt,
                            ti=k.ti, sgc=k.sgc, ken=k.ken, tid_store=store, now=now,
                            late_s=self.late_s)  # fmt: skip
+        # KCT sections the meter said it keeps (no readout shows them) wait in the twin too.
+        held = [part[2] for part in self.runner.kct_held.values() if part is not None]
+        for section in held:
+            twin.core.enter(section)
         twin.digits = self.digits
         twin.early_s = EARLY_REAL_S * self.clock.speed
         twin.escalation_known = False
@@ -156,6 +160,11 @@ class TwinCheck:
             shown = p.display.message_seconds + tests * (p.display.test_step_seconds + self.late_s)
             twin.display_unseen_until = now + self.late_s + max(shown, p.keypad.entry_timeout_s)
         bases = [twin]
+        if held and not self.profile.tokens.kct_kept_over_power_cycle:
+            # A power loss the twin did not see may have dropped them.
+            dropped = twin.fork()
+            dropped.core.state.pending_kcts = {}
+            bases.append(dropped)
         if seen.values.get("mpl") == "0":
             # The readout shows 0 for no limit and for a limit of 0 W (which trips on any
             # load): one candidate each, the load switch picks.

@@ -10,6 +10,7 @@ import pytest
 
 from dut.profile import MeterProfile
 from sts.identity import Pan
+from sts.meter import ReferenceMeter, Result
 from sts.tokens import (
     InitiateMeterTest,
     Set1stSectionDecoderKey,
@@ -295,3 +296,30 @@ def test_the_same_seed_mints_the_same_digits() -> None:
     a, b = factory_for(), factory_for()
     assert [a.mint(spec(), {}).digits for _ in range(3)] == [b.mint(spec(), {}).digits
                                                               for _ in range(3)]  # fmt: skip
+
+
+@pytest.mark.parametrize("profile", [DEFAULT, EA11], ids=["64-bit", "128-bit"])
+def test_a_key_from_sections_of_two_sets_is_the_one_the_meter_installs(
+    profile: MeterProfile,
+) -> None:
+    """Every section of one set but the first, then another set's first section: the meter
+    installs a key of both sets' words, and the factory derives that same key."""
+    f = factory_for(profile)
+    one, one_state, _ = f.key_change(NewKeySpec(krn=3, ti=5, ken=200, sgc=123457))
+    two, two_state, _ = f.key_change(NewKeySpec(krn=4, ti=7, ken=76, sgc=600727))
+    k = f.ledger.key
+    meter = ReferenceMeter(f.current_key, krn=k.krn, kt=k.kt, ti=k.ti, sgc=k.sgc, ken=k.ken,
+                           parameters=profile.tokens.parameters())  # fmt: skip
+    for digits in one[1:]:
+        assert meter.enter(digits).result is Result.KCT2_RECEIVED
+    assert meter.enter(two[0]).result is Result.ACCEPT
+    subclasses = (3, 4, 8, 9)[: len(one)]
+    sections = {n: two_state if n == 3 else one_state for n in subclasses}
+    state = f.installed_state(sections)
+    s = meter.state
+    assert f.key_for(state) == s.key and state.fingerprint == s.key.fingerprint
+    assert (state.krn, state.kt, state.ti) == (s.krn, s.kt, s.ti) == (4, k.kt, 5)
+    assert state.ken == 0x4 << 4 | 200 & 0xF
+    if len(one) == 4:
+        assert state.sgc == s.sgc == 123457
+    assert f.installed_state({n: one_state for n in subclasses}) == one_state

@@ -41,6 +41,16 @@ def test_a_saved_ledger_loads_back_equal(tmp_path: Path) -> None:
     assert loaded.tokens_issued == 3
 
 
+def test_a_key_built_from_two_sets_loads_back_equal(tmp_path: Path) -> None:
+    """The sets a combined key came from survive the file, so the key can be derived again."""
+    ledger = new_ledger(tmp_path)
+    first, second = replace(KEY, krn=2), replace(KEY, krn=3, ti=7)
+    ledger.key_installed(replace(KEY, krn=2, ti=7, parts=((3, first), (4, second))), False)
+    loaded = load_ledger(ledger.path)
+    assert loaded == ledger
+    assert loaded.key.parts == ((3, first), (4, second))
+
+
 def test_no_ledger_file_is_no_ledger(tmp_path: Path) -> None:
     assert load_ledger(tmp_path / "absent.json") is None
 
@@ -54,8 +64,9 @@ def test_the_ledger_never_holds_key_material(tmp_path: Path) -> None:
     ledger = new_ledger(tmp_path)
     ledger.save()
     data = json.loads(ledger.path.read_text())
+    # parts: the attributes of the sets a combined key came from (attributes too).
     assert set(data["key"]) == {"krn", "kt", "ti", "sgc", "base_date", "ea", "dkga", "ken",
-                                "fingerprint"}  # fmt: skip
+                                "fingerprint", "parts"}  # fmt: skip
     assert "abababababababab" not in ledger.path.read_text()
 
 

@@ -364,6 +364,45 @@ def test_a_key_change_completed_by_a_section_entered_earlier_is_followed(
     assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
 
 
+def test_a_key_change_completed_from_sections_of_two_sets_is_followed(
+    tmp_path: Path,
+) -> None:
+    """A lone second section of one set, then another set's first section: STS sections
+    carry nothing that ties them to one set, so the meter installs a key of both halves (KRN
+    and KT of the first section, TI of the second). The ledger records that key, so later
+    tokens are minted under it and a twin started again has it (explore --seed 12)."""
+    steps = run_steps(tmp_path, "  - {do: key_change, new_key: {krn: 3, ti: 5}, order: [2]}\n"
+                      "  - {do: key_change, new_key: {krn: 4, ti: 7}, order: [1, 2]}\n"
+                      "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 1.0}\n"
+                      "    expect: {result: accept}\n", carrier="port")  # fmt: skip
+    assert steps[-3].observations["section_results"] == ["2ndKCT received"]
+    assert steps[-2].observations["section_results"] == ["Accept", "CRC error"]
+    read = steps[-1].observations["twin"]["read"]
+    assert (read["krn"], read["ti"]) == ("4", "05")
+    assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
+
+
+def test_a_twin_started_again_keeps_the_key_change_sections_the_meter_keeps(
+    tmp_path: Path,
+) -> None:
+    """A lone first section, a step that ends in an ERROR (the twin starts again from the
+    readout, which shows no waiting sections), then another set second section first: the
+    meter completes the set with the section it kept, and so does the twin (explore --seed
+    4: the twin expected the new set's key type and KEN after 1,223 steps)."""
+    steps = run_steps(tmp_path, "  - {do: key_change, new_key: {krn: 3, ken: 200}, order: [1]}\n"
+                      "  - {do: key_change, new_key: {krn: 5}, order: [3]}\n"
+                      "  - {do: key_change, new_key: {krn: 4, ken: 76}, order: [2, 1]}\n"
+                      "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 1.0}\n"
+                      "    expect: {result: accept}\n", carrier="port")  # fmt: skip
+    assert steps[-3].outcome is Outcome.ERROR  # a section the set does not have
+    assert steps[-2].observations["section_results"] == ["Accept", "CRC error"]
+    read = steps[-1].observations["twin"]["read"]
+    assert (read["krn"], read["ken"]) == ("3", str(0xCC))  # KENHO of 200, KENLO of 76
+    assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
+
+
 def test_a_twin_started_again_over_a_limit_may_see_the_switch_trip_at_once() -> None:
     """Started again (after an ERROR) with the load over the limit, the twin cannot know
     since when: the switch may trip at any moment of the trip delay, and (the readout shows
