@@ -26,7 +26,7 @@ from stslab import uncertainty as gum
 from stslab.clock import BenchClock
 from stslab.declared import DeclaredError, declared_value, expand
 from stslab.factory import MintError, TokenFactory
-from stslab.ledger import KeyState
+from stslab.ledger import HeldSection
 from stslab.lockstep import TwinCheck
 from stslab.scenario import (
     Expect,
@@ -343,10 +343,6 @@ class Runner:
         #: A key change set being entered (new key, rollover) until its step ends: a fault
         #: may cut it short after the meter took it (stslab.recovery asks the meter).
         self.key_change_pending: tuple[Any, bool] | None = None
-        #: The KCT sections the meter said it keeps waiting for the rest of their set, by
-        #: subclass: the set each came from, its rollover flag and the section's digits (None:
-        #: answer unread).
-        self.kct_held: dict[int, tuple[KeyState, bool, str] | None] = {}
         #: The reference twin, in lockstep with the meter: told every action, compared after
         #: every step (stslab.lockstep).
         self.twin = TwinCheck(self)
@@ -690,8 +686,8 @@ class Runner:
             self.inject(digits[i - 1], via, res)
             answer = self._observe_entry(None, res, judge=False)
             answers.append(answer)
-            source = (new_state, step.new_key.ro, digits[i - 1])
-            self._key_section_answered(KCT_SUBCLASSES[i - 1], source, answer)
+            section = HeldSection(KCT_SUBCLASSES[i - 1], new_state, step.new_key.ro, digits[i - 1])
+            self._key_section_answered(section, answer)
         self.key_change_pending = None
         res.observations["section_results"] = [a.label if a else None for a in answers]
         if step.expect is not None and step.expect.results is not None:
@@ -712,33 +708,42 @@ class Runner:
                 _check("result", w.label, got.label if got else "unreadable", w is got)
             )
 
-    def _key_section_answered(
-        self, subclass: int, source: tuple[KeyState, bool, str], answer: Result | None
-    ) -> None:
-        """Follow what the meter keeps of key change sets, and the key it installs.
+    def _key_section_answered(self, section: HeldSection, answer: Result | None) -> None:
+        """Follow what the meter keeps of key change sets (the ledger's held sections), and
+        the key it installs.
 
         Accept to a section means the set is complete: this section with the latest section
-        of each other subclass the meter said it keeps, whatever set that came from (over a
-        power cycle, a lone section, a section of an earlier step: STS sections carry nothing
-        that ties them to one set), so the ledger records the key built from those."""
-        if answer in (Result.KCT1_RECEIVED, Result.KCT2_RECEIVED) or answer is None:
-            self.kct_held[subclass] = source if answer is not None else None
+        of each other subclass the meter keeps, whatever set that came from (over a power
+        cycle, a lone section, a section of an earlier step or campaign: STS sections carry
+        nothing that ties them to one set), so the ledger records the key built from those."""
+        held = self.ledger.held()
+        needed = (3, 4) if self.factory.current_key.ea.key_bytes == 8 else KCT_SUBCLASSES
+        n = section.subclass
+        if answer in (Result.KCT1_RECEIVED, Result.KCT2_RECEIVED):
+            if all(m in held for m in needed if m != n):
+                # With those the set would be complete: the meter kept none of them (a power
+                # loss the runner did not cause, a meter that drops them early).
+                held = {}
+            self.ledger.sections_held([*(h for m, h in held.items() if m != n), section])
+            return
+        if answer is None:  # unread: the meter keeps it or not, from a set the ledger knows not
+            unknown = HeldSection(n, None)
+            self.ledger.sections_held([*(h for m, h in held.items() if m != n), unknown])
             return
         if answer is Result.KEY_TYPE:
-            self.kct_held = {}  # the set was complete, and refused: the meter keeps none
+            self.ledger.sections_held([])  # the set was complete, and refused: none kept
             return
         if answer is not Result.ACCEPT:
             return  # not decoded (another key, a typo) or not used: the meter keeps what it had
-        held, self.kct_held = {**self.kct_held, subclass: source}, {}
-        needed = (3, 4) if self.factory.current_key.ea.key_bytes == 8 else KCT_SUBCLASSES
-        sections = {n: held.get(n) for n in needed}
-        known = {n: part for n, part in sections.items() if part is not None}
+        held[n] = section
+        known = {m: held[m] for m in needed if m in held and held[m].source is not None}
+        self.ledger.sections_held([])
         if len(known) < len(needed):
             # A section the meter took unread: the best guess is this section's own set.
-            self.ledger.key_installed(source[0], source[1])
+            self.ledger.key_installed(section.source, section.rollover)
             return
-        state = self.factory.installed_state({n: part[0] for n, part in known.items()})
-        self.ledger.key_installed(state, known[3][1])  # rollover rides in the first section
+        state = self.factory.installed_state({m: h.source for m, h in known.items()})
+        self.ledger.key_installed(state, known[3].rollover)  # rollover rides in the first
 
     def _do_raw(self, step: RawStep, via: str, res: StepResult, tids: dict) -> None:
         if step.digits is not None:
@@ -809,7 +814,15 @@ class Runner:
             source.set_voltage(step.voltage)
         if step.frequency is not None:
             source.set_frequency(step.frequency)
+        if not step.output:
+            self.supply_lost()
         source.output(step.output)
+
+    def supply_lost(self) -> None:
+        """The supply goes off (before the command, which may be cut short by a fault): a
+        meter that does not keep key change sections over a power cycle drops them."""
+        if not self.profile.tokens.kct_kept_over_power_cycle:
+            self.ledger.sections_held([])
 
     def _do_wait(self, step: WaitStep, via: str, res: StepResult, tids: dict) -> None:
         res.action = {
@@ -931,6 +944,7 @@ class Runner:
     def _do_power_cycle(self, step: PowerCycleStep, via: str, res: StepResult, tids: dict) -> None:
         source = self.bench.get("source")
         res.action = {"off_s": step.off_s}
+        self.supply_lost()
         source.output(False)
         self.clock.sleep(step.off_s)
         source.output(True)

@@ -48,6 +48,24 @@ class KeyState:
         object.__setattr__(self, "parts", parts)
 
 
+@dataclass(frozen=True)
+class HeldSection:
+    """A key change section the meter said it keeps, waiting for the rest of its set (no
+    readout shows these; the meter's answer to each section does)."""
+
+    #: KCT subclass: 3 and 4 (first and second section), 8 and 9 (third and fourth).
+    subclass: int
+    #: The set it came from; None when the meter's answer to it was not read.
+    source: KeyState | None
+    rollover: bool = False
+    #: The section's 20 digits (token digits are not secret; the key is never kept).
+    digits: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.source, dict):  # read back from JSON
+            object.__setattr__(self, "source", KeyState(**self.source))
+
+
 @dataclass
 class Ledger:
     serial: str
@@ -60,6 +78,8 @@ class Ledger:
     #: The smallest value the meter's store held when it was last cleared or new.
     store_floor: int = 0
     tokens_issued: int = 0
+    #: Key change sections the meter keeps waiting for the rest of their set, by subclass.
+    held_sections: list[HeldSection] = field(default_factory=list)
     path: Path | None = field(default=None, repr=False, compare=False)
 
     # -- TIDs -----------------------------------------------------------------------------
@@ -110,6 +130,16 @@ class Ledger:
             self.last_tid = None
         self.save()
 
+    def held(self) -> dict[int, HeldSection]:
+        """The sections the meter keeps, by KCT subclass."""
+        return {h.subclass: h for h in self.held_sections}
+
+    def sections_held(self, sections: list[HeldSection]) -> None:
+        """What the meter keeps of key change sets now (after an answer, a power loss)."""
+        if sections != self.held_sections:
+            self.held_sections = sorted(sections, key=lambda h: h.subclass)
+            self.save()
+
     # -- persistence ----------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -121,7 +151,9 @@ class Ledger:
     def from_json(cls, data: dict[str, Any], path: Path | None = None) -> Ledger:
         key = KeyState(**data.pop("key"))
         prev = data.pop("previous_key", None)
-        return cls(key=key, previous_key=KeyState(**prev) if prev else None, path=path, **data)
+        held = [HeldSection(**h) for h in data.pop("held_sections", [])]
+        return cls(key=key, previous_key=KeyState(**prev) if prev else None, held_sections=held,
+                   path=path, **data)  # fmt: skip
 
     def save(self) -> None:
         if self.path is None:
@@ -133,7 +165,7 @@ class Ledger:
         crash.point("ledger-saved")
 
     def copy(self) -> Ledger:
-        return replace(self, accepted=list(self.accepted))
+        return replace(self, accepted=list(self.accepted), held_sections=list(self.held_sections))
 
 
 def ledger_path(directory: Path, serial: str) -> Path:

@@ -132,7 +132,7 @@ class TwinCheck:
                            ti=k.ti, sgc=k.sgc, ken=k.ken, tid_store=store, now=now,
                            late_s=self.late_s)  # fmt: skip
         # KCT sections the meter said it keeps (no readout shows them) wait in the twin too.
-        held = [part[2] for part in self.runner.kct_held.values() if part is not None]
+        held = [h.digits for h in self.runner.ledger.held_sections if h.source is not None]
         for section in held:
             twin.core.enter(section)
         twin.digits = self.digits

@@ -772,6 +772,8 @@ class Campaign:
             driver = self.drivers.get(role)
             if driver is None:
                 continue
+            if role == "source" and getattr(self, "runner", None) is not None:
+                self.runner.supply_lost()  # before the command, which a fault may cut short
             try:
                 action(driver)
             except (InstrumentError, OSError) as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stslab.campaign import Outcome
-from stslab.ledger import KeyState, Ledger, ledger_path, load_ledger
+from stslab.ledger import HeldSection, KeyState, Ledger, ledger_path, load_ledger
 from stslab.session import Campaign, CampaignConfig
 from tests.stslab.test_pack import CREDIT_SCENARIO, write_pack
 
@@ -49,6 +49,21 @@ def test_a_key_built_from_two_sets_loads_back_equal(tmp_path: Path) -> None:
     loaded = load_ledger(ledger.path)
     assert loaded == ledger
     assert loaded.key.parts == ((3, first), (4, second))
+
+
+def test_the_key_change_sections_a_meter_keeps_load_back_equal(tmp_path: Path) -> None:
+    """Held sections (one whose answer was unread has no set) survive the file, in subclass
+    order, and a copy of the ledger does not share them."""
+    ledger = new_ledger(tmp_path)
+    second = HeldSection(4, replace(KEY, krn=2), rollover=True, digits="1" * 20)
+    ledger.sections_held([second, HeldSection(3, None)])
+    loaded = load_ledger(ledger.path)
+    assert loaded == ledger
+    assert loaded.held_sections == [HeldSection(3, None), second]
+    assert loaded.held() == {3: HeldSection(3, None), 4: second}
+    copy = loaded.copy()
+    copy.held_sections.clear()
+    assert loaded.held_sections == [HeldSection(3, None), second]
 
 
 def test_no_ledger_file_is_no_ledger(tmp_path: Path) -> None:

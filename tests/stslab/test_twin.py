@@ -451,3 +451,49 @@ def test_a_credit_token_at_the_limit_just_at_a_step_of_the_credit_may_go_either_
                    twin.profile.decoder_key())  # fmt: skip
     cands.feed("enter", 0.0, token, "port")
     assert {c.last_result for c in cands.candidates} == {Result.ACCEPT, Result.OVERFLOW}
+
+
+def test_sections_a_power_cycle_dropped_do_not_wait_in_a_twin_started_again(
+    tmp_path: Path,
+) -> None:
+    """A lone first section, a power cycle (the default meter does not keep sections over
+    one), the same set's second section (the meter answers that it received it, alone), then
+    a step that ends in an ERROR: the twin starts again from the readout with only the
+    second section waiting, as the meter has, not the set completed (the fault campaign's
+    second pass found the twin on KRN 4 while the meter had 3)."""
+    steps = run_steps(tmp_path, "  - {do: key_change, new_key: {krn: 4}, order: [1]}\n"
+                      "  - {do: power_cycle, off_s: 2}\n"
+                      "  - {do: key_change, new_key: {krn: 4}, order: [2]}\n"
+                      "  - {do: key_change, new_key: {krn: 5}, order: [3]}\n"
+                      "  - do: token\n"
+                      "    token: {class: 0, subclass: 0, amount: 1.0}\n"
+                      "    expect: {result: accept}\n", carrier="port")  # fmt: skip
+    assert steps[-5].observations["section_results"] == ["1stKCT received"]
+    assert steps[-3].observations["section_results"] == ["2ndKCT received"]
+    assert steps[-2].outcome is Outcome.ERROR  # a section the set does not have
+    read = steps[-1].observations["twin"]["read"]
+    assert read["krn"] == "1"
+    assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
+
+
+def test_the_sections_a_meter_keeps_are_in_its_ledger(tmp_path: Path) -> None:
+    """A lone second section is kept in the ledger file (for a twin started again, the next
+    campaign, a resumed one); the campaign's end turns the supply off, and the default meter
+    does not keep sections over a power cycle, so the ledger then holds none."""
+    from stslab.ledger import load_ledger
+
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    step = "  - {do: key_change, new_key: {krn: 4}, order: [2]}\n"
+    (pack / "s.yaml").write_text("id: PACK-TWIN-001\ntitle: twin\nclauses: [test]\n"
+                                 f"group: Test\ncarrier: port\nsteps:\n{step}")  # fmt: skip
+    build_manifest(pack, "test-pack", "1.0.0", ["IEC 62055-41:2018"], "test pack")
+    cfg = CampaignConfig(bench="virtual", out=tmp_path / "runs", pack=pack)
+    with Campaign(cfg) as campaign:
+        [scenario] = campaign.pending()
+        assert campaign.run_scenario(scenario).outcome is Outcome.PASS
+        ledger = campaign.runner.ledger
+        [held] = load_ledger(ledger.path).held_sections
+        assert (held.subclass, held.source.krn) == (4, 4) and len(held.digits) == 20
+        campaign.finish()
+        assert load_ledger(ledger.path).held_sections == []
