@@ -737,7 +737,6 @@ class Runner:
             return  # not decoded (another key, a typo) or not used: the meter keeps what it had
         held[n] = section
         known = {m: held[m] for m in needed if m in held and held[m].source is not None}
-        self.ledger.sections_held([])
         if len(known) < len(needed):
             # A section the meter took unread: the best guess is this section's own set.
             self.ledger.key_installed(section.source, section.rollover)

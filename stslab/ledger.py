@@ -124,6 +124,7 @@ class Ledger:
             # installed it) replaces nothing: the previous key stays the one before it.
             self.previous_key = self.key
         self.key = new
+        self.held_sections = []  # a set completed: the meter keeps no section of any
         if rollover:
             self.accepted = []
             self.store_floor = 0

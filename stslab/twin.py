@@ -141,8 +141,12 @@ class Twin:
         s = self.core.state
         for name, value in observed.items():
             if name == "credit" and 0 in s.credit:
-                wh = float(Decimal(value)) * 1000
-                self.credit_lo_wh = self.credit_hi_wh = wh
+                reading = Decimal(value)
+                wh = float(reading) * 1000
+                # The readout gives the credit to its last decimal, rounded or cut: the
+                # meter's may be up to one unit of that decimal below it.
+                unit_wh = 1000 * 10.0 ** min(0, int(reading.as_tuple().exponent))
+                self.credit_lo_wh, self.credit_hi_wh = max(0.0, wh - unit_wh), wh
                 s.credit[0] = math.ceil(wh / WH_PER_UNIT - 1e-9)
                 self.credit_open = wh <= 1e-6
             elif name.startswith("credit."):

@@ -173,8 +173,9 @@ def test_a_crash_point_kills_at_its_count_without_cleanup() -> None:
 #: The key change to KRN 7 is the first step of STS-KC-001: its two sections, each journalled
 #: before it is entered, the ledger's update on the last one's Accept, then the step record.
 KC = ["STS-KC-001"]
-#: The ledger is saved once when the run makes it, then by the key change.
-KC_LEDGER_SAVE = 2
+#: The ledger is saved when the run makes it, when the meter keeps the first section, then by
+#: the key change.
+KC_LEDGER_SAVE = 3
 
 
 def test_a_kill_at_each_instant_of_a_key_change_resumes_to_a_verified_run(
