@@ -64,6 +64,8 @@ class TwinCheck:
         self.supply = True
         #: whether an expectation the twin contradicts is a defect of the pack (see lost)
         self.judges_pack = True
+        #: The part-typed entry (keys, when the last came) the twin had when it was lost.
+        self.typed_before: tuple[list[str], float] | None = None
         self.timed = False
         self.stepped = False
         #: whether the step being run is its scenario's last (a timed scenario's full compare)
@@ -100,6 +102,12 @@ class TwinCheck:
         """A step ended in ERROR (what reached the meter is not known) or the meter went its
         own way: start again from the meter. Until the next scenario the twin then follows a
         meter that differed, and no longer judges the pack's expectations."""
+        if self.candidates is not None:
+            # A part-typed entry the twin knew: the readout cannot show it, nor the display
+            # while a message covers it, so a twin started again may have to keep it.
+            typed = [(list(t.entry), t.last_key_at) for t in self.candidates.candidates
+                     if t.entry and t.last_key_at is not None]  # fmt: skip
+            self.typed_before = typed[0] if typed else None
         self.candidates = None
         self.inputs.clear()
         self.judges_pack = False
@@ -183,6 +191,16 @@ class TwinCheck:
                 typed = base.fork()
                 typed.entry, typed.last_key_at = list(shown), now
                 bases.append(typed)
+        elif self.typed_before is not None and "display" not in rest_ok:
+            # The display covers it (a message, a test display): the entry the twin knew may
+            # still wait for its time-out (a candidate with it, one without).
+            keys, at = self.typed_before
+            if now < at + self.profile.keypad.entry_timeout_s + self.late_s:
+                for base in list(bases):
+                    typed = base.fork()
+                    typed.entry, typed.last_key_at = list(keys), at
+                    bases.append(typed)
+        self.typed_before = None
         candidates = list(bases)
         for count in range(1, self.profile.keypad.lockout.after_rejects):
             for base in bases:
