@@ -335,6 +335,15 @@ class TokenProcessing(_Strict):
     supports_water_meter_factor: bool = False
     kct_kept_over_power_cycle: bool = False
 
+    @field_validator("kt_changes")
+    @classmethod
+    def _key_types(cls, v: dict[int, tuple[int, ...]]) -> dict[int, tuple[int, ...]]:
+        named = set(v) | {kt for kts in v.values() for kt in kts}
+        bad = sorted(kt for kt in named if not 0 <= kt <= 3)
+        if bad:
+            raise ValueError(f"key types {bad} do not exist (KT is 0 to 3)")
+        return v
+
     @field_validator("supported_tests")
     @classmethod
     def _tests(cls, v: tuple[int, ...]) -> tuple[int, ...]:
@@ -364,7 +373,8 @@ class TokenProcessing(_Strict):
             mfr_code_digits=self.mfr_code_digits,
             supported_tests=sum(1 << b for b in set(self.supported_tests)),
             key_expiry=self.key_expiry,
-            kt_changes={k: frozenset(v) for k, v in self.kt_changes.items()},
+            # Every key type has its entry: one the declaration does not list changes to none.
+            kt_changes={kt: frozenset(self.kt_changes.get(kt, ())) for kt in range(4)},
             services=frozenset(self.services),
             credit_limit=self.credit_limit,
             currency_credit_limit=self.currency_credit_limit,
@@ -464,7 +474,7 @@ class MeterProfile(_Strict):
 
     @classmethod
     def builtin(cls, name: str = "default") -> MeterProfile:
-        """A profile shipped with SimLab: ``default`` or ``ea11``."""
+        """A profile shipped with SimLab: ``default``, ``ea11`` or ``ea09`` (a legacy meter)."""
         ref = resources.files("dut").joinpath(PROFILE_DIR, f"meter_{name}.yaml")
         if not ref.is_file():
             folder = Path(str(resources.files("dut").joinpath(PROFILE_DIR)))

@@ -365,7 +365,8 @@ class Runner:
             started=time.time(),
             source_file=scenario.source_file,
         )
-        reason = not_applicable(scenario, self.profile, carrier) or self._unjudgeable(scenario)
+        reason = (not_applicable(scenario, self.profile, carrier) or self._not_new(scenario)
+                  or self._unjudgeable(scenario))  # fmt: skip
         if reason is not None:
             result.skip_reason = reason
             return result
@@ -447,6 +448,16 @@ class Runner:
         """The scenario's timing margin on this bench (exact or real time)."""
         t = scenario.timing
         return t.exact_s if self.bench.exact_time else t.real_s
+
+    def _not_new(self, scenario: Scenario) -> str | None:
+        """Why ``scenario``, which needs a meter as its maker shipped it, cannot have one."""
+        led = self.ledger
+        if not scenario.applies.meter_new:
+            return None
+        if led.tokens_issued or led.previous_key is not None or led.held_sections:
+            return (f"applies only to a meter as received from its maker: its ledger has issued "
+                    f"it {led.tokens_issued} token(s) before")  # fmt: skip
+        return None
 
     def _unjudgeable(self, scenario: Scenario) -> str | None:
         """Why the declared times ``scenario`` tests cannot be judged on this bench: the bench

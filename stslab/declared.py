@@ -109,6 +109,8 @@ VALUES = frozenset(
         *BY_PATH,
         "key.kt",
         "key.krn",
+        "key.ti",
+        "key.ken",
         "keypad.lockout.nth_seconds",
         "keypad.lockout.lockouts_to_max",
     }

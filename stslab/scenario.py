@@ -86,6 +86,12 @@ Count = Annotated[
     Discriminator(_number_kind),
 ]
 
+#: A register value a readout must show: text or a number, or a value of the declaration.
+ReadoutValue = Annotated[
+    Annotated[str | int, Tag("number")] | Annotated[Declared, Tag("declared_value")],
+    Discriminator(_number_kind),
+]
+
 
 # --- what to mint ------------------------------------------------------------------------
 
@@ -282,7 +288,8 @@ class Expect(_Model):
     credit: CreditExpectation | None = None
     energy: EnergyExpectation | None = None
     relay: RelayExpectation | None = None
-    readout: dict[str, str | int] | None = None  # declared register name -> value
+    #: Declared register name -> value (a value of the meter's declaration: ``{declared: …}``).
+    readout: dict[str, ReadoutValue] | None = None
     #: Each listed key change section is answered as waiting for the rest, then Accept.
     results: list[str | int] | None = None
     display_for: DisplayTiming | None = None
@@ -554,6 +561,9 @@ class Applicability(_Model):
     tests: list[int] = Field(default_factory=list)  # class-1 tests the meter supports
     services: list[int] = Field(default_factory=list)
     ea: list[Literal["07", "09", "11"]] = Field(default_factory=list)
+    #: Only a meter as its maker shipped it: the harness has issued it no token and changed
+    #: nothing of its key (its ledger says so); on any other meter the scenario is a SKIP.
+    meter_new: bool = False
 
 
 FEATURES = frozenset(

@@ -16,7 +16,7 @@ from stslab.cli.errors import ArgumentError
 
 
 def load_profile(ref: str | None):  # type: ignore[no-untyped-def]
-    """A meter profile from a file path, or a built-in name (``default``, ``ea11``)."""
+    """A meter profile from a file path, or a built-in name (``default``, ``ea11``, ``ea09``)."""
     from dut.profile import MeterProfile, ProfileError
 
     try:

@@ -60,11 +60,23 @@ def test_both_built_in_profiles_load() -> None:
 
 
 def test_built_in_profiles_load_from_their_files_alike(tmp_path: Path) -> None:
-    for name in ("default", "ea11"):
+    for name in ("default", "ea11", "ea09"):
         builtin = MeterProfile.builtin(name)
         copy = MeterProfile.from_yaml(write(tmp_path, Path(builtin.source).read_text()))
         assert copy.model_dump() == builtin.model_dump()
         assert copy.key_fingerprint() == builtin.key_fingerprint()
+
+
+def test_the_legacy_built_in_is_an_ea09_meter_whose_key_expires() -> None:
+    ea09 = MeterProfile.builtin("ea09")
+    assert (ea09.key.ea, ea09.key.legacy, ea09.key.ken) == ("09", True, 254)
+    assert ea09.decoder_key().ea is EncryptionAlgorithm.DEA
+
+
+def test_a_key_type_the_profile_does_not_list_changes_to_none(tmp_path: Path) -> None:
+    text = edited("  services: [0]", "  services: [0]\n  kt_changes: {2: [1, 2]}")
+    changes = MeterProfile.from_yaml(write(tmp_path, text)).tokens.parameters().kt_changes
+    assert changes == {0: frozenset(), 1: frozenset(), 2: frozenset({1, 2}), 3: frozenset()}
 
 
 def test_an_unknown_built_in_is_refused_by_name() -> None:
@@ -86,6 +98,8 @@ def test_an_unknown_built_in_is_refused_by_name() -> None:
         ("  supported_tests: [0, 1, 2, 3, 4, 6, 9]", "  supported_tests: [0, 40]",
          "tokens.supported_tests", "outside 0-35"),
         ('  pan: "600727000000000009"', '  pan: "600727000000000008"', "meter.pan", ""),
+        ("  key_expiry: true", "  kt_changes: {2: [1, 2, 5]}", "tokens.kt_changes",
+         "key types [5] do not exist"),
     ],
 )  # fmt: skip
 def test_a_bad_profile_names_file_key_path_and_line(

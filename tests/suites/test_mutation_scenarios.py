@@ -1,9 +1,10 @@
-"""The scenarios of ``11d-mutation.yaml`` catch the firmware mistakes they were written for.
+"""The scenarios of ``11d-mutation.yaml`` (and ``00-as_received.yaml``) catch the firmware
+mistakes they were written for.
 
 Each was written for a mutant of the reference meter that the rest of the catalogue let
 through (``benchmarks/catalogue_mutation.py``). Here each runs on virtual time against a meter
 model with that mistake, the way a lab loads its own model (``module:Class``), and against the
-reference meter, on both built-in profiles.
+reference meter, on the built-in profiles.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import pytest
 from simlab.meter import SimMeter
 from sts.meter import Effect, EntryResult, ReferenceMeter, Result, WaterMeterFactorSet
 from sts.tokens import SetWaterMeterFactor, Token, TransferCredit
+from sts.vending import KEN_NEVER_EXPIRES
+from stslab.campaign import Outcome
 from stslab.selftest import run_one
-from stslab.session import DEFAULT_PACK
+from stslab.session import DEFAULT_PACK, Campaign, CampaignConfig
 
 HERE = "tests.suites.test_mutation_scenarios"
 
@@ -75,6 +78,31 @@ class LateTripMeter(SimMeter):
         events.extend(t for t in scheduled if self._mpl_over_since is None)
 
 
+class FactoryCreditProcess(ReferenceMeter):
+    """Leaves the factory with 0.1 kWh in its electricity register."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.state.credit[0] = 1
+
+
+class FactoryCreditMeter(SimMeter):
+    processor_class = FactoryCreditProcess
+
+
+class KeyNeverExpiresProcess(ReferenceMeter):
+    """Leaves the factory with a key that never expires, whatever key expiry number it is
+    declared with."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.state.ken = KEN_NEVER_EXPIRES
+
+
+class KeyNeverExpiresMeter(SimMeter):
+    processor_class = KeyNeverExpiresProcess
+
+
 def outcomes(model: str | None, dut: str, scenario: str) -> dict[str, str]:
     row = run_one(None, str(DEFAULT_PACK), dut, 1.0, (scenario,), stop_at_kill=False,
                   bench="virtual", model=model)  # fmt: skip
@@ -88,6 +116,8 @@ CAUGHT = [
     *[("LateTripMeter", "STS-MUT-005", dut) for dut in BOTH],
     *[("ZeroCreditRefusedMeter", "STS-MUT-006", dut) for dut in BOTH],
     ("CurrencyAtUnitsLimitMeter", "STS-MUT-007", "ea11"),  # the profile with a currency register
+    *[("FactoryCreditMeter", "STS-NEW-001", dut) for dut in (*BOTH, "ea09")],
+    ("KeyNeverExpiresMeter", "STS-NEW-001", "ea09"),  # the profile whose key expires (KEN 254)
 ]
 
 
@@ -103,3 +133,27 @@ def test_the_reference_meter_passes_every_mutation_scenario(dut: str) -> None:
     assert ids == {f"STS-MUT-00{n}" for n in range(1, 8)}
     assert {got[s] for s in ids} <= {"PASS", "SKIP"}
     assert "PASS" in set(got.values())
+
+
+@pytest.mark.parametrize("dut", [*BOTH, "ea09"])
+def test_a_meter_as_received_passes_on_every_built_in_profile(dut: str) -> None:
+    assert outcomes(None, dut, "STS-NEW-001") == {"STS-NEW-001": "PASS"}
+
+
+def test_a_meter_the_harness_gave_tokens_is_not_new(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The ledger knows the meter has had tokens: the scenario for a meter as received is a
+    SKIP that says so, not a verdict on a meter that is no longer as its maker shipped it."""
+    ledger = tmp_path / "ledger"
+    first = CampaignConfig(bench="virtual", out=tmp_path / "a", select=("STS-TC-001",),
+                           ledger_dir=ledger)  # fmt: skip
+    with Campaign(first) as campaign:
+        [result] = [campaign.run_scenario(s) for s in campaign.pending()]
+        assert result.outcome is Outcome.PASS
+        campaign.finish()
+    second = CampaignConfig(bench="virtual", out=tmp_path / "b", select=("STS-NEW-001",),
+                            ledger_dir=ledger)  # fmt: skip
+    with Campaign(second) as campaign:
+        [result] = [campaign.run_scenario(s) for s in campaign.pending()]
+        campaign.finish()
+    assert result.outcome is Outcome.SKIP
+    assert result.skip_reason is not None and "as received" in result.skip_reason
