@@ -343,6 +343,9 @@ class Runner:
         #: A key change set being entered (new key, rollover) until its step ends: a fault
         #: may cut it short after the meter took it (stslab.recovery asks the meter).
         self.key_change_pending: tuple[Any, bool] | None = None
+        #: A key change section entered whose answer was not read yet: after a fault the
+        #: meter may keep it (stslab.recovery counts it as held, and drops what is held).
+        self.section_in_flight: HeldSection | None = None
         #: The reference twin, in lockstep with the meter: told every action, compared after
         #: every step (stslab.lockstep).
         self.twin = TwinCheck(self)
@@ -694,10 +697,12 @@ class Runner:
                 self.journal.append("key_change_entry", {
                     "step": res.label, "section": i, "digits": digits[i - 1],
                     "new_key": asdict(new_state), "ro": step.new_key.ro})  # fmt: skip
+            section = HeldSection(KCT_SUBCLASSES[i - 1], new_state, step.new_key.ro, digits[i - 1])
+            self.section_in_flight = section  # until its answer is read (a fault may cut it)
             self.inject(digits[i - 1], via, res)
             answer = self._observe_entry(None, res, judge=False)
             answers.append(answer)
-            section = HeldSection(KCT_SUBCLASSES[i - 1], new_state, step.new_key.ro, digits[i - 1])
+            self.section_in_flight = None
             self._key_section_answered(section, answer)
         self.key_change_pending = None
         res.observations["section_results"] = [a.label if a else None for a in answers]

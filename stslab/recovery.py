@@ -5,9 +5,11 @@ token, the meter may still show a message or run a class-1 test sequence, a lock
 begun, an instrument may be out of step with its driver. The next scenario must not judge
 that state. So after a scenario ERRORs, and when a run resumes after an interruption, the
 runner calls :func:`bring_to_rest` before the next scenario: it stops the keypad robot, sees
-the card writer answer, sets the bench baseline, lets an unfinished entry time out and a
+the card writer answer, sets the bench baseline, cycles the supply when key change sections
+may wait in a meter that drops them on a power loss, lets an unfinished entry time out and a
 message, a test sequence or a lockout pass until the display shows the credit at rest,
-re-reads the port and sees the load switch where the meter says it is. What it did and saw
+enters one accepted token where rejected keypad entries count towards a lockout (the run of
+rejections ends), re-reads the port and sees the load switch where the meter says it is. What it did and saw
 is journalled (``recovery``) and goes into the record; when the bench does not come back,
 the next scenario is ERROR with the reason and the runner tries again before the one after.
 """
@@ -21,7 +23,9 @@ from typing import Any
 
 from instruments.base import InstrumentError
 from instruments.relay import RelayTimeout
+from sts.meter import Result
 from stslab.campaign import Outcome, Runner, StepFault, StepResult
+from stslab.scenario import TokenSpec
 
 #: The annunciator a meter lights while its keypad is locked out (SimLab's layouts, and the
 #: name a segment map gives it).
@@ -77,7 +81,10 @@ def bring_to_rest(runner: Runner, after: str, reason: str) -> Rest:
         try:
             _stop_keypad(runner, rest)
             _baseline(runner, rest)
+            _no_sections_waiting(runner, rest)
             _display_at_rest(runner, rest)
+            if _rejections_ended(runner, rest):
+                _display_at_rest(runner, rest)  # the token's message passes
             _port_and_relay(runner, rest)
             rest.problem = None
         except InstrumentError as exc:
@@ -116,6 +123,54 @@ def _baseline(runner: Runner, rest: Rest) -> None:
     parts = [r for r in ("load", "source") if r in runner.bench.drivers]
     if parts:
         rest.actions.append("baseline: load off, supply on")
+
+
+def _no_sections_waiting(runner: Runner, rest: Rest) -> None:
+    """No key change section waits in the meter for the rest of its set: one would complete
+    the next scenario's first section with a key of both. A section whose answer the fault
+    cut off counts as kept; a meter that drops sections on a power loss has its supply
+    cycled (one that keeps them keeps them: the ledger follows them)."""
+    led = runner.ledger
+    in_flight, runner.section_in_flight = runner.section_in_flight, None
+    if in_flight is not None:
+        others = [h for h in led.held_sections if h.subclass != in_flight.subclass]
+        led.sections_held([*others, in_flight])
+    if not led.held_sections or runner.profile.tokens.kct_kept_over_power_cycle:
+        return
+    source = runner.bench.drivers.get("source")
+    if source is None:
+        raise NotAtRest("key change sections may wait in the meter, and no AC source can "
+                        "cycle its supply to drop them")  # fmt: skip
+    held = ", ".join(str(h.subclass) for h in led.held_sections)
+    runner.supply_lost()
+    source.output(False)
+    runner.clock.sleep(1.0)
+    source.output(True)
+    runner.clock.sleep(1.0)  # the meter boots
+    rest.actions.append(f"supply cycled: key change sections (subclass {held}) dropped")
+
+
+def _rejections_ended(runner: Runner, rest: Rest) -> bool:
+    """A meter with a keypad lockout counts rejected entries, and its next lockout grows,
+    until a token is accepted: one accepted token ends whatever run the fault left. True
+    when one was entered."""
+    p = runner.profile
+    if not p.keypad.lockout.enabled or "keypad" not in p.carriers:
+        return False
+    if "keypad" not in runner.bench.drivers or not p.tokens.services:
+        return False
+    scratch = StepResult(-1, "back to rest", "recovery", Outcome.PASS)
+    register = min(p.tokens.services)
+    spec = TokenSpec.model_validate({"class": 0, "subclass": register, "amount": "0.1"})
+    minted = runner.factory.mint(spec, {})
+    runner.inject(minted.digits, "keypad", scratch)
+    answer = runner.observe_result(scratch)
+    runner._record_acceptance(minted.tid, answer)
+    if answer is not Result.ACCEPT:
+        seen = answer.label if answer is not None else "unreadable"
+        raise NotAtRest(f"a credit token to end the run of rejected entries was answered {seen}")
+    rest.actions.append("a credit token accepted: the run of rejected keypad entries ended")
+    return True
 
 
 def _rest_budget_s(runner: Runner) -> float:

@@ -316,3 +316,46 @@ def test_a_power_limit_trip_a_fault_cut_into_is_waited_out_before_the_next_scena
     assert rest["at_rest"] is True
     assert "waited for the load switch to close again (credit left)" in rest["actions"]
     assert result.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in result.steps]
+
+
+def test_a_key_change_section_a_fault_left_waiting_is_dropped_before_the_next_scenario(
+    tmp_path: Path,
+) -> None:
+    """The robot's line is spoilt after the first section and its ENTER: the meter keeps
+    that section, waiting for the rest of its set, and the step is ERROR. A section left
+    waiting would complete the next scenario's first section with a key of both, so the
+    return to rest cycles the supply (the meter does not keep sections over a power loss)."""
+    first_section = 21  # 20 digits and ENTER
+    with Campaign(_config(tmp_path, "virtual", "STS-KC-001", "STS-KC-006")) as campaign:
+        sim = campaign._sim
+        cut_scenario, after_scenario = campaign.pending()
+        _spoil_keypad_after(sim, first_section, garble_rate=1.0)
+        cut = campaign.run_scenario(cut_scenario)
+        sim.fault("keypad").clear()
+        waiting = sorted(sim.meter.core.state.pending_kcts)  # side door
+        after = campaign.run_scenario(after_scenario)
+        (rest,) = _recoveries(campaign)
+    assert cut.outcome is Outcome.ERROR and waiting == [3]
+    assert any(a.startswith("supply cycled: key change sections") for a in rest["actions"])
+    assert after.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in after.steps]
+
+
+def test_a_run_of_rejected_entries_a_fault_cut_is_ended_before_the_next_scenario(
+    tmp_path: Path,
+) -> None:
+    """Two rejected keypad entries, then the robot's line is spoilt: the meter has counted
+    them towards its lockout. The return to rest enters one accepted token, which ends the
+    run, so the next scenario's lockouts come after exactly the declared count."""
+    two_rejected_entries = 4  # a digit and ENTER, twice
+    with Campaign(_config(tmp_path, "virtual", "STS-DCL-LCK-001", "STS-DCL-LCK-002")) as c:
+        sim = c._sim
+        cut_scenario, after_scenario = c.pending()
+        _spoil_keypad_after(sim, two_rejected_entries, garble_rate=1.0)
+        cut = c.run_scenario(cut_scenario)
+        sim.fault("keypad").clear()
+        counted = sim.meter._rejects  # side door
+        after = c.run_scenario(after_scenario)
+        (rest,) = _recoveries(c)
+    assert cut.outcome is Outcome.ERROR and counted >= 2
+    assert "a credit token accepted: the run of rejected keypad entries ended" in rest["actions"]
+    assert after.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in after.steps]
