@@ -83,9 +83,10 @@ def bring_to_rest(runner: Runner, after: str, reason: str) -> Rest:
             _baseline(runner, rest)
             _no_sections_waiting(runner, rest)
             _display_at_rest(runner, rest)
+            _port_and_relay(runner, rest)  # the key the ledger mints under is the meter's
             if _rejections_ended(runner, rest):
                 _display_at_rest(runner, rest)  # the token's message passes
-            _port_and_relay(runner, rest)
+                _port_and_relay(runner, rest)
             rest.problem = None
         except InstrumentError as exc:
             rest.problem = str(exc)

@@ -113,7 +113,9 @@ def test_the_return_to_rest_is_journalled_with_what_it_did_and_saw(
     assert rest["actions"][0].startswith("keypad robot stopped")
     assert "waited until the display showed the credit steadily" in rest["actions"]
     observed = rest["observations"]
-    assert observed["display"] == "0.0"  # the credit (none), not the digits left behind
+    # The credit (the 0.1 kWh of the token that ended the run of rejections), not the digits
+    # left behind.
+    assert observed["display"] == "0.1"
     assert observed["relay"] == observed["readout"]["relay"].lower()
     # The meter's entry time-out passed before the display came back to the credit.
     assert rest["modelled_s"] >= 30
@@ -173,7 +175,7 @@ def test_the_known_case_on_the_wire_bench(tmp_path: Path) -> None:
     assert "[keypad]" in results["STS-C1-017"].steps[-1].error
     assert out["entries"]["STS-C1-017"] != ""  # digits left in the meter
     assert results["STS-C1-018"].outcome is Outcome.PASS
-    assert rest["at_rest"] is True and rest["observations"]["display"] == "0.0"
+    assert rest["at_rest"] is True and rest["observations"]["display"] == "0.1"  # its token
 
 
 def test_a_key_change_cut_short_after_the_meter_took_it_is_followed_by_the_ledger(
