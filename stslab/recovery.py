@@ -8,10 +8,11 @@ runner calls :func:`bring_to_rest` before the next scenario: it stops the keypad
 the card writer answer, sets the bench baseline, cycles the supply when key change sections
 may wait in a meter that drops them on a power loss, lets an unfinished entry time out and a
 message, a test sequence or a lockout pass until the display shows the credit at rest,
-enters one accepted token where rejected keypad entries count towards a lockout (the run of
-rejections ends), re-reads the port and sees the load switch where the meter says it is. What it did and saw
-is journalled (``recovery``) and goes into the record; when the bench does not come back,
-the next scenario is ERROR with the reason and the runner tries again before the one after.
+re-reads the port and sees the load switch where the meter says it is, and enters one
+accepted token where rejected keypad entries count towards a lockout (the run of rejections
+ends), then waits and reads again. What it did and saw is journalled (``recovery``) and
+goes into the record; when the bench does not come back, the next scenario is ERROR with
+the reason and the runner tries again before the one after.
 """
 
 from __future__ import annotations
