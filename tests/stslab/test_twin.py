@@ -532,3 +532,20 @@ def test_a_twin_started_again_under_a_message_keeps_the_entry_typed_before(
     assert steps[-1].observations["results"] == ["Format error"]
     assert steps[-1].observations["twin"]["read"]["result"] == "06"
     assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
+
+
+def test_a_load_that_leaves_the_limit_while_trips_came_unseen_may_keep_the_switch_open() -> None:
+    """A twin started again on an open switch with a load over the power limit: the meter
+    trips, reconnects and trips again at moments the twin did not see. When the load goes
+    off, the last trip may have come just then, so the switch may stay open a reconnection
+    delay from then, not from when the twin started (explore --seed 303 after 2,495 steps)."""
+    twin = _twin()
+    twin.adopt({"credit": "000100.000"})  # credit enough: only the power limit opens it
+    twin.core.state.mpl = 0  # a limit of 0 W: any load trips it
+    twin.load_on, twin.power_w = True, 200.0
+    twin.mpl_trip_at, twin.mpl_cycling = 0.0, True  # as a twin started on an open switch
+    twin.load(18.0, False, None)
+    reconnect = twin.profile.load_switch.mpl_reconnect_s
+    assert twin.predict(18.0 + reconnect - 1.0, Decimal("0.05"))["relay"].admits("open")
+    assert twin.predict(18.0 + reconnect + 2.0, Decimal("0.05"))["relay"].admits("closed")
+    assert not twin.predict(18.0 + reconnect + 2.0, Decimal("0.05"))["relay"].admits("open")
