@@ -106,6 +106,8 @@ def describe_applies(a: Applicability) -> list[str]:
         out.append(f"the meter declares service register(s) {', '.join(map(str, a.services))}")
     if a.ea:
         out.append(f"the meter uses EA{'/'.join(a.ea)}")
+    if a.meter_new:
+        out.append("the meter is as its maker shipped it: the harness has given it no token")
     return out
 
 
@@ -233,7 +235,7 @@ def describe_expect(e: Expect) -> list[str]:
     if e.relay is not None:
         out.append(f"load switch {e.relay.state} within {e.relay.within_s:g} s")
     for name, value in (e.readout or {}).items():
-        out.append(f"readout {name}: {value}")
+        out.append(f"readout {name}: {describe_count(value)}")
     for n, d in enumerate(e.test_displays or (), 1):
         parts = []
         if d.all_segments:
