@@ -97,6 +97,9 @@ class Twin:
     #: started again from the meter while its display showed what the twin did not see begin
     display_unseen_until: float | None = None
     mpl_trip_at: float | None = None  # when the switch opens for the power limit
+    #: How much later than mpl_trip_at the trip may come: a load switch test that may hold
+    #: the switch open when the load went over the limit puts off the start of the delay.
+    mpl_spread: float = 0.0
     mpl_maybe: bool = False  # the load fell below the limit just as it was tripping
     mpl_cycling: bool = False  # still over the limit after a reconnection: trips again
     rejects: int = 0
@@ -185,7 +188,7 @@ class Twin:
         if trip is None or t < trip:
             return {"closed"}
         reconnect = trip + self.profile.load_switch.mpl_reconnect_s
-        if self.mpl_cycling or self.mpl_maybe or t < trip + self.late_s:
+        if self.mpl_cycling or self.mpl_maybe or t < trip + self.mpl_spread + self.late_s:
             return {"open", "closed"}
         if t < reconnect:
             return {"open"}
@@ -234,7 +237,7 @@ class Twin:
         if self.mpl_trip_at is not None:
             trip = self.mpl_trip_at
             back = trip + self.profile.load_switch.mpl_reconnect_s
-            edges += [trip, trip + self.late_s, back, back + self.late_s]
+            edges += [trip, trip + self.late_s, back, back + self.mpl_spread + self.late_s]
         if self.test_relay is not None:
             edges += [self.test_relay.start - self.early_s, self.test_relay.end]
         p = self.power_w
@@ -283,16 +286,24 @@ class Twin:
         # (the meter may reconnect a little late): a load over the limit now starts a new one.
         ended = trip is not None and not self.mpl_cycling and self.now >= trip + ls.mpl_reconnect_s
         if trip is None or (over and ended):
-            if over and "closed" in self.relay_states(self.now):
+            states = self.relay_states(self.now)
+            if over and "closed" in states:
                 self.mpl_trip_at = self.now + ls.mpl_trip_delay_s
                 self.mpl_maybe = self.mpl_maybe or ended  # the old one may only now be ending
+                self.mpl_spread = 0.0
+                test = self.test_relay
+                if test is not None and test.start - self.early_s < self.mpl_trip_at:
+                    # A load switch test may open the switch before the delay ends: no load
+                    # flows then, and the delay starts again when the test closes it.
+                    self.mpl_spread = max(0.0, test.end + ls.mpl_trip_delay_s - self.mpl_trip_at)
+                    self.mpl_maybe = True
             return
         if over:
             return
         if self.now < trip:  # under the limit again before the delay ran out
             self.mpl_trip_at = None
             self.mpl_cycling = False
-        elif self.now < trip + self.late_s:
+        elif self.now < trip + self.mpl_spread + self.late_s:
             self.mpl_maybe = True
 
     def _end_mpl(self) -> None:
@@ -300,7 +311,7 @@ class Twin:
         trip = self.mpl_trip_at
         if trip is None or not self.powered:
             return  # a meter without supply keeps its trip: it is still open when power returns
-        done = trip + self.profile.load_switch.mpl_reconnect_s + self.late_s
+        done = trip + self.mpl_spread + self.profile.load_switch.mpl_reconnect_s + self.late_s
         if self.now >= done:
             if self._over_limit():
                 self.mpl_cycling = True

@@ -549,3 +549,19 @@ def test_a_load_that_leaves_the_limit_while_trips_came_unseen_may_keep_the_switc
     assert twin.predict(18.0 + reconnect - 1.0, Decimal("0.05"))["relay"].admits("open")
     assert twin.predict(18.0 + reconnect + 2.0, Decimal("0.05"))["relay"].admits("closed")
     assert not twin.predict(18.0 + reconnect + 2.0, Decimal("0.05"))["relay"].admits("open")
+
+
+def test_a_load_switch_test_puts_off_a_power_limit_trip_that_was_counting_down(
+    tmp_path: Path,
+) -> None:
+    """A load over a limit just set while the load switch test is about to open the switch:
+    the test stops the load, so the trip delay starts again when the test closes the switch
+    (explore --seed 402 found the twin expecting the trip from the limit's entry)."""
+    steps = run_steps(tmp_path, "  - {do: token, token: {class: 0, subclass: 0, amount: 1}}\n"
+                      "  - {do: load, mode: CP, setpoint: 200}\n"
+                      "  - {do: token, via: keypad, token: {class: 1, subclass: 0, tests: all}}\n"
+                      "  - {do: token, via: card, token: {class: 2, subclass: 0, value: 0}}\n"
+                      "  - {do: token, via: keypad, token: {class: 0, subclass: 0, amount: 1}}\n"
+                      "  - {do: key_change, via: card, new_key: {krn: 5}}\n",
+                      carrier="card")  # fmt: skip
+    assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
