@@ -565,3 +565,15 @@ def test_a_load_switch_test_puts_off_a_power_limit_trip_that_was_counting_down(
                       "  - {do: key_change, via: card, new_key: {krn: 5}}\n",
                       carrier="card")  # fmt: skip
     assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
+
+
+def test_entries_before_the_load_switch_test_put_it_off(tmp_path: Path) -> None:
+    """Class-1 tests asked for, then two key changes on the card before the first test
+    display: each message puts the test displays off, the load switch test with them, so the
+    switch opens later than the test was first due (explore --seeds 105 and 106)."""
+    steps = run_steps(tmp_path, "  - {do: token, token: {class: 0, subclass: 0, amount: 0.1}}\n"
+                      "  - {do: token, token: {class: 1, subclass: 0, tests: all}}\n"
+                      "  - {do: key_change, via: card, new_key: {krn: 2}}\n"
+                      "  - {do: key_change, via: card, new_key: {krn: 3}}\n"
+                      "  - {do: raw, malformed: 19_digits}\n", carrier="keypad")  # fmt: skip
+    assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
