@@ -285,6 +285,11 @@ class Twin:
         # A trip whose reconnection delay has run out may still be kept for the late window
         # (the meter may reconnect a little late): a load over the limit now starts a new one.
         ended = trip is not None and not self.mpl_cycling and self.now >= trip + ls.mpl_reconnect_s
+        if over and ended and self.mpl_maybe:
+            # When it tripped is not known, so neither is when it reconnected and trips
+            # again: either way while the load stays over the limit.
+            self.mpl_cycling = True
+            return
         if trip is None or (over and ended):
             states = self.relay_states(self.now)
             if over and "closed" in states:
