@@ -483,10 +483,12 @@ class Twin:
             self.tests_end = max(self.tests_end, left)
         r = self.test_relay
         if r is not None and self.message_end is not None and self.now < r.start + self.late_s:
-            # The load switch test had not begun: it begins after this message, at the latest.
+            # The load switch test had not begun (or only just): it begins after this message,
+            # at the latest; surely not begun, not before it either.
             ls = self.profile.load_switch
             end = self.message_end + ls.test_open_s + 3 * self.late_s
-            self.test_relay = Range(r.start, max(r.end, end))
+            start = r.start if self.now >= r.start - self.early_s else self.message_end
+            self.test_relay = Range(start, max(r.end, end))
         if result.effects and isinstance(result.effects[0], TestRequested):
             self._queue_tests(result.effects[0])
         self._watch_mpl()

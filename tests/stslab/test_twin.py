@@ -592,3 +592,18 @@ def test_a_trip_whose_moment_is_not_known_leaves_the_next_one_unknown_too() -> N
     reconnect = twin.profile.load_switch.mpl_reconnect_s
     later = twin.predict(reconnect + 3.0, Decimal("0.05"))["relay"]
     assert later.admits("open") and later.admits("closed")
+
+
+def test_entries_one_after_another_keep_putting_off_the_load_switch_test(
+    tmp_path: Path,
+) -> None:
+    """Class-1 tests asked for, then a run of card tokens, each before the test displays
+    could begin: the load switch test opens only after the last message (explore --seed 701
+    after 1,200 steps)."""
+    steps = run_steps(tmp_path, "  - {do: token, token: {class: 1, subclass: 0, tests: all}}\n"
+                      "  - do: repeat\n"
+                      "    times: 4\n"
+                      "    steps:\n"
+                      "      - {do: token, via: card, token: {class: 0, subclass: 0, amount: 1}}\n"
+                      "  - {do: raw, malformed: 19_digits}\n", carrier="keypad")  # fmt: skip
+    assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
