@@ -504,11 +504,7 @@ class Runner:
                     spec = TokenSpec.model_validate(
                         {"class": 0, "subclass": 0, "amount": need.quantize(Decimal("0.1"))}
                     )
-                    minted = self.factory.mint(spec, {})
-                    res.action = {"token": minted.fields, "digits": minted.digits}
-                    self.inject(minted.digits, carrier, res)
-                    observed = self.observe_result(res)
-                    self._record_acceptance(minted.tid, observed)
+                    observed = self.enter_token(spec, carrier, res, record_action=True)
                     if observed is not Result.ACCEPT:
                         raise StepFault(f"top-up credit token answered {observed}")
             self._fill_tid_store(scenario, carrier, res)
@@ -534,13 +530,23 @@ class Runner:
         for n in range(1, size + 1):
             spec = TokenSpec.model_validate({"class": 0, "subclass": 0, "amount": "0.1",
                                              "tid": first if n == 1 else {}})  # fmt: skip
-            minted = self.factory.mint(spec, {})
-            self.inject(minted.digits, carrier, res)
-            observed = self.observe_result(res)
-            self._record_acceptance(minted.tid, observed)
+            observed = self.enter_token(spec, carrier, res)
             if observed is not Result.ACCEPT:
                 raise StepFault(f"TID store fill token {n} of {size} answered {observed}")
         res.observations["tid_store_filled"] = size
+
+    def enter_token(
+        self, spec: TokenSpec, carrier: str, res: StepResult, record_action: bool = False
+    ) -> Result | None:
+        """Mint a token outside the scenario's steps (setup, return to rest), enter it, and
+        return the meter's answer; an accepted TID goes into the ledger's store."""
+        minted = self.factory.mint(spec, {})
+        if record_action:
+            res.action = {"token": minted.fields, "digits": minted.digits}
+        self.inject(minted.digits, carrier, res)
+        observed = self.observe_result(res)
+        self._record_acceptance(minted.tid, observed)
+        return observed
 
     def _baseline(self) -> None:
         load = self.bench.drivers.get("load")
@@ -739,12 +745,12 @@ class Runner:
             if all(m in held for m in needed if m != n):
                 # With those the set would be complete: the meter kept none of them (a power
                 # loss the runner did not cause, a meter that drops them early).
-                held = {}
-            self.ledger.sections_held([*(h for m, h in held.items() if m != n), section])
+                self.ledger.sections_held([section])
+            else:
+                self.ledger.keep_section(section)
             return
         if answer is None:  # unread: the meter keeps it or not, from a set the ledger knows not
-            unknown = HeldSection(n, None)
-            self.ledger.sections_held([*(h for m, h in held.items() if m != n), unknown])
+            self.ledger.keep_section(HeldSection(n, None))
             return
         if answer is Result.KEY_TYPE:
             self.ledger.sections_held([])  # the set was complete, and refused: none kept
@@ -957,11 +963,15 @@ class Runner:
         self._acted()
 
     def _do_power_cycle(self, step: PowerCycleStep, via: str, res: StepResult, tids: dict) -> None:
-        source = self.bench.get("source")
         res.action = {"off_s": step.off_s}
+        self.cycle_supply(step.off_s)
+
+    def cycle_supply(self, off_s: float) -> None:
+        """The AC source off for ``off_s``, then on again, and the meter's boot."""
+        source = self.bench.get("source")
         self.supply_lost()
         source.output(False)
-        self.clock.sleep(step.off_s)
+        self.clock.sleep(off_s)
         source.output(True)
         self.clock.sleep(1.0)  # the meter boots
 

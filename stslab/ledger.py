@@ -135,6 +135,11 @@ class Ledger:
         """The sections the meter keeps, by KCT subclass."""
         return {h.subclass: h for h in self.held_sections}
 
+    def keep_section(self, section: HeldSection) -> None:
+        """The meter keeps ``section`` in place of any it held of the same subclass."""
+        others = [h for h in self.held_sections if h.subclass != section.subclass]
+        self.sections_held([*others, section])
+
     def sections_held(self, sections: list[HeldSection]) -> None:
         """What the meter keeps of key change sets now (after an answer, a power loss)."""
         if sections != self.held_sections:

@@ -135,20 +135,14 @@ def _no_sections_waiting(runner: Runner, rest: Rest) -> None:
     led = runner.ledger
     in_flight, runner.section_in_flight = runner.section_in_flight, None
     if in_flight is not None:
-        others = [h for h in led.held_sections if h.subclass != in_flight.subclass]
-        led.sections_held([*others, in_flight])
+        led.keep_section(in_flight)
     if not led.held_sections or runner.profile.tokens.kct_kept_over_power_cycle:
         return
-    source = runner.bench.drivers.get("source")
-    if source is None:
+    if "source" not in runner.bench.drivers:
         raise NotAtRest("key change sections may wait in the meter, and no AC source can "
                         "cycle its supply to drop them")  # fmt: skip
     held = ", ".join(str(h.subclass) for h in led.held_sections)
-    runner.supply_lost()
-    source.output(False)
-    runner.clock.sleep(1.0)
-    source.output(True)
-    runner.clock.sleep(1.0)  # the meter boots
+    runner.cycle_supply(1.0)
     rest.actions.append(f"supply cycled: key change sections (subclass {held}) dropped")
 
 
@@ -164,10 +158,7 @@ def _rejections_ended(runner: Runner, rest: Rest) -> bool:
     scratch = StepResult(-1, "back to rest", "recovery", Outcome.PASS)
     register = min(p.tokens.services)
     spec = TokenSpec.model_validate({"class": 0, "subclass": register, "amount": "0.1"})
-    minted = runner.factory.mint(spec, {})
-    runner.inject(minted.digits, "keypad", scratch)
-    answer = runner.observe_result(scratch)
-    runner._record_acceptance(minted.tid, answer)
+    answer = runner.enter_token(spec, "keypad", scratch)
     if answer is not Result.ACCEPT:
         seen = answer.label if answer is not None else "unreadable"
         raise NotAtRest(f"a credit token to end the run of rejected entries was answered {seen}")

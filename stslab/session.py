@@ -766,14 +766,15 @@ class Campaign:
     def teardown(self) -> list[str]:
         """Load off, source off, actuators released; every part attempted, faults listed."""
         problems = []
+        runner = getattr(self, "runner", None)
+        if "source" in self.drivers and runner is not None:
+            runner.supply_lost()  # before the command, which a fault may cut short
         for role, action in (("load", lambda d: d.load(False)),
                              ("source", lambda d: d.output(False)),
                              ("keypad", lambda d: d.abort())):  # fmt: skip
             driver = self.drivers.get(role)
             if driver is None:
                 continue
-            if role == "source" and getattr(self, "runner", None) is not None:
-                self.runner.supply_lost()  # before the command, which a fault may cut short
             try:
                 action(driver)
             except (InstrumentError, OSError) as exc:

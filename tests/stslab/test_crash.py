@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -235,39 +236,64 @@ def test_a_kill_at_each_instant_of_a_key_change_resumes_to_a_verified_run(
 FILL = ["STS-DCL-CRD-001", "STS-DCL-NV-001"]
 
 
+def _killed_and_resumed(
+    env: dict, tmp_path: Path, ids: list[str], kill_at: Callable[[list], int]
+) -> tuple[list[tuple[str, str]], list]:
+    """A reference run of ``ids``; the same run killed right after the journal record
+    ``kill_at`` picks from the reference's journal (counted from 1), resumed, and ending with
+    the reference's verdicts. Returns those verdicts and the resumed run's journal."""
+    out = tmp_path / "reference"
+    args = ["--bench", "virtual", "--no-report"]
+    assert certify([*args, "--out", str(out)], env, ids).returncode == 0
+    ref = run_of(out)
+    ref_record = json.loads((ref / "record.json").read_text())
+    verdicts = [(s["id"], s["outcome"]) for s in ref_record["scenarios"]]
+    count = kill_at(read_journal(journal_path(ref, BENCH)))
+    where = tmp_path / "killed"
+    killed = certify([*args, "--out", str(where)], {**env, ENV: f"journal-appended:{count}"},
+                     ids)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    run = run_of(where)
+    resumed = certify(["--resume", str(run), "--no-report"], env, ids)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((run / "record.json").read_text())
+    assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
+    return verdicts, read_journal(journal_path(run, BENCH))
+
+
+def _scenario_end(scenario: str) -> Callable[[list], int]:
+    """The count of ``scenario``'s end record in a journal."""
+
+    def count(entries: list) -> int:
+        (end,) = [e.seq + 1 for e in entries
+                  if e.kind == "scenario_end" and e.data["id"] == scenario]  # fmt: skip
+        return end
+
+    return count
+
+
 def test_a_kill_inside_a_fill_step_resumes_with_every_token_the_meter_had(
     env: dict, tmp_path: Path
 ) -> None:
     """Every entry is journalled before it is entered, so a kill between two tokens of a fill
     leaves a journal that holds each one the meter took: the resumed SimLab meter has the same
     TID store as the ledger, and the run completes with the uninterrupted run's verdicts."""
-    out = tmp_path / "reference"
-    args = ["--bench", "virtual", "--no-report"]
-    assert certify([*args, "--out", str(out)], env, FILL).returncode == 0
-    ref = run_of(out)
-    ref_record = json.loads((ref / "record.json").read_text())
-    verdicts = [(s["id"], s["outcome"]) for s in ref_record["scenarios"]]
-    entries = read_journal(journal_path(ref, BENCH))
-    at = next(i for i, e in enumerate(entries) if e.kind == "step" and e.data["kind"] == "fill")
-    label = entries[at].data["label"]
-    fill = []  # the fill's own entries: the records right before its step record
-    for e in reversed(entries[:at]):
-        if e.kind != "entry" or e.data["step"] != label:
-            break
-        fill.append(e)
-    fill.reverse()
-    assert len(fill) >= 3, "the fill step enters several tokens"
-    count = fill[len(fill) // 2].seq + 1  # the journal's records are counted from 1
-    where = tmp_path / "killed"
-    killed = certify([*args, "--out", str(where)], {**env, ENV: f"journal-appended:{count}"},
-                     FILL)  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL
-    run = run_of(where)
-    resumed = certify(["--resume", str(run), "--no-report"], env, FILL)
-    assert resumed.returncode == 0, resumed.stderr
-    record = json.loads((run / "record.json").read_text())
-    assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
-    (note,) = [e.data for e in read_journal(journal_path(run, BENCH)) if e.kind == "reestablished"]
+    fill: list = []  # the fill's own entries: the records right before its step record
+
+    def in_the_fill(entries: list) -> int:
+        at = next(i for i, e in enumerate(entries)
+                  if e.kind == "step" and e.data["kind"] == "fill")  # fmt: skip
+        label = entries[at].data["label"]
+        for e in reversed(entries[:at]):
+            if e.kind != "entry" or e.data["step"] != label:
+                break
+            fill.append(e)
+        fill.reverse()
+        assert len(fill) >= 3, "the fill step enters several tokens"
+        return fill[len(fill) // 2].seq + 1  # the journal's records are counted from 1
+
+    _, after = _killed_and_resumed(env, tmp_path, FILL, in_the_fill)
+    (note,) = [e.data for e in after if e.kind == "reestablished"]
     assert note["replayed_entries"] >= len(fill) // 2 + 1
 
 
@@ -283,26 +309,11 @@ def test_a_resumed_meter_loses_a_partial_key_change_set_with_its_supply_as_befor
     entries alone would put the two sections together and take the new key; a kill any time
     after it made the resume refuse ("the meter's key (KRN 2 …) is not the ledger's (KRN 1
     …)"). The resume replays the power cycles between the entries too."""
-    out = tmp_path / "reference"
-    args = ["--bench", "virtual", "--no-report"]
-    assert certify([*args, "--out", str(out)], env, PARTIAL_KC).returncode == 0
-    ref = run_of(out)
-    ref_record = json.loads((ref / "record.json").read_text())
-    verdicts = [(s["id"], s["outcome"]) for s in ref_record["scenarios"]]
+    verdicts, after = _killed_and_resumed(
+        env, tmp_path, PARTIAL_KC, _scenario_end("STS-DCL-KCT-001")
+    )
     assert verdicts == [("STS-DCL-KCT-001", "PASS"), ("STS-DCL-NV-001", "PASS")]
-    entries = read_journal(journal_path(ref, BENCH))
-    (end,) = [e.seq + 1 for e in entries
-              if e.kind == "scenario_end" and e.data["id"] == "STS-DCL-KCT-001"]  # fmt: skip
-    where = tmp_path / "killed"
-    killed = certify([*args, "--out", str(where)], {**env, ENV: f"journal-appended:{end}"},
-                     PARTIAL_KC)  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL
-    run = run_of(where)
-    resumed = certify(["--resume", str(run), "--no-report"], env, PARTIAL_KC)
-    assert resumed.returncode == 0, resumed.stderr
-    record = json.loads((run / "record.json").read_text())
-    assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
-    (note,) = [e.data for e in read_journal(journal_path(run, BENCH)) if e.kind == "reestablished"]
+    (note,) = [e.data for e in after if e.kind == "reestablished"]
     assert note["replayed_supply_losses"] == 2
     assert note["readout"]["krn"] == 1  # the key the meter kept, the ledger's
 
@@ -318,25 +329,7 @@ def test_a_resumed_meter_does_not_run_the_test_sequences_of_before_again(
     them ran their displays and load switch tests again after the resume, long after the
     real ones ended, and the return to rest saw the switch open in the port's readout and
     closed on the load side (a soak kill after STS-MUT-006 left STS-KEN-001 ERROR)."""
-    out = tmp_path / "reference"
-    args = ["--bench", "virtual", "--no-report"]
-    assert certify([*args, "--out", str(out)], env, TESTS_THEN_CREDIT).returncode == 0
-    ref = run_of(out)
-    ref_record = json.loads((ref / "record.json").read_text())
-    verdicts = [(s["id"], s["outcome"]) for s in ref_record["scenarios"]]
-    entries = read_journal(journal_path(ref, BENCH))
-    (end,) = [e.seq + 1 for e in entries
-              if e.kind == "scenario_end" and e.data["id"] == "STS-C1-002"]  # fmt: skip
-    where = tmp_path / "killed"
-    killed = certify([*args, "--out", str(where)], {**env, ENV: f"journal-appended:{end}"},
-                     TESTS_THEN_CREDIT)  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL
-    run = run_of(where)
-    resumed = certify(["--resume", str(run), "--no-report"], env, TESTS_THEN_CREDIT)
-    assert resumed.returncode == 0, resumed.stderr
-    record = json.loads((run / "record.json").read_text())
-    assert [(s["id"], s["outcome"]) for s in record["scenarios"]] == verdicts
-    after = read_journal(journal_path(run, BENCH))
+    _, after = _killed_and_resumed(env, tmp_path, TESTS_THEN_CREDIT, _scenario_end("STS-C1-002"))
     (note,) = [e.data for e in after if e.kind == "reestablished"]
     assert note["test_tokens_not_replayed"] >= 2
     (rest,) = [e.data for e in after if e.kind == "recovery"]

@@ -9,6 +9,7 @@ STS-C1-018, which has no fault at all, must PASS after it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,25 @@ def _recoveries(campaign: Campaign) -> list[dict]:
 
 def _config(tmp_path: Path, bench: str, *ids: str) -> CampaignConfig:
     return CampaignConfig(bench=bench, out=tmp_path, select=ids)
+
+
+def _cut_then_next(
+    tmp_path: Path, ids: tuple[str, str], keys: int, peek: Callable[[Any], Any]
+) -> tuple[ScenarioResult, Any, ScenarioResult, dict, Any]:
+    """The first of ``ids`` with the robot's lines spoilt after ``keys`` keys (the fault
+    cleared after it), then the second after its return to rest, on virtual time. Returns
+    the cut scenario, what ``peek`` saw of the meter between them, the second scenario, the
+    return to rest and the campaign's ledger."""
+    with Campaign(_config(tmp_path, "virtual", *ids)) as campaign:
+        sim = campaign._sim
+        cut_scenario, after_scenario = campaign.pending()
+        _spoil_keypad_after(sim, keys, garble_rate=1.0)
+        cut = campaign.run_scenario(cut_scenario)
+        sim.fault("keypad").clear()
+        seen = peek(sim)
+        after = campaign.run_scenario(after_scenario)
+        (rest,) = _recoveries(campaign)
+    return cut, seen, after, rest, campaign.ledger
 
 
 @pytest.fixture(scope="module")
@@ -184,16 +204,11 @@ def test_a_key_change_cut_short_after_the_meter_took_it_is_followed_by_the_ledge
     """The robot's line is spoilt after the last key of the set's second section: the meter
     installed the new key, the step is ERROR, and the ledger must mint under the new key."""
     last_key_of_the_set = 2 * 21  # two sections of 20 digits and ENTER
-    with Campaign(_config(tmp_path, "virtual", "STS-KC-001", "STS-KC-002")) as campaign:
-        sim = campaign._sim
-        first, second = campaign.pending()
-        _spoil_keypad_after(sim, last_key_of_the_set, garble_rate=1.0)
-        cut = campaign.run_scenario(first)
-        sim.fault("keypad").clear()
-        installed = sim.true_state().krn
-        after = campaign.run_scenario(second)
-        (rest,) = _recoveries(campaign)
-        ledger_krn = campaign.ledger.key.krn
+    cut, installed, after, rest, ledger = _cut_then_next(
+        tmp_path, ("STS-KC-001", "STS-KC-002"), last_key_of_the_set,
+        lambda sim: sim.true_state().krn,
+    )  # fmt: skip
+    ledger_krn = ledger.key.krn
     assert cut.outcome is Outcome.ERROR and "[keypad]" in cut.steps[-1].error
     assert installed == 7  # the meter took the set before the fault surfaced
     assert rest["at_rest"] is True and rest["observations"]["key"]["krn"] == 7
@@ -328,15 +343,10 @@ def test_a_key_change_section_a_fault_left_waiting_is_dropped_before_the_next_sc
     waiting would complete the next scenario's first section with a key of both, so the
     return to rest cycles the supply (the meter does not keep sections over a power loss)."""
     first_section = 21  # 20 digits and ENTER
-    with Campaign(_config(tmp_path, "virtual", "STS-KC-001", "STS-KC-006")) as campaign:
-        sim = campaign._sim
-        cut_scenario, after_scenario = campaign.pending()
-        _spoil_keypad_after(sim, first_section, garble_rate=1.0)
-        cut = campaign.run_scenario(cut_scenario)
-        sim.fault("keypad").clear()
-        waiting = sorted(sim.meter.core.state.pending_kcts)  # side door
-        after = campaign.run_scenario(after_scenario)
-        (rest,) = _recoveries(campaign)
+    cut, waiting, after, rest, _ = _cut_then_next(
+        tmp_path, ("STS-KC-001", "STS-KC-006"), first_section,
+        lambda sim: sorted(sim.meter.core.state.pending_kcts),  # side door
+    )  # fmt: skip
     assert cut.outcome is Outcome.ERROR and waiting == [3]
     assert any(a.startswith("supply cycled: key change sections") for a in rest["actions"])
     assert after.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in after.steps]
@@ -349,15 +359,10 @@ def test_a_run_of_rejected_entries_a_fault_cut_is_ended_before_the_next_scenario
     them towards its lockout. The return to rest enters one accepted token, which ends the
     run, so the next scenario's lockouts come after exactly the declared count."""
     two_rejected_entries = 4  # a digit and ENTER, twice
-    with Campaign(_config(tmp_path, "virtual", "STS-DCL-LCK-001", "STS-DCL-LCK-002")) as c:
-        sim = c._sim
-        cut_scenario, after_scenario = c.pending()
-        _spoil_keypad_after(sim, two_rejected_entries, garble_rate=1.0)
-        cut = c.run_scenario(cut_scenario)
-        sim.fault("keypad").clear()
-        counted = sim.meter._rejects  # side door
-        after = c.run_scenario(after_scenario)
-        (rest,) = _recoveries(c)
+    cut, counted, after, rest, _ = _cut_then_next(
+        tmp_path, ("STS-DCL-LCK-001", "STS-DCL-LCK-002"), two_rejected_entries,
+        lambda sim: sim.meter._rejects,  # side door
+    )  # fmt: skip
     assert cut.outcome is Outcome.ERROR and counted >= 2
     assert "a credit token accepted: the run of rejected keypad entries ended" in rest["actions"]
     assert after.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in after.steps]
