@@ -1142,8 +1142,11 @@ class CameraSegmentReader(Driver):
                 fetched = self._source.fetch(left)
             except _Fault as fault:
                 self.transcript.note(f"{fault.kind}: {fault.message}")
-                tally.last_fault = fault
-                tally.gone = fault.kind == "gone"
+                cut_short = fault.kind == "timeout" and left() <= 0
+                if not (cut_short and tally.last_fault is not None):
+                    # an attempt the budget cut short says less than the answer before it
+                    tally.last_fault = fault
+                    tally.gone = fault.kind == "gone"
                 if fault.kind == "fatal":
                     raise self.error(InstrumentError, fault.message) from None
                 if fault.kind == "corrupt":

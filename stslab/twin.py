@@ -305,6 +305,12 @@ class Twin:
             return
         if over:
             return
+        if self.mpl_cycling and self.now >= trip:
+            # Under the limit again (a lower load, a higher limit) after trips and reconnections
+            # at moments the twin does not know: the last trip may have come just now, so the
+            # switch may stay open until a reconnection delay from now.
+            self.mpl_trip_at, self.mpl_maybe, self.mpl_cycling = self.now, True, False
+            return
         if self.now < trip:  # under the limit again before the delay ran out
             self.mpl_trip_at = None
             self.mpl_cycling = False

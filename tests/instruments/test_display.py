@@ -354,7 +354,7 @@ def test_short_frames_are_skipped(start: Callable[..., tuple]) -> None:
 def test_camera_server_error_is_retried_until_the_timeout(
     meter: Meter, start: Callable[..., tuple]
 ) -> None:
-    _, reader = start(timeout_s=0.4)
+    _, reader = start(timeout_s=1.0)
     meter.broken = "display bus down"
     with pytest.raises(InstrumentTimeout, match="HTTP 503"):
         reader.read()

@@ -11,7 +11,7 @@ import pytest
 
 from dut.profile import MeterProfile, ProfileError
 from sts.meter import Result
-from sts.tokens import InitiateMeterTest, TransferCredit, encode
+from sts.tokens import InitiateMeterTest, SetMaximumPowerLimit, TransferCredit, encode
 from stslab.campaign import Outcome
 from stslab.pack import build_manifest
 from stslab.session import Campaign, CampaignConfig
@@ -549,6 +549,24 @@ def test_a_load_that_leaves_the_limit_while_trips_came_unseen_may_keep_the_switc
     assert twin.predict(18.0 + reconnect - 1.0, Decimal("0.05"))["relay"].admits("open")
     assert twin.predict(18.0 + reconnect + 2.0, Decimal("0.05"))["relay"].admits("closed")
     assert not twin.predict(18.0 + reconnect + 2.0, Decimal("0.05"))["relay"].admits("open")
+
+
+def test_a_limit_raised_while_trips_came_unseen_may_keep_the_switch_open() -> None:
+    """As above, but the load stays and a power limit token raises the limit above it: the
+    last trip may have come just before the token, so the switch may stay open until a
+    reconnection delay after it (explore --seed 805 after 4,514 steps)."""
+    twin = _twin()
+    twin.adopt({"credit": "000100.000"})
+    twin.core.state.mpl = 0
+    twin.load_on, twin.power_w = True, 200.0
+    twin.mpl_trip_at, twin.mpl_cycling = 0.0, True
+    token = encode(SetMaximumPowerLimit(tid=5000001, watts=16000, rnd=1),
+                   twin.profile.decoder_key())  # fmt: skip
+    twin.enter(600.0, token, "port")
+    assert twin.core.state.mpl == 16000
+    reconnect = twin.profile.load_switch.mpl_reconnect_s
+    assert twin.predict(600.0 + reconnect - 1.0, Decimal("0.05"))["relay"].admits("open")
+    assert not twin.predict(600.0 + reconnect + 2.0, Decimal("0.05"))["relay"].admits("open")
 
 
 def test_a_load_switch_test_puts_off_a_power_limit_trip_that_was_counting_down(
