@@ -400,6 +400,8 @@ class Twin:
         if state == {"locked", "free"}:
             other = self.fork()
             other._locked_out()
+            # Taken: the lockout has ended, whenever it did; later entries find it over too.
+            self.lockout_until = None
             taken = self._process_either(digits, "keypad")
             return [*taken, *self._lockout_forks(), other]
         taken = self._process_either(digits, "keypad")
@@ -540,13 +542,22 @@ class Twin:
         d, ls = self.profile.display, self.profile.load_switch
         assert self.message_end is not None
         # Each display may start late by up to late_s after the one before.
+        earlier = len(self.tests)
         self.tests += [(bit, self._test_shows(bit)) for bit in request.tests]
         n = len(self.tests)
         self.tests_start = self.message_end
         self.tests_end = self.message_end + n * (d.test_step_seconds + self.late_s) + self.late_s
-        if 0 in request.tests:  # the load switch test comes first, after the message
+        if 0 in request.tests:
+            # The load switch test comes first of its request, after the message, and after
+            # the displays an earlier request may still have queued (the twin does not count
+            # them off one by one: from none to all of them).
             start = self.message_end
-            self.test_relay = Range(start, start + ls.test_open_s + 2 * self.late_s)
+            last = start + earlier * (d.test_step_seconds + self.late_s)
+            test = Range(start, last + ls.test_open_s + 2 * self.late_s)
+            if self.test_relay is not None:  # an earlier test may still hold the switch open
+                test = Range(min(self.test_relay.start, test.start),
+                             max(self.test_relay.end, test.end))  # fmt: skip
+            self.test_relay = test
 
     def load(self, t: float, on: bool, power_w: float | None) -> None:
         self.advance(t)

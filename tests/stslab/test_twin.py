@@ -569,6 +569,41 @@ def test_a_limit_raised_while_trips_came_unseen_may_keep_the_switch_open() -> No
     assert not twin.predict(600.0 + reconnect + 2.0, Decimal("0.05"))["relay"].admits("open")
 
 
+def test_tests_asked_for_again_while_the_load_switch_test_runs_keep_it_open() -> None:
+    """Class-1 tests asked for a second time while the first request's load switch test
+    holds the switch open: that test runs on, and the second comes after the displays the
+    first request still has queued (explore --seed 912 after 838 steps)."""
+    twin = _twin()
+    twin.adopt({"credit": "000100.000"})
+    token = encode(InitiateMeterTest(subclass=0, control=ALL_TESTS))
+    twin.enter(0.0, token, "port")
+    begun = twin.message_end
+    assert begun is not None
+    twin.enter(begun + 1.0, token, "port")
+    assert twin.predict(begun + 1.0, Decimal("0.05"))["relay"].admits("open")
+    later = twin.message_end + twin.profile.load_switch.test_open_s + 1.0
+    assert twin.predict(later, Decimal("0.05"))["relay"].admits("open")
+
+
+def test_an_entry_taken_after_a_lockout_of_unknown_end_ends_it_for_the_next_entries() -> None:
+    """A twin started again while the keypad was locked does not know when the lockout ends:
+    an entry may be locked out or taken. Once one is taken the lockout is over, so the next
+    entries are taken too and do not fork again (explore --seed 900: a fill of many tokens
+    forked past the candidates the twin keeps, losing the one that took them all)."""
+    twin = _twin()
+    twin.adopt({"credit": "000100.000"})
+    twin.lockout_until, twin.lockout_late = 0.0, twin.profile.keypad.lockout.max_seconds
+    key = twin.profile.decoder_key()
+
+    def token(tid: int) -> str:
+        return encode(TransferCredit(subclass=0, tid=tid, amount=1, rnd=3), key)
+
+    first = twin.enter(5.0, token(5000001), "keypad")
+    assert sorted(c.last_result for c in first) == [Result.ACCEPT, Result.LOCKOUT]
+    taken = next(c for c in first if c.last_result is Result.ACCEPT)
+    assert [c.last_result for c in taken.enter(20.0, token(5000002), "keypad")] == [Result.ACCEPT]
+
+
 def test_a_load_switch_test_puts_off_a_power_limit_trip_that_was_counting_down(
     tmp_path: Path,
 ) -> None:
