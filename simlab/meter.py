@@ -263,7 +263,7 @@ class SimMeter:
             self._mpl_rule(now, events)
         if self._entry and self._last_key_at is not None:
             deadline = self._last_key_at + self._at_least_real(
-                self.keeps("keypad.entry_timeout_s"), self.ENTRY_REAL_FLOOR_S
+                self.keeps("keypad.entry_timeout_s"), "keypad.entry_timeout_s"
             )
             if now >= deadline:
                 self._entry.clear()
@@ -320,9 +320,11 @@ class SimMeter:
         if dt is not None and "credit" not in self._open_reasons:
             events.append(self.clock.now() + dt)
 
-    def _at_least_real(self, seconds: float, floor_real_s: float) -> float:
-        """``seconds`` of simulated time, stretched to last at least ``floor_real_s`` real."""
-        return max(seconds, self.clock.floor(floor_real_s))
+    def _at_least_real(self, seconds: float, declared: str) -> float:
+        """``seconds`` of simulated time, stretched to last at least the real floor of the
+        declared time ``declared`` (see :meth:`real_floors`; virtual time has none)."""
+        floor = self.clock.floor(self.real_floors()[declared])  # pragma: no mutate
+        return max(seconds, floor)
 
     def opens_at_zero_credit(self) -> bool:
         return True
@@ -446,7 +448,7 @@ class SimMeter:
                 return
             if self._lockout_until is not None and now < self._lockout_until:
                 self._last_result = Result.LOCKOUT
-                self._show_result(EntryResult(Result.LOCKOUT), "keypad")
+                self._show_result(EntryResult(Result.LOCKOUT))
                 return
             self._process(digits, "keypad")
             return
@@ -467,18 +469,18 @@ class SimMeter:
 
     def _process(self, digits: str, carrier: str) -> EntryResult:
         self._update_locked(self.clock.now())
-        self._entries += 1
+        self._entries += 1  # pragma: no mutate (the state dump's count, not a meter rule)
         result = self.core.enter(digits)
         self._last_result = result.result
         for effect in result.effects:
             self._apply_effect(effect)
         if carrier == "keypad":
             self._count_for_lockout(result)
-        self._show_result(result, carrier)
+        self._show_result(result)
         self._update_locked(self.clock.now())
         self._wake.notify_all()
-        for callback in list(self._listeners):
-            callback(result, carrier)
+        for callback in list(self._listeners):  # pragma: no mutate (transcripts' hooks)
+            callback(result, carrier)  # pragma: no mutate
         return result
 
     def _count_for_lockout(self, result: EntryResult) -> None:
@@ -490,7 +492,7 @@ class SimMeter:
         self._rejects += 1
         if policy.enabled and self._rejects >= self.keeps("keypad.lockout.after_rejects"):
             self._lockout_until = self.clock.now() + self._at_least_real(
-                self._lockout_next, self.LOCKOUT_REAL_FLOOR_S
+                self._lockout_next, "keypad.lockout"
             )
             self._lockout_next = min(self._lockout_next * self.keeps("keypad.lockout.factor"),
                                      self.keeps("keypad.lockout.max_seconds"))  # fmt: skip
@@ -510,10 +512,10 @@ class SimMeter:
     def display_text_for(self, result: EntryResult) -> str:
         return self.profile.display.vocabulary[int(result.result)]
 
-    def _show_result(self, result: EntryResult, carrier: str) -> None:
+    def _show_result(self, result: EntryResult) -> None:
         text = self.display_text_for(result)
         until = self.clock.now() + self._at_least_real(
-            self.keeps("display.message_seconds"), self.DISPLAY_REAL_FLOOR_S
+            self.keeps("display.message_seconds"), "display.message_seconds"
         )
         self._message = _Message(DisplayState(text), until)
         if self._tests:
@@ -528,11 +530,12 @@ class SimMeter:
             self._tests.append((state, step, action))
 
     def _test_display(self, bit: int) -> tuple[DisplayState, Callable[[], None] | None]:
+        """What class-1 test ``bit`` shows (the live annunciators are added when it shows)
+        and what it does."""
         s = self.core.state
-        ann: frozenset[str] = frozenset()  # the live annunciators are added when shown
         if bit == 0:
             text = "LS tESt" if self.layout.digit_count >= 7 else "LStESt"  # fits 6 cells
-            return DisplayState(text, ann), self._start_load_switch_test
+            return DisplayState(text), self._start_load_switch_test
         if bit == 1:
             n = self.layout.digit_count
             return DisplayState("8." * n, frozenset(self.layout.annunciators)), None
@@ -540,29 +543,29 @@ class SimMeter:
             kwh = self.plant.energy_wh() / 1000
             return DisplayState(self._fit(f"{kwh:.1f}"), frozenset({"kwh"})), None
         if bit == 3:
-            return DisplayState(f"r{s.krn} t{s.kt}", ann), None
+            return DisplayState(f"r{s.krn} t{s.kt}"), None
         if bit == 4:
-            return DisplayState(f"ti {s.ti:02d}", ann), None
+            return DisplayState(f"ti {s.ti:02d}"), None
         if bit == 5:
-            return DisplayState("cArd", ann), None
+            return DisplayState("cArd"), None
         if bit == 6:
             text = "P ----" if s.mpl is None else self._fit(f"P {s.mpl}")
-            return DisplayState(text, ann), None
+            return DisplayState(text), None
         if bit == 7:
-            return DisplayState(f"tA {int(s.tamper)}", ann), None
+            return DisplayState(f"tA {int(s.tamper)}"), None
         if bit == 8:
-            return DisplayState(self._fit(f"i {self.plant.meter_power_w():.0f}"), ann), None
+            return DisplayState(self._fit(f"i {self.plant.meter_power_w():.0f}")), None
         if bit == 9:
-            return DisplayState(self._fit(f"u {self.profile.display.version_text}"), ann), None
+            return DisplayState(self._fit(f"u {self.profile.display.version_text}")), None
         if bit == 10:
             text = "PU ----" if s.mppul is None else self._fit(f"PU {s.mppul}")
-            return DisplayState(text, ann), None
-        return DisplayState(self._fit(f"t {bit}"), ann), None
+            return DisplayState(text), None
+        return DisplayState(self._fit(f"t {bit}")), None
 
     def _start_load_switch_test(self) -> None:
         self._open_reasons.add("test")
         self._test_open_until = self.clock.now() + self._at_least_real(
-            self.keeps("load_switch.test_open_s"), self.TEST_OPEN_REAL_FLOOR_S
+            self.keeps("load_switch.test_open_s"), "load_switch.test_open_s"
         )
         self._apply_relay()
 
@@ -575,10 +578,8 @@ class SimMeter:
         if now < self._test_until:
             events.append(self._test_until)
             return
-        if self._message is not None and self._message.state.text != self._tests[0][0].text:
-            self._message = None
         state, seconds, action = self._tests.pop(0)
-        self._test_until = now + self._at_least_real(seconds, self.DISPLAY_REAL_FLOOR_S)
+        self._test_until = now + self._at_least_real(seconds, "display.test_step_seconds")
         self._message = _Message(state, self._test_until)
         if action is not None:
             action()

@@ -274,8 +274,11 @@ class Twin:
             self.mpl_trip_at, self.mpl_maybe = self.now, True
 
     def _over_limit(self) -> bool:
+        """The load draws more than the limit through the switch (none flows while the
+        switch is open for want of credit)."""
         mpl = self.core.state.mpl
-        return mpl is not None and self.powered and self.load_on and self.power_w > mpl
+        flowing = self.powered and self.load_on and not self.credit_open
+        return mpl is not None and flowing and self.power_w > mpl
 
     def _watch_mpl(self) -> None:
         """Start, keep or end the power limit's trip as the load and the limit change."""

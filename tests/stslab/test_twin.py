@@ -11,7 +11,13 @@ import pytest
 
 from dut.profile import MeterProfile, ProfileError
 from sts.meter import Result
-from sts.tokens import InitiateMeterTest, SetMaximumPowerLimit, TransferCredit, encode
+from sts.tokens import (
+    ClearCredit,
+    InitiateMeterTest,
+    SetMaximumPowerLimit,
+    TransferCredit,
+    encode,
+)
 from stslab.campaign import Outcome
 from stslab.pack import build_manifest
 from stslab.session import Campaign, CampaignConfig
@@ -602,6 +608,25 @@ def test_an_entry_taken_after_a_lockout_of_unknown_end_ends_it_for_the_next_entr
     assert sorted(c.last_result for c in first) == [Result.ACCEPT, Result.LOCKOUT]
     taken = next(c for c in first if c.last_result is Result.ACCEPT)
     assert [c.last_result for c in taken.enter(20.0, token(5000002), "keypad")] == [Result.ACCEPT]
+
+
+def test_a_switch_opened_for_credit_stops_the_power_limits_trip_delay() -> None:
+    """A load over the power limit, then the credit cleared before the trip delay ran out:
+    the switch opens for want of credit, no load flows, and the delay stops. Credit given
+    back closes the switch and the delay starts again from there (explore --seed 922 after
+    3,676 steps: the twin kept the trip and expected the switch open)."""
+    twin = _twin()
+    twin.adopt({"credit": "000100.000"})
+    twin.core.state.mpl = 0
+    twin.load(0.0, True, 200.0)
+    key = twin.profile.decoder_key()
+    twin.enter(3.0, encode(ClearCredit(tid=5000001, rnd=1), key), "port")
+    assert twin.predict(6.0, Decimal("0.05"))["relay"] == Allowed.exactly("open")
+    twin.enter(8.0, encode(TransferCredit(subclass=0, tid=5000002, amount=10, rnd=2), key),
+               "port")  # fmt: skip
+    delay = twin.profile.load_switch.mpl_trip_delay_s
+    assert not twin.predict(8.0 + delay - 1.0, Decimal("0.05"))["relay"].admits("open")
+    assert twin.predict(8.0 + delay + 2.0, Decimal("0.05"))["relay"].admits("open")
 
 
 def test_a_load_switch_test_puts_off_a_power_limit_trip_that_was_counting_down(
