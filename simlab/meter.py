@@ -291,11 +291,9 @@ class SimMeter:
         self._wh_used_in_unit += used
         whole = int(self._wh_used_in_unit // WH_PER_UNIT)
         if whole:
-            taken = self.core.consume(0, whole)
+            self.core.consume(0, whole)
             self._wh_used_in_unit -= whole * WH_PER_UNIT
-            if taken < whole:  # ran dry: nothing more to take from
-                self._wh_used_in_unit = 0.0
-        if self.core.state.credit[0] == 0:
+        if self.core.state.credit[0] == 0:  # ran dry: nothing more to take from
             self._wh_used_in_unit = 0.0
 
     def credit_wh(self) -> float:
