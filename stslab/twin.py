@@ -50,10 +50,11 @@ UNKNOWN_VIEW = (
     "the twin started again from the meter while its display showed a message or test it "
     "did not see begin",
 )
-#: At most this many candidates are kept (the oldest possibilities are dropped first): enough
-#: for every lockout length a policy has, times the reject counts a twin started again
-#: considers; the meter's next readings prune them.
-MAX_CANDIDATES = 48
+#: At most this many candidates are kept: enough for every lockout length a policy has, times
+#: the reject counts and other possibilities a twin started again considers; the meter's next
+#: readings prune them. Past it, each candidate keeps its likeliest outcomes first (see
+#: :func:`_fair_share`).
+MAX_CANDIDATES = 96
 
 
 @dataclass(frozen=True)
@@ -406,7 +407,8 @@ class Twin:
             # Taken: the lockout has ended, whenever it did; later entries find it over too.
             self.lockout_until = None
             taken = self._process_either(digits, "keypad")
-            return [*taken, *self._lockout_forks(), other]
+            forks = self._lockout_forks()
+            return [*taken, other, *forks]
         taken = self._process_either(digits, "keypad")
         return [*taken, *self._lockout_forks()]
 
@@ -776,6 +778,17 @@ def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
 
+def _fair_share(outcomes: list[list[Twin]], cap: int) -> list[Twin]:
+    """The outcomes of every candidate, at most ``cap`` of them: past it each candidate keeps
+    its first outcomes (the entry taken, then locked out, then the lockout lengths it may
+    have) before any keeps a later one, so no earlier possibility is lost to the many forks
+    of one."""
+    ranked = [(rank, n) for n, out in enumerate(outcomes) for rank in range(len(out))]
+    if len(ranked) > cap:
+        ranked = sorted(sorted(ranked)[:cap], key=lambda rn: (rn[1], rn[0]))
+    return [outcomes[n][rank] for rank, n in ranked]
+
+
 # --- candidates in lockstep ----------------------------------------------------------------
 
 
@@ -786,11 +799,11 @@ class Candidates:
         self.candidates = [twin]
 
     def feed(self, fn: str, *args: object) -> None:
-        nxt: list[Twin] = []
+        outcomes: list[list[Twin]] = []
         for twin in self.candidates:
             out = getattr(twin, fn)(*args)
-            nxt += out if isinstance(out, list) else [twin]
-        self.candidates = nxt[-MAX_CANDIDATES:]
+            outcomes.append(out if isinstance(out, list) else [twin])
+        self.candidates = _fair_share(outcomes, MAX_CANDIDATES)
 
     def compare(
         self,

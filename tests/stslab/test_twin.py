@@ -629,6 +629,33 @@ def test_a_switch_opened_for_credit_stops_the_power_limits_trip_delay() -> None:
     assert twin.predict(8.0 + delay + 2.0, Decimal("0.05"))["relay"].admits("open")
 
 
+def test_the_forks_of_one_candidate_do_not_push_out_the_possibilities_of_the_others() -> None:
+    """A twin started again while the keypad was locked: one candidate per reject count the
+    meter may have reached (and per other unknown), each locked out or not at the next entry.
+    The candidate at the last count forks once per lockout length; the others must still be
+    kept, locked out, at every count (explore --seed 967: only the last count was left, and
+    the next rejected entry was expected locked out)."""
+    base = _twin()
+    base.adopt({"credit": "000100.000"})
+    base.lockout_until, base.lockout_late = 0.0, base.profile.keypad.lockout.max_seconds
+    base.escalation_known = False
+    after = base.profile.keypad.lockout.after_rejects
+    twins = []
+    for count in range(after):  # as a twin started again orders them: by count, then by
+        for _ in range(6):  # the other unknowns it considers
+            twin = base.fork()
+            twin.rejects = count
+            twins.append(twin)
+    cands = Candidates(twins[0])
+    cands.candidates = twins
+    bad = encode(TransferCredit(subclass=0, tid=5000001, amount=1, rnd=3),
+                 base.profile.decoder_key())  # fmt: skip
+    bad = bad[:-1] + str((int(bad[-1]) + 1) % 10)  # a typo: answered as a CRC error
+    cands.feed("enter", 5.0, bad, "keypad")
+    locked = {c.rejects for c in cands.candidates if c.last_result is Result.LOCKOUT}
+    assert locked == set(range(after))
+
+
 def test_a_load_switch_test_puts_off_a_power_limit_trip_that_was_counting_down(
     tmp_path: Path,
 ) -> None:
