@@ -71,6 +71,7 @@ SIMMETER_RULES = (
     "credit_wh",
     "_credit_rule",
     "_at_least_real",
+    "_lasting",
     "opens_at_zero_credit",
     "enforces_power_limit",
     "_mpl_rule",

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import ClassVar
 
 from dut.profile import MeterProfile
 from simlab.lcd import DisplayState, SegmentLayout, encode_text
@@ -94,13 +96,18 @@ class SimMeter:
     #: The token process; a firmware model may name a subclass of ReferenceMeter here.
     processor_class: type[ReferenceMeter] = ReferenceMeter
     #: On a fast clock, what a person (or a camera, or a keypad robot) must be able to see or
-    #: do keeps at least this much REAL time: a result message, a test display, the entry
-    #: time-out, a keypad lockout. At speed 1 these floors never apply; above it they
-    #: stretch the declared times (in simulated seconds) so real-time observers keep up.
-    DISPLAY_REAL_FLOOR_S = 0.5
-    ENTRY_REAL_FLOOR_S = 0.5
-    LOCKOUT_REAL_FLOOR_S = 1.5
-    TEST_OPEN_REAL_FLOOR_S = 0.5  # the class-1 load switch test's open time: the probe needs ~50 ms
+    #: do keeps at least this much REAL time, by the declared time it stretches (a profile
+    #: path; ``keypad.lockout`` for the whole policy): a result message, a test display, the
+    #: entry time-out, a keypad lockout, the load switch test (its probe needs ~50 ms). At
+    #: speed 1 these floors never apply; above it they stretch the declared times (in
+    #: simulated seconds) so real-time observers keep up.
+    REAL_FLOORS_S: ClassVar[Mapping[str, float]] = MappingProxyType({
+        "display.message_seconds": 0.5,
+        "display.test_step_seconds": 0.5,
+        "keypad.entry_timeout_s": 0.5,
+        "keypad.lockout": 1.5,
+        "load_switch.test_open_s": 0.5,
+    })  # fmt: skip
 
     def keeps(self, path: str) -> float:
         """The time or count the meter acts on for the declared parameter ``path`` (a dotted
@@ -112,15 +119,9 @@ class SimMeter:
         return float(value)  # type: ignore[arg-type]
 
     def real_floors(self) -> dict[str, float]:
-        """The declared times (profile paths; ``keypad.lockout`` for the whole policy) this
-        meter keeps at least some real seconds, whatever the clock's speed."""
-        return {
-            "display.message_seconds": self.DISPLAY_REAL_FLOOR_S,
-            "display.test_step_seconds": self.DISPLAY_REAL_FLOOR_S,
-            "keypad.entry_timeout_s": self.ENTRY_REAL_FLOOR_S,
-            "keypad.lockout": self.LOCKOUT_REAL_FLOOR_S,
-            "load_switch.test_open_s": self.TEST_OPEN_REAL_FLOOR_S,
-        }
+        """The declared times this meter keeps at least some real seconds, whatever the
+        clock's speed (:attr:`REAL_FLOORS_S`)."""
+        return dict(self.REAL_FLOORS_S)
 
     def __init__(
         self,
@@ -262,9 +263,7 @@ class SimMeter:
             # starts watching it now (not at whatever event comes next).
             self._mpl_rule(now, events)
         if self._entry and self._last_key_at is not None:
-            deadline = self._last_key_at + self._at_least_real(
-                self.keeps("keypad.entry_timeout_s"), "keypad.entry_timeout_s"
-            )
+            deadline = self._last_key_at + self._lasting("keypad.entry_timeout_s")
             if now >= deadline:
                 self._entry.clear()
             else:
@@ -320,9 +319,14 @@ class SimMeter:
 
     def _at_least_real(self, seconds: float, declared: str) -> float:
         """``seconds`` of simulated time, stretched to last at least the real floor of the
-        declared time ``declared`` (see :meth:`real_floors`; virtual time has none)."""
-        floor = self.clock.floor(self.real_floors()[declared])  # pragma: no mutate
+        declared time ``declared`` (:attr:`REAL_FLOORS_S`; virtual time has none)."""
+        floor = self.clock.floor(self.REAL_FLOORS_S[declared])  # pragma: no mutate
         return max(seconds, floor)
+
+    def _lasting(self, declared: str) -> float:
+        """How long the meter keeps the declared time ``declared`` (its own value of it,
+        stretched to its real floor)."""
+        return self._at_least_real(self.keeps(declared), declared)
 
     def opens_at_zero_credit(self) -> bool:
         return True
@@ -512,9 +516,7 @@ class SimMeter:
 
     def _show_result(self, result: EntryResult) -> None:
         text = self.display_text_for(result)
-        until = self.clock.now() + self._at_least_real(
-            self.keeps("display.message_seconds"), "display.message_seconds"
-        )
+        until = self.clock.now() + self._lasting("display.message_seconds")
         self._message = _Message(DisplayState(text), until)
         if self._tests:
             self._test_until = until  # tests start once the result has been shown
@@ -562,9 +564,7 @@ class SimMeter:
 
     def _start_load_switch_test(self) -> None:
         self._open_reasons.add("test")
-        self._test_open_until = self.clock.now() + self._at_least_real(
-            self.keeps("load_switch.test_open_s"), "load_switch.test_open_s"
-        )
+        self._test_open_until = self.clock.now() + self._lasting("load_switch.test_open_s")
         self._apply_relay()
 
     def _advance_tests(self, now: float, events: list[float]) -> None:

@@ -571,12 +571,12 @@ class Twin:
         if power_w is not None:
             self.power_w = power_w
         trip = self.mpl_trip_at
-        unknown = self.mpl_cycling or self.mpl_maybe
-        if was_over and not self._over_limit() and unknown and trip is not None and t >= trip:
-            # Over the limit until now, tripping and reconnecting at moments the twin does not
-            # know: the last trip may have come just now, so the switch may stay open until a
-            # reconnection delay from now.
-            self.mpl_trip_at, self.mpl_maybe, self.mpl_cycling = t, True, False
+        left_limit = was_over and not self._over_limit()
+        if left_limit and self.mpl_maybe and trip is not None and t >= trip:
+            # Over the limit until now with a trip whose moment the twin does not know: it may
+            # have come just now, so the switch may stay open until a reconnection delay from
+            # now (a cycling trip leaving the limit is _watch_mpl's, whatever ends it).
+            self.mpl_trip_at, self.mpl_cycling = t, False
         self._watch_mpl()
 
     def measured_power(self, t: float, power_w: float) -> None:
