@@ -15,13 +15,18 @@ on SimLab's virtual-time bench, on the ``default``, ``ea11`` and ``ea09`` profil
 verdicts change), *timed out* when its run hangs past mutmut's limit, and *survives*
 otherwise; a mutant that breaks the meter's import is killed like any other (the campaign
 cannot open). A survivor is either listed in ``mutation_equivalent.yaml`` with the reason
-no test of the meter's behaviour can tell it from the original, or it needs a scenario.
+no test of the meter's behaviour can tell it from the original (kind ``equivalent``) or no
+bench can see where it differs (kind ``beyond_bench``: one exact instant, a double's last
+bit, a thousandth below the last digit shown, a key held across a loss of supply), or it
+needs a scenario.
 
 Prints ``name=value`` lines: ``mutants_made`` (in scope), ``mutants_run`` (by this run and
 earlier ones), ``mutants_not_run``, ``killed``, ``survived``, ``timeout``, ``equivalent``
-(survivors in the list), ``score`` (killed and timed out over the non-equivalent mutants
-run), then the equivalent survivors with their reason and any survivor without one (its
-diff and mutmut's name for it, to write a scenario or a reason for).
+and ``beyond_bench`` (survivors in the list, by kind), ``score`` (killed and timed out over
+the mutants run less the listed survivors of both kinds), ``score_beyond_bench_counted``
+(the same with the beyond-bench survivors counted as survivors), then the listed survivors
+with their kind and reason and any survivor without one (its diff and mutmut's name for it,
+to write a scenario or a reason for).
 
 A killed mutant costs the catalogue up to the first scenario whose verdict changes; a
 survivor costs the whole catalogue on every profile (5 to 10 s of one core each; the run's
@@ -238,13 +243,27 @@ def mutant_key(function: str, diff: str) -> str:
     return f"{function} {digest}"
 
 
-def load_equivalent() -> dict[str, str]:
+#: The kinds of listed survivor: ``equivalent`` (no input tells it from the original) and
+#: ``beyond_bench`` (it differs only where no bench can look: at one exact instant, in the
+#: last bit of a double, a thousandth below the last digit shown, or for a key held across a
+#: loss of supply, which no scenario step can do).
+KINDS = ("equivalent", "beyond_bench")
+
+
+def load_equivalent() -> dict[str, tuple[str, str]]:
+    """Listed survivor key -> (kind, why)."""
     import yaml
 
     if not EQUIVALENT.exists():
         return {}
     data = yaml.safe_load(EQUIVALENT.read_text()) or {}
-    return {str(k): str(v["why"]) for k, v in data.items()}
+    out: dict[str, tuple[str, str]] = {}
+    for key, entry in data.items():
+        kind = str(entry.get("kind", "equivalent"))
+        if kind not in KINDS:
+            raise SystemExit(f"{EQUIVALENT.name}: {key}: kind {kind!r} is not one of {KINDS}")
+        out[str(key)] = (kind, str(entry["why"]))
+    return out
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -288,15 +307,22 @@ def report(results: dict[str, int | None]) -> None:
         print(f"{name}={counts[name]}")
     for name in sorted(set(counts) - {KILLED, SURVIVED, TIMEOUT}):
         print(f"{name.replace(' ', '_')}={counts[name]}")
-    print(f"equivalent={len(explained)}")
+    kinds = Counter(kind for kind, _why in explained.values())
+    print(f"equivalent={kinds['equivalent']}")
+    print(f"beyond_bench={kinds['beyond_bench']}")
     score = 100 * caught / scored if scored else 0.0
-    print(f"score={score:.1f}% ({caught} of {scored} non-equivalent mutants killed)")
+    print(f"score={score:.1f}% ({caught} of {scored} non-equivalent mutants killed; "
+          f"listed survivors of both kinds left out)")
+    strict = len(run) - kinds["equivalent"]
+    strict_score = 100 * caught / strict if strict else 0.0
+    print(f"score_beyond_bench_counted={strict_score:.1f}% ({caught} of {strict}: the "
+          f"beyond-bench survivors counted as survivors)")
     for name in survivors:
         function, diff = diffs[name]
         key = mutant_key(function, diff)
-        why = explained.get(name)
+        kind, why = explained.get(name, ("SURVIVED", ""))
         shown = diff.replace("\n", " | ")
-        print(f"{'equivalent' if why else 'SURVIVED'}: {key}: {shown}  [{name}]")
+        print(f"{kind}: {key}: {shown}  [{name}]")
         if why:
             print(f"    why: {why}")
 

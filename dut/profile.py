@@ -279,6 +279,7 @@ class ReadoutRegisters(_Strict):
     ti: str = "C.54.2"
     ken: str = "C.54.3"
     mpl: str = "C.55.0"
+    mppul: str = "C.55.1"  # phase power unbalance limit, W (meters that take the MPPUL token)
     tamper: str = "C.56.0"
 
 
@@ -358,6 +359,12 @@ class TokenProcessing(_Strict):
         bad = [s for s in v if not 0 <= s <= 7]
         if bad:
             raise ValueError(f"service register(s) {bad} are outside 0-7")
+        if 0 not in v:
+            # The harness judges credit, the credit display and the load switch on the
+            # electricity register (its rest state, kWh credit expectations, the low-credit
+            # warning): a meter without one cannot be tested by this catalogue.
+            raise ValueError("service 0 (the electricity register) missing: stslab tests "
+                             "meters that keep electricity credit in register 0")
         return v
 
     @model_validator(mode="after")

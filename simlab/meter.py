@@ -285,7 +285,7 @@ class SimMeter:
         energy = self.plant.energy_wh()
         used = max(0.0, energy - self._last_energy)
         self._last_energy = energy
-        if not used or 0 not in self.core.state.credit:
+        if not used:
             return
         self._wh_used_in_unit += used
         whole = int(self._wh_used_in_unit // WH_PER_UNIT)
@@ -297,12 +297,10 @@ class SimMeter:
 
     def credit_wh(self) -> float:
         """Electricity credit left, in Wh (finer than the 0.1 kWh register)."""
-        units = self.core.state.credit.get(0, 0)
+        units = self.core.state.credit[0]
         return max(0.0, units * WH_PER_UNIT - self._wh_used_in_unit)
 
     def _credit_rule(self, events: list[float]) -> None:
-        if 0 not in self.core.state.credit:
-            return
         left = self.credit_wh()
         if left <= 1e-9:
             if self.opens_at_zero_credit():
@@ -569,10 +567,8 @@ class SimMeter:
 
     def _advance_tests(self, now: float, events: list[float]) -> None:
         if not self._tests:
-            self._test_until = None
             return
-        if self._test_until is None:
-            self._test_until = now
+        # Queued tests always follow a result message, which set when they start.
         if now < self._test_until:
             events.append(self._test_until)
             return
@@ -597,7 +593,7 @@ class SimMeter:
         if not self.relay_closed:
             ann.add("relay_open")
         low = self.profile.display.credit_low_threshold * WH_PER_UNIT
-        if 0 in self.core.state.credit and self.credit_wh() < low:
+        if self.credit_wh() < low:
             ann.add("credit_low")
         if self.core.state.tamper:
             ann.add("tamper")
@@ -624,13 +620,9 @@ class SimMeter:
         return self._credit_display(ann)
 
     def _credit_display(self, ann: frozenset[str]) -> DisplayState:
-        credit = self.core.state.credit
-        if 0 in credit:
-            tenths = int(self.credit_wh() // WH_PER_UNIT)
-            return DisplayState(self._fit(f"{tenths // 10}.{tenths % 10}"), ann | {"kwh"})
-        register = min(credit)
-        value = credit[register]
-        return DisplayState(self._fit(f"{value / 100_000:.2f}"), ann | {"currency"})
+        """The electricity credit (a DUT profile always declares register 0)."""
+        tenths = int(self.credit_wh() // WH_PER_UNIT)
+        return DisplayState(self._fit(f"{tenths // 10}.{tenths % 10}"), ann | {"kwh"})
 
     def _check_vocabulary(self) -> None:
         n = self.layout.digit_count
@@ -686,6 +678,8 @@ class SimMeter:
                 DataLine(r.mpl, "0" if s.mpl is None else str(s.mpl), "W"),
                 DataLine(r.tamper, str(int(s.tamper))),
             ]
+            if p.tokens.supports_mppul:
+                lines.append(DataLine(r.mppul, "0" if s.mppul is None else str(s.mppul), "W"))
             return lines
 
     def check_password(self, password: str) -> bool:

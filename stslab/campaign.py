@@ -993,7 +993,8 @@ class Runner:
             raise StepFault("an operator prompt, but no operator interface")
 
     def _do_observe(self, step: ObserveStep, via: str, res: StepResult, tids: dict) -> None:
-        if step.expect is not None and (step.expect.display or step.expect.display_text):
+        e = step.expect
+        if e is not None and (e.display is not None or e.display_text is not None):
             reading = self.read_display(res)
             res.observations["display"] = reading.text
 

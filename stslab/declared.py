@@ -40,12 +40,6 @@ def _currency(profile: MeterProfile) -> str | None:
     return "the meter declares no currency register (services 4-7)"
 
 
-def _electricity(profile: MeterProfile) -> str | None:
-    if 0 in profile.tokens.services:
-        return None
-    return "the meter declares no electricity register (service 0), so no low-credit warning"
-
-
 def _load_switch_test(profile: MeterProfile) -> str | None:
     if 0 in profile.tokens.supported_tests:
         return None
@@ -90,7 +84,7 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("display.message_seconds", "result message display time", "time", "s"),
     Parameter("display.test_step_seconds", "class-1 test display time", "time", "s"),
     Parameter("display.credit_low_threshold", "credit below which the low-credit icon lights",
-              "count", "base units", _electricity),
+              "count", "base units"),
     Parameter("load_switch.mpl_trip_delay_s", "maximum power limit trip delay", "time", "s"),
     Parameter("load_switch.mpl_reconnect_s", "reconnection after a power limit trip", "time",
               "s"),

@@ -242,7 +242,7 @@ class RelayTiming(_Model):
 
 #: What a class-1 test display can be asked to show, and where the harness finds the value:
 #: a declared readout register (``krn`` … ``energy_kwh``) or the declaration (``version``).
-ShownValue = Literal["krn", "kt", "ti", "mpl", "tamper", "energy_kwh", "version"]
+ShownValue = Literal["krn", "kt", "ti", "mpl", "mppul", "tamper", "energy_kwh", "version"]
 
 
 class TestDisplay(_Model):
