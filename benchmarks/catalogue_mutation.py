@@ -311,12 +311,16 @@ def report(results: dict[str, int | None]) -> None:
     print(f"equivalent={kinds['equivalent']}")
     print(f"beyond_bench={kinds['beyond_bench']}")
     score = 100 * caught / scored if scored else 0.0
-    print(f"score={score:.1f}% ({caught} of {scored} non-equivalent mutants killed; "
-          f"listed survivors of both kinds left out)")
+    print(
+        f"score={score:.1f}% ({caught} of {scored} non-equivalent mutants killed; "
+        f"listed survivors of both kinds left out)"
+    )
     strict = len(run) - kinds["equivalent"]
     strict_score = 100 * caught / strict if strict else 0.0
-    print(f"score_beyond_bench_counted={strict_score:.1f}% ({caught} of {strict}: the "
-          f"beyond-bench survivors counted as survivors)")
+    print(
+        f"score_beyond_bench_counted={strict_score:.1f}% ({caught} of {strict}: the "
+        f"beyond-bench survivors counted as survivors)"
+    )
     for name in survivors:
         function, diff = diffs[name]
         key = mutant_key(function, diff)

@@ -363,8 +363,10 @@ class TokenProcessing(_Strict):
             # The harness judges credit, the credit display and the load switch on the
             # electricity register (its rest state, kWh credit expectations, the low-credit
             # warning): a meter without one cannot be tested by this catalogue.
-            raise ValueError("service 0 (the electricity register) missing: stslab tests "
-                             "meters that keep electricity credit in register 0")
+            raise ValueError(
+                "service 0 (the electricity register) missing: stslab tests "
+                "meters that keep electricity credit in register 0"
+            )
         return v
 
     @model_validator(mode="after")
