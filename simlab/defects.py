@@ -324,6 +324,13 @@ class _EntryTimeoutLong(_Keeps):
         return declared + 2.0
 
 
+class _ShortPressRegistered(_Keeps):
+    path = "keypad.min_hold_ms"
+
+    def wrong(self, declared: float) -> float:
+        return declared / 3
+
+
 class _LockoutEarly(_Keeps):
     path = "keypad.lockout.after_rejects"
 
@@ -526,6 +533,9 @@ CATALOGUE: tuple[Defect, ...] = (
     Defect("entry-timeout-long", "IEC 62055-51 keypad (§10 declared entry time-out)",
            "a part-typed entry is kept 2 s past the declared time-out",
            device=_EntryTimeoutLong, unobservable=_no_keypad),
+    Defect("short-press-registered", "IEC 62055-51 keypad (§10 declared shortest press)",
+           "key presses a third of the declared shortest hold are registered",
+           device=_ShortPressRegistered, unobservable=_no_keypad),
     Defect("lockout-early", "§9.3 lockout (§10 declared rejections)",
            "the keypad locks one rejected entry early",
            device=_LockoutEarly, unobservable=_no_keypad_lockout),

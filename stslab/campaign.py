@@ -24,11 +24,12 @@ from instruments.base import InstrumentError, ProtocolViolation
 from sts.meter import Result
 from stslab import uncertainty as gum
 from stslab.clock import BenchClock
-from stslab.declared import DeclaredError, declared_value, expand
+from stslab.declared import DeclaredError, declared_value, expand, resolve
 from stslab.factory import MintError, TokenFactory
 from stslab.ledger import HeldSection
 from stslab.lockstep import TwinCheck
 from stslab.scenario import (
+    SHORTEST_HOLD_MS,
     Expect,
     FillStep,
     KeyChangeStep,
@@ -463,8 +464,10 @@ class Runner:
         return None
 
     def _unjudgeable(self, scenario: Scenario) -> str | None:
-        """Why the declared times ``scenario`` tests cannot be judged on this bench: the bench
-        keeps one of them at least a real-time floor, which stretches it (None: they can)."""
+        """Why the declared times ``scenario`` tests cannot be judged on this bench (None: they
+        can): the bench keeps one of them at least a real-time floor, which stretches it, or
+        times it no finer than that (a key's hold); or a key hold it asks for is shorter than
+        a keypad robot can make."""
         for path in sorted(scenario.timed_values()):
             for key, floor in self.bench.real_floors.items():
                 if path != key and not path.startswith(key + "."):
@@ -472,13 +475,32 @@ class Runner:
                 value = declared_value(self.profile, path, 1)
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
-                if self.clock.real(value) < floor - 1e-9:
+                seconds = value / 1000 if path.endswith("_ms") else value
+                if self.clock.real(seconds) >= floor - 1e-9:
+                    continue
+                speed = f"(run at speed {seconds / floor:.3g} or below, or on virtual time)"
+                if path.endswith("_ms"):  # a hold the meter times, not a time it keeps
                     return (
-                        f"not judged: the bench keeps {key} at least {floor:g} s real; at clock "
-                        f"speed {self.clock.speed:g} the declared {value:g} s would last "
-                        f"{floor * self.clock.speed:g} s (run at speed "
-                        f"{value / floor:.3g} or below, or on virtual time)"
+                        f"not judged: the bench times {key} no finer than {floor:g} s real; at "
+                        f"clock speed {self.clock.speed:g} the declared {value:g} ms is "
+                        f"{self.clock.real(seconds) * 1000:.3g} ms real {speed}"
                     )
+                return (
+                    f"not judged: the bench keeps {key} at least {floor:g} s real; at clock "
+                    f"speed {self.clock.speed:g} the declared {value:g} s would last "
+                    f"{floor * self.clock.speed:g} s {speed}"
+                )
+        for label, hold in scenario.declared_holds():
+            try:
+                ms = round(resolve(hold, self.profile, self._margin(scenario)))
+            except (DeclaredError, ValueError):
+                return None  # said when it runs
+            if ms < SHORTEST_HOLD_MS:
+                return (
+                    f"not judged: {label} holds a key {ms} ms (from the declared "
+                    f"{hold['declared']}, {declared_value(self.profile, hold['declared']):g} ms); "
+                    f"a keypad robot holds a key {SHORTEST_HOLD_MS} ms at least"
+                )
         return None
 
     def _emit(self, scenario: Scenario, step: StepResult) -> None:
@@ -793,15 +815,20 @@ class Runner:
         if not keys:
             res.observations["key_events"] = 0
             return
-        if step.hold_ms or step.gap_ms:
-            keypad.configure(step.hold_ms or 80, step.gap_ms or 120)
+        hold = None if step.hold_ms is None else round(float(step.hold_ms))  # type: ignore[arg-type]
+        if hold is not None:
+            res.action["hold_ms"] = hold
+        if hold or step.gap_ms:
+            keypad.configure(hold or 80, step.gap_ms or 120)
         typing_from = self.clock.now()
         try:
             events = keypad.type(keys)
         finally:
-            if step.hold_ms or step.gap_ms:
+            if hold or step.gap_ms:
                 keypad.configure(80, 120)
         res.observations["key_events"] = len(events)
+        if hold is not None and hold < self.profile.keypad.min_hold_ms:
+            keys = []  # each press shorter than the keypad registers (the twin sees none)
         self._keys_to_twin(keys, typing_from)
         self._acted()
         self._entered()
@@ -812,7 +839,7 @@ class Runner:
         an entry time-out counts from the last key, and a token typed onto a part-typed entry
         meets that entry's time-out key by key, not at the end of the typing."""
         typing_to = self.clock.now()
-        for n, key in enumerate(keys, 1):
+        for n, key in enumerate(keys, 1):  # none: nothing registered
             self.twin.feed_at(
                 typing_from + (typing_to - typing_from) * n / len(keys), "keys", [key]
             )

@@ -76,6 +76,8 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("tokens.kct_kept_over_power_cycle", "partial key change set kept over a power cycle",
               "flag"),
     Parameter("keypad.entry_timeout_s", "entry time-out", "time", "s", _keypad),
+    Parameter("keypad.min_hold_ms", "shortest key press the keypad registers", "time", "ms",
+              _keypad),
     Parameter("keypad.lockout.after_rejects", "rejections before a lockout", "count", "entries",
               _lockout),
     Parameter("keypad.lockout.first_seconds", "first lockout", "time", "s", _lockout),

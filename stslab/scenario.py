@@ -86,6 +86,17 @@ Count = Annotated[
     Discriminator(_number_kind),
 ]
 
+#: The shortest hold (and gap) a keypad robot makes, ms (KPR/1's ``CFG HOLD`` range starts here).
+SHORTEST_HOLD_MS = 20
+#: A key's hold, ms: a whole number the robot can make, or a value of the meter's declaration
+#: (rounded to the ms when the step runs; a scenario whose hold falls below what the robot can
+#: make is not judged, and the record says why).
+HoldMs = Annotated[
+    Annotated[Annotated[int, Field(ge=SHORTEST_HOLD_MS)], Tag("number")]
+    | Annotated[Declared, Tag("declared_value")],
+    Discriminator(_number_kind),
+]
+
 #: A register value a readout must show: text or a number, or a value of the declaration.
 ReadoutValue = Annotated[
     Annotated[str | int, Tag("number")] | Annotated[Declared, Tag("declared_value")],
@@ -373,8 +384,10 @@ class KeysStep(_Step):
     keys: list[str]
     #: The keys are typed this many times over (0: none), as one action answered once.
     times: Count = 1
-    hold_ms: int | None = Field(default=None, ge=20)
-    gap_ms: int | None = Field(default=None, ge=20)
+    #: How long the robot holds each key (ms): a number, or a value of the declaration
+    #: (``{declared: keypad.min_hold_ms, times: 0.5}``: a press too short to register).
+    hold_ms: HoldMs | None = None
+    gap_ms: int | None = Field(default=None, ge=SHORTEST_HOLD_MS)
 
 
 class LoadStep(_Step):
@@ -667,12 +680,32 @@ class Scenario(_Model):
                 return
             if raw.get("do") == "wait" and raw.get("since"):
                 refs(raw.get("seconds"))
+            if raw.get("do") == "keys":
+                refs(raw.get("hold_ms"))
             expect = raw.get("expect") or {}
             refs(expect.get("display_for"))
             refs(expect.get("relay_timing"))
 
         for step in self.model_dump(mode="json", by_alias=True)["steps"]:
             walk(step)
+        return found
+
+    def declared_holds(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each keys step's hold taken from the declaration (its label, the declared value as
+        written), repeats' steps included."""
+        found: list[tuple[str, dict[str, Any]]] = []
+
+        def walk(raws: list[Any], where: str) -> None:
+            for i, raw in enumerate(raws, 1):
+                if not isinstance(raw, dict):
+                    continue
+                label = f"{where}step {raw.get('id') or i}"
+                if raw.get("do") == "repeat":
+                    walk(raw.get("steps") or [], f"{label}: ")
+                elif raw.get("do") == "keys" and isinstance(raw.get("hold_ms"), dict):
+                    found.append((label, raw["hold_ms"]))
+
+        walk(self.model_dump(mode="json", by_alias=True)["steps"], "")
         return found
 
     def step_label(self, index: int) -> str:

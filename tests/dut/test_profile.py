@@ -100,6 +100,8 @@ def test_an_unknown_built_in_is_refused_by_name() -> None:
         ('  pan: "600727000000000009"', '  pan: "600727000000000008"', "meter.pan", ""),
         ("  key_expiry: true", "  kt_changes: {2: [1, 2, 5]}", "tokens.kt_changes",
          "key types [5] do not exist"),
+        ("  services: [0]", "  services: [4]", "tokens.services",
+         "service 0 (the electricity register) missing"),
     ],
 )  # fmt: skip
 def test_a_bad_profile_names_file_key_path_and_line(

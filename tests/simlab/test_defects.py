@@ -317,6 +317,12 @@ def entry_timeout_long(make: Rig) -> bool:
     return rig.advance(rig.profile.keypad.entry_timeout_s + 1).entry != ""
 
 
+def short_press_registered(make: Rig) -> bool:
+    rig = make()
+    rig.press("1", hold_s=rig.profile.keypad.min_hold_ms / 2 / 1000)
+    return rig.advance(0).entry == "1"
+
+
 def _rejects(rig: MeterRig, count: int) -> float | None:
     """``count`` rejected keypad entries; seconds of lockout left after them (None: none)."""
     for _ in range(count):
@@ -437,6 +443,7 @@ CHECKS: dict[str, Callable[[Rig], bool]] = {
     "entry-timeout-long": entry_timeout_long,
     "lockout-early": lockout_early,
     "lockout-late": lockout_late,
+    "short-press-registered": short_press_registered,
     "lockout-no-growth": lockout_no_growth,
     "lockout-past-max": lockout_past_max,
     "lockout-first-short": lockout_first_short,

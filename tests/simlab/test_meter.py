@@ -14,7 +14,11 @@ from simlab.bench import SimBench
 from simlab.meter import SimMeter, load_model
 from sts.keys import EncryptionAlgorithm
 from sts.meter import Result
-from sts.tokens import ClearTamperCondition, SetMaximumPowerLimit
+from sts.tokens import (
+    ClearTamperCondition,
+    SetMaximumPhasePowerUnbalanceLimit,
+    SetMaximumPowerLimit,
+)
 from tests.simlab.meter_models import NoTamperClearMeter, NoTamperClearProcess
 from tests.simlab.meter_rig import MeterRig, builtin_profile, layout_of
 
@@ -82,10 +86,10 @@ def test_enter_on_an_empty_entry_processes_nothing(rig: MeterRig) -> None:
 
 
 def test_a_press_shorter_than_the_debounce_time_is_not_registered(rig: MeterRig) -> None:
-    assert rig.profile.keypad.min_hold_ms == 20
-    rig.press("7", hold_s=0.015)
+    assert rig.profile.keypad.min_hold_ms == 50
+    rig.press("7", hold_s=0.045)
     assert rig.state().entry == ""
-    rig.press("7", hold_s=0.025)
+    rig.press("7", hold_s=0.055)
     assert rig.state().entry == "7"
 
 
@@ -357,8 +361,21 @@ def test_the_readout_shows_each_quantity_at_the_address_the_profile_declares() -
 
 def test_the_default_readout_has_every_declared_register(rig: MeterRig) -> None:
     readout = {line.address for line in rig.meter.readout()}
-    declared = rig.profile.port.registers.model_dump().values()
-    assert set(declared) <= readout
+    declared = rig.profile.port.registers.model_dump()
+    mppul = declared.pop("mppul")  # the default meter takes no MPPUL token
+    assert set(declared.values()) <= readout
+    assert mppul not in readout
+
+
+def test_a_meter_taking_the_mppul_token_reads_the_limit_out(ea11: MeterRig) -> None:
+    def mppul() -> str:
+        readout = {line.address: line.value for line in ea11.meter.readout()}
+        return readout[ea11.profile.port.registers.mppul]
+
+    assert mppul() == "0"
+    token = SetMaximumPhasePowerUnbalanceLimit(ea11.next_tid(), 2500)
+    assert ea11.enter(ea11.mint(token)) is Result.ACCEPT
+    assert mppul() == "2500"
 
 
 # ---- tamper ---------------------------------------------------------------------------------

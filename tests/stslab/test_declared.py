@@ -56,7 +56,7 @@ def test_coverage_fails_when_a_declared_parameter_has_no_scenario(
     assert "coverage failed" in out
     assert main(["selftest", "--coverage", "--dut", "ea11"]) == 0
     out = capsys.readouterr().out
-    assert "STS-DCL-TID-001" in out and "declared parameters proven: 24/24" in out
+    assert "STS-DCL-TID-001" in out and "declared parameters proven: 25/25" in out
 
 
 REPEATS = """\
@@ -182,6 +182,48 @@ def test_a_declared_time_a_fast_wire_bench_stretches_is_not_judged_and_the_recor
     assert message["verdict"] == "NOT JUDGED"
     assert any("not judged" in n for n in message["notes"])
     assert section["tokens.tid_store_size"]["verdict"] == "NOT RUN"
+
+
+def test_a_key_hold_shorter_than_a_robot_can_make_is_not_judged_and_the_record_says_why(
+    tmp_path: Path,
+) -> None:
+    # The keypad's declared 20 ms: half of it is a press no keypad robot can make.
+    source = Path(MeterProfile.builtin("default").source).read_text()
+    assert "  min_hold_ms: 50" in source
+    profile = tmp_path / "short-hold.yaml"
+    profile.write_text(source.replace("  min_hold_ms: 50", "  min_hold_ms: 20"))
+    results, record = _run(tmp_path / "run", dut=str(profile), select=("STS-DCL-KP-002",))
+    (result,) = results
+    assert result.outcome is Outcome.SKIP
+    assert result.skip_reason == (
+        "not judged: step 2 holds a key 10 ms (from the declared keypad.min_hold_ms, 20 ms); "
+        "a keypad robot holds a key 20 ms at least"
+    )
+    section = {d["parameter"]: d for d in record["declared_parameters"]}
+    assert section["keypad.min_hold_ms"]["verdict"] == "NOT JUDGED"
+
+
+def test_a_key_hold_on_a_fast_wire_bench_is_not_judged_and_the_record_says_why(
+    tmp_path: Path,
+) -> None:
+    results, _record = _run(tmp_path, bench="sim", speed=20.0, select=("STS-DCL-KP-002",))
+    (result,) = results
+    assert result.outcome is Outcome.SKIP
+    assert result.skip_reason == (
+        "not judged: the bench times keypad.min_hold_ms no finer than 0.02 s real; at clock "
+        "speed 20 the declared 50 ms is 2.5 ms real (run at speed 2.5 or below, or on virtual "
+        "time)"
+    )
+
+
+def test_a_keypad_that_registers_presses_too_short_fails_the_hold_probe(tmp_path: Path) -> None:
+    results, _record = _run(
+        tmp_path, select=("STS-DCL-KP-002",), defects=("short-press-registered",)
+    )
+    (result,) = results
+    assert result.outcome is Outcome.FAIL
+    failed = [c for s in result.steps for c in s.checks if c.outcome is Outcome.FAIL]
+    assert failed and failed[0].name == "display" and failed[0].expected == "23"
 
 
 @pytest.mark.parametrize(("name", "kept"), [("default", "STS-DCL-KCT-003"),
