@@ -151,7 +151,12 @@ def describe_step(step: Any) -> str:
     if kind == "raw":
         return f"enter the digits {step.digits}" if step.digits else f"enter {step.malformed}"
     if kind == "keys":
-        return "press " + " ".join(step.keys)
+        text = "press " + " ".join(step.keys)
+        if step.hold_ms is not None:
+            text += f", each held {describe_count(step.hold_ms)} ms"
+        if step.gap_ms is not None:
+            text += f", {step.gap_ms} ms apart"
+        return text
     if kind == "load":
         if not step.on:
             return "switch the load off"

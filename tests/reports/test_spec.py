@@ -84,6 +84,8 @@ def test_every_scenario_is_specified_with_clauses_preconditions_steps_and_tolera
     assert ("STS-AUTH-004 — A class-1 token with one wrong digit fails the CRC" in text
             and "when the meter supports class-1 test(s) 3" in text)  # fmt: skip
     assert "credit change: 0 ± 0.05 kWh" in text
+    # A hold taken from the declaration: the probe below the keypad's shortest press.
+    assert "press digits:1, each held 0.5 × the declared keypad.min_hold_ms ms" in text
 
 
 def test_the_coverage_says_which_clauses_each_scenario_tests(catalogue: dict) -> None:
