@@ -6,9 +6,10 @@ process) and the meter rules of ``simlab/meter.py`` listed in :data:`SIMMETER_RU
 switch, lockout, keypad entry, what the display shows and for how long). Left out of
 ``sts/meter.py``: what checks a declaration rather than keeps a rule (``MeterParameters``'
 checks and its ``kt_changes`` default, which a DUT profile always replaces with its own
-checked declaration) and ``MeterState``'s debugging text; left out of ``simlab/meter.py``'s
-rules (``# pragma: no mutate``): the entry count of SimLab's state dump and the transcript
-hooks called after each entry, which no meter has. For each mutant it runs
+checked declaration), ``MeterState``'s debugging text and ``ReferenceMeter.snapshot`` (a
+copy of the state for observers and tests, which no rule and no harness path uses); left out
+of ``simlab/meter.py``'s rules (``# pragma: no mutate``): the entry count of SimLab's state
+dump and the transcript hooks called after each entry, which no meter has. For each mutant it runs
 :func:`test_catalogue_keeps_its_verdicts`, the kill check in this file: the whole catalogue
 on SimLab's virtual-time bench, on the ``default``, ``ea11`` and ``ea09`` profiles. A mutant is
 *killed* when a scenario that the unmutated meter passes ends FAIL or ERROR (the catalogue's
