@@ -330,8 +330,17 @@ class Runner:
         self._inject_started: float | None = None
         self._lingering: str | None = None
         self._timing_margin = 0.0  # the running scenario's margin on a real-time bench
+        self._margin_s = 0.0  # the running scenario's margin on this bench
         #: When each step's last entry ended (observer's time), for waits ``since`` it.
         self._entry_ends: dict[str, float] = {}
+        #: A ``wait`` with ``since`` placed a probe: the step right after it is the probe
+        #: (``_probe_placed`` while it runs), whose carrier must not take longer than planned.
+        self._probe_placing: str | None = None
+        self._probe_placed: str | None = None
+        #: How much longer than their hold and gap the keys of the running step took, and of
+        #: each step an entry ended in (a probe's anchor known late moves the probe too).
+        self._keys_late = 0.0
+        self._entry_late: dict[str, float] = {}
         self._step_label: str | None = None
         self._step_started: float | None = None
         #: When a relay window opens: the step's action, then the end of its last entry; None
@@ -383,7 +392,10 @@ class Runner:
                 result.duration_s = refused.duration_s
                 return result
         self._timing_margin = scenario.timing.real_s
+        self._margin_s = self._margin(scenario)
+        self._probe_placing = None
         self._entry_ends = {}
+        self._entry_late = {}
         timed = bool(scenario.timed_values())  # the declared times it places actions at
         try:
             scenario = expand(scenario, self.profile, self._margin(scenario))
@@ -639,6 +651,8 @@ class Runner:
         comes later (a Robot keyword) judges what the display showed after the entry by the
         rule a step's own expectation uses."""
         handler = getattr(self, f"_do_{step.do}")
+        self._probe_placed, self._probe_placing = self._probe_placing, None
+        self._keys_late = 0.0
         self.twin.ready(res)
         self.stop_watching()
         self._acted()
@@ -821,18 +835,40 @@ class Runner:
         if hold or step.gap_ms:
             keypad.configure(hold or 80, step.gap_ms or 120)
         typing_from = self.clock.now()
+        typing_real = self.clock.monotonic()
         try:
             events = keypad.type(keys)
         finally:
             if hold or step.gap_ms:
                 keypad.configure(80, 120)
         res.observations["key_events"] = len(events)
+        planned = len(keys) * ((hold or 80) + (step.gap_ms or 120)) / 1000
+        self._keys_late = max(0.0, self.clock.monotonic() - typing_real - self.clock.real(planned))
+        if self._probe_placed is not None:
+            self._check_probe_typing(keypad, len(keys), res)
         if hold is not None and hold < self.profile.keypad.min_hold_ms:
             keys = []  # each press shorter than the keypad registers (the twin sees none)
         self._keys_to_twin(keys, typing_from)
         self._acted()
         self._entered()
         self._observe_entry(step.expect, res)
+
+    def _check_probe_typing(self, keypad: Any, count: int, res: StepResult) -> None:
+        """A probe placed just inside or past a declared time lands where it was placed only
+        if the keys take the time their hold and gap make, here and in the step it counts
+        from: a keypad that answers late moves the probe's Enter past where it was put, or
+        the start it counts from, so the boundary cannot be judged (ERROR naming the keypad,
+        not a verdict on the meter)."""
+        anchor = self._probe_placed or ""
+        late = self._keys_late + self._entry_late.get(anchor, 0.0)
+        res.observations["probe_late_s"] = _bench_s(late, self.clock)
+        if late > self.clock.real(self._margin_s):
+            where = f"[keypad] {getattr(keypad, 'address', '')}".rstrip()
+            raise StepFault(
+                f"{where}: the keys took {_bench_s(late, self.clock):g} s more than their hold "
+                f"and gap (this probe's {count} and those of {anchor!r}, which it counts from): "
+                f"the probe landed past where it was placed"
+            )
 
     def _keys_to_twin(self, keys: list[str], typing_from: float) -> None:
         """Each key to the twin at its place in the typing (the robot presses them evenly):
@@ -893,6 +929,7 @@ class Runner:
                 raise StepFault(f"{_bench_s(gone, self.clock):g} s had passed since "
                                 f"{step.since!r}, past the {step.seconds:g} s to wait")  # fmt: skip
             self.clock.pause(left)
+            self._probe_placing = step.since
         elif step.seconds is not None:
             self.clock.sleep(float(step.seconds))  # type: ignore[arg-type]
         elif step.energy_wh is not None:
@@ -1075,6 +1112,7 @@ class Runner:
             self._relay_anchor = self.clock.monotonic()
         if self._step_label is not None:
             self._entry_ends[self._step_label] = self.clock.monotonic()
+            self._entry_late[self._step_label] = self._keys_late
 
     # -- observation ------------------------------------------------------------------------
 

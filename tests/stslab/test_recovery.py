@@ -366,3 +366,19 @@ def test_a_run_of_rejected_entries_a_fault_cut_is_ended_before_the_next_scenario
     assert cut.outcome is Outcome.ERROR and counted >= 2
     assert "a credit token accepted: the run of rejected keypad entries ended" in rest["actions"]
     assert after.outcome is Outcome.PASS, [(s.label, s.error, s.checks) for s in after.steps]
+
+
+@pytest.mark.parametrize("scenario", ["STS-DCL-LCK-002", "STS-DCL-KP-001"])
+def test_a_keypad_answering_late_leaves_a_timed_probe_unjudged_not_failed(
+    tmp_path: Path, scenario: str
+) -> None:
+    # Each keypad event half a second late: the probe's Enter (and the start it counts from)
+    # lands seconds past where the wait put it, which is the keypad's fault, not the meter's.
+    with Campaign(_config(tmp_path, "virtual", scenario)) as campaign:
+        campaign._sim.fault("keypad").delay_s = 0.5
+        (result,) = [campaign.run_scenario(s) for s in campaign.pending()]
+    assert result.outcome is Outcome.ERROR
+    first = next(s for s in result.steps if s.outcome is not Outcome.PASS)
+    assert first.outcome is Outcome.ERROR  # no FAIL before it: the probe is not judged
+    assert first.error is not None and first.error.startswith("[keypad] virtual://")
+    assert "the probe landed past where it was placed" in first.error
