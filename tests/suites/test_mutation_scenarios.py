@@ -9,10 +9,20 @@ reference meter, on the built-in profiles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
+from simlab.lcd import DisplayState
 from simlab.meter import SimMeter
-from sts.meter import Effect, EntryResult, ReferenceMeter, Result, WaterMeterFactorSet
+from sts.meter import (
+    Effect,
+    EntryResult,
+    PowerLimitSet,
+    ReferenceMeter,
+    Result,
+    WaterMeterFactorSet,
+)
 from sts.tokens import SetWaterMeterFactor, Token, TransferCredit
 from sts.vending import KEN_NEVER_EXPIRES
 from stslab.campaign import Outcome
@@ -78,6 +88,54 @@ class LateTripMeter(SimMeter):
         events.extend(t for t in scheduled if self._mpl_over_since is None)
 
 
+class RegisterKeptWholeMeter(SimMeter):
+    """Counts the energy used apart and never takes it off the credit register: the credit
+    it reads out is right, but the register still holds what was transferred."""
+
+    def _account_energy(self) -> None:
+        energy = self.plant.energy_wh()
+        self._wh_used_in_unit += max(0.0, energy - self._last_energy)
+        self._last_energy = energy
+
+
+class TripsAtOnceMeter(SimMeter):
+    """Counts a new power limit's trip delay from when the load came on, so a limit lowered
+    under a running load trips at once."""
+
+    def _apply_effect(self, effect: object) -> None:
+        super()._apply_effect(effect)
+        if isinstance(effect, PowerLimitSet):
+            self._mpl_over_since = float("-inf")
+
+
+class LitWithoutSupplyMeter(SimMeter):
+    """An LCD that keeps showing the credit when the supply goes."""
+
+    def _display_locked(self) -> DisplayState:
+        if not self._powered:
+            return self._credit_display(frozenset())
+        return super()._display_locked()
+
+
+class EntryHidesIconsMeter(SimMeter):
+    """Turns every icon off while an entry is typed."""
+
+    def _display_locked(self) -> DisplayState:
+        state = super()._display_locked()
+        if self._powered and self._message is None and self._entry:
+            return DisplayState(state.text)
+        return state
+
+
+class MppulTestShowsMplMeter(SimMeter):
+    """Its phase power unbalance limit test shows the maximum power limit."""
+
+    def _test_display(self, bit: int) -> tuple[DisplayState, Callable[[], None] | None]:
+        if bit == 10:
+            return DisplayState(self._fit(f"PU {self.core.state.mpl or 0}")), None
+        return super()._test_display(bit)
+
+
 class FactoryCreditProcess(ReferenceMeter):
     """Leaves the factory with 0.1 kWh in its electricity register."""
 
@@ -118,6 +176,11 @@ CAUGHT = [
     ("CurrencyAtUnitsLimitMeter", "STS-MUT-007", "ea11"),  # the profile with a currency register
     *[("FactoryCreditMeter", "STS-NEW-001", dut) for dut in (*BOTH, "ea09")],
     ("KeyNeverExpiresMeter", "STS-NEW-001", "ea09"),  # the profile whose key expires (KEN 254)
+    *[("RegisterKeptWholeMeter", "STS-MUT-008", dut) for dut in BOTH],
+    *[("TripsAtOnceMeter", "STS-MUT-009", dut) for dut in BOTH],
+    *[("LitWithoutSupplyMeter", "STS-MUT-010", dut) for dut in BOTH],
+    *[("EntryHidesIconsMeter", "STS-MUT-011", dut) for dut in BOTH],
+    ("MppulTestShowsMplMeter", "STS-DSP-108", "ea09"),  # the profile that offers test 10
 ]
 
 
@@ -130,7 +193,7 @@ def test_the_scenario_fails_the_meter_with_the_mistake(model: str, scenario: str
 def test_the_reference_meter_passes_every_mutation_scenario(dut: str) -> None:
     got = outcomes(None, dut, "STS-MUT-")
     ids = {s for s in got if s.startswith("STS-MUT-")}
-    assert ids == {f"STS-MUT-00{n}" for n in range(1, 8)}
+    assert ids == {f"STS-MUT-{n:03d}" for n in range(1, 12)}
     assert {got[s] for s in ids} <= {"PASS", "SKIP"}
     assert "PASS" in set(got.values())
 
