@@ -53,6 +53,9 @@ from stslab.uncertainty import Budget, Decision, DecisionRule, InstrumentCalibra
 #: KCT subclasses in the order a set's sections are numbered (2 for a 64-bit key, 4 for 128).
 KCT_SUBCLASSES = (3, 4, 8, 9)
 ENTRY_STEPS = frozenset({"token", "key_change", "raw", "keys"})
+#: How long the harness has the keypad robot hold each key and wait between keys (ms), unless a
+#: keys step says otherwise.
+KEY_HOLD_MS, KEY_GAP_MS = 80, 120
 
 DECISION_RULE = gum.rule_statement(DecisionRule.SIMPLE)
 #: How old (bench seconds) the last step's closing readout may be to serve as the next step's
@@ -329,8 +332,7 @@ class Runner:
         self._watch: DisplayWatch | None = None
         self._inject_started: float | None = None
         self._lingering: str | None = None
-        self._timing_margin = 0.0  # the running scenario's margin on a real-time bench
-        self._margin_s = 0.0  # the running scenario's margin on this bench
+        self._margin_s = 0.0  # the running scenario's timing margin on this bench
         #: When each step's last entry ended (observer's time), for waits ``since`` it.
         self._entry_ends: dict[str, float] = {}
         #: A ``wait`` with ``since`` placed a probe: the step right after it is the probe
@@ -391,7 +393,6 @@ class Runner:
                 result.outcome = Outcome.ERROR
                 result.duration_s = refused.duration_s
                 return result
-        self._timing_margin = scenario.timing.real_s
         self._margin_s = self._margin(scenario)
         self._probe_placing = None
         self._entry_ends = {}
@@ -487,11 +488,12 @@ class Runner:
                 value = declared_value(self.profile, path, 1)
                 if isinstance(value, bool) or not isinstance(value, int | float):
                     continue
-                seconds = value / 1000 if path.endswith("_ms") else value
+                in_ms = path.endswith("_ms")  # a hold the meter times, not a time it keeps
+                seconds = value / 1000 if in_ms else value
                 if self.clock.real(seconds) >= floor - 1e-9:
                     continue
                 speed = f"(run at speed {seconds / floor:.3g} or below, or on virtual time)"
-                if path.endswith("_ms"):  # a hold the meter times, not a time it keeps
+                if in_ms:
                     return (
                         f"not judged: the bench times {key} no finer than {floor:g} s real; at "
                         f"clock speed {self.clock.speed:g} the declared {value:g} ms is "
@@ -829,26 +831,26 @@ class Runner:
         if not keys:
             res.observations["key_events"] = 0
             return
-        hold = None if step.hold_ms is None else round(float(step.hold_ms))  # type: ignore[arg-type]
-        if hold is not None:
-            res.action["hold_ms"] = hold
-        if hold or step.gap_ms:
-            keypad.configure(hold or 80, step.gap_ms or 120)
+        given = None if step.hold_ms is None else round(float(step.hold_ms))  # type: ignore[arg-type]
+        if given is not None:
+            res.action["hold_ms"] = given
+        hold, gap = given or KEY_HOLD_MS, step.gap_ms or KEY_GAP_MS
+        custom = given is not None or step.gap_ms is not None
+        if custom:
+            keypad.configure(hold, gap)
         typing_from = self.clock.now()
         typing_real = self.clock.monotonic()
         try:
             events = keypad.type(keys)
         finally:
-            if hold or step.gap_ms:
-                keypad.configure(80, 120)
+            if custom:
+                keypad.configure(KEY_HOLD_MS, KEY_GAP_MS)
         res.observations["key_events"] = len(events)
-        planned = len(keys) * ((hold or 80) + (step.gap_ms or 120)) / 1000
+        planned = len(keys) * (hold + gap) / 1000
         self._keys_late = max(0.0, self.clock.monotonic() - typing_real - self.clock.real(planned))
         if self._probe_placed is not None:
             self._check_probe_typing(keypad, len(keys), res)
-        if hold is not None and hold < self.profile.keypad.min_hold_ms:
-            keys = []  # each press shorter than the keypad registers (the twin sees none)
-        self._keys_to_twin(keys, typing_from)
+        self._keys_to_twin(keys, typing_from, hold)
         self._acted()
         self._entered()
         self._observe_entry(step.expect, res)
@@ -870,14 +872,15 @@ class Runner:
                 f"the probe landed past where it was placed"
             )
 
-    def _keys_to_twin(self, keys: list[str], typing_from: float) -> None:
-        """Each key to the twin at its place in the typing (the robot presses them evenly):
-        an entry time-out counts from the last key, and a token typed onto a part-typed entry
-        meets that entry's time-out key by key, not at the end of the typing."""
+    def _keys_to_twin(self, keys: list[str], typing_from: float, hold_ms: int) -> None:
+        """Each key to the twin at its place in the typing (the robot presses them evenly),
+        with how long it was held: an entry time-out counts from the last key, and a token
+        typed onto a part-typed entry meets that entry's time-out key by key, not at the end
+        of the typing."""
         typing_to = self.clock.now()
-        for n, key in enumerate(keys, 1):  # none: nothing registered
+        for n, key in enumerate(keys, 1):
             self.twin.feed_at(
-                typing_from + (typing_to - typing_from) * n / len(keys), "keys", [key]
+                typing_from + (typing_to - typing_from) * n / len(keys), "keys", [key], hold_ms
             )
 
     def _do_load(self, step: LoadStep, via: str, res: StepResult, tids: dict) -> None:
@@ -1088,7 +1091,7 @@ class Runner:
             keys = [*digits, self.profile.keypad.enter_key]
             typing_from = self.clock.now()
             keypad.type(keys)
-            self._keys_to_twin(keys, typing_from)
+            self._keys_to_twin(keys, typing_from, KEY_HOLD_MS)
         elif via == "port":
             self.bench.get("port").write_token(digits)
         elif via == "card":
@@ -1634,7 +1637,7 @@ class Runner:
     def _tolerance(self, resolution_s: float) -> float:
         """How far a measured time may be from the declared one: the observer's resolution
         on exact time; on real time the scenario's timing margin as well."""
-        margin = 0.0 if self.bench.exact_time else self._timing_margin
+        margin = 0.0 if self.bench.exact_time else self._margin_s
         return margin + resolution_s + 1e-6
 
     def _judge_display_for(self, expect: Expect, res: StepResult) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -657,9 +658,25 @@ class Scenario(_Model):
                 raise ValueError(f"step {i}: since: {since!r} names no earlier step")
         return self
 
+    def _raw_steps(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every step as written, a repeat's steps in its place, each with its label."""
+
+        def walk(raws: list[Any], where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+            for i, raw in enumerate(raws, 1):
+                if not isinstance(raw, dict):
+                    continue
+                label = f"{where}step {raw.get('id') or i}"
+                if raw.get("do") == "repeat":
+                    yield from walk(raw.get("steps") or [], f"{label}: ")
+                else:
+                    yield label, raw
+
+        return walk(self.model_dump(mode="json", by_alias=True)["steps"], "")
+
     def timed_values(self) -> set[str]:
         """The declared values the scenario times against: a wait ``since`` an entry (a probe
-        placed just inside or just past a declared time) and the timing expectations."""
+        placed just inside or just past a declared time), a key's declared hold and the
+        timing expectations."""
         found: set[str] = set()
 
         def refs(raw: Any) -> None:
@@ -672,12 +689,7 @@ class Scenario(_Model):
                 for v in raw:
                     refs(v)
 
-        def walk(raw: dict[str, Any]) -> None:
-            if raw.get("do") == "repeat":
-                for inner in raw.get("steps") or []:
-                    if isinstance(inner, dict):
-                        walk(inner)
-                return
+        for _label, raw in self._raw_steps():
             if raw.get("do") == "wait" and raw.get("since"):
                 refs(raw.get("seconds"))
             if raw.get("do") == "keys":
@@ -685,28 +697,13 @@ class Scenario(_Model):
             expect = raw.get("expect") or {}
             refs(expect.get("display_for"))
             refs(expect.get("relay_timing"))
-
-        for step in self.model_dump(mode="json", by_alias=True)["steps"]:
-            walk(step)
         return found
 
     def declared_holds(self) -> list[tuple[str, dict[str, Any]]]:
         """Each keys step's hold taken from the declaration (its label, the declared value as
         written), repeats' steps included."""
-        found: list[tuple[str, dict[str, Any]]] = []
-
-        def walk(raws: list[Any], where: str) -> None:
-            for i, raw in enumerate(raws, 1):
-                if not isinstance(raw, dict):
-                    continue
-                label = f"{where}step {raw.get('id') or i}"
-                if raw.get("do") == "repeat":
-                    walk(raw.get("steps") or [], f"{label}: ")
-                elif raw.get("do") == "keys" and isinstance(raw.get("hold_ms"), dict):
-                    found.append((label, raw["hold_ms"]))
-
-        walk(self.model_dump(mode="json", by_alias=True)["steps"], "")
-        return found
+        return [(label, raw["hold_ms"]) for label, raw in self._raw_steps()
+                if raw.get("do") == "keys" and isinstance(raw.get("hold_ms"), dict)]  # fmt: skip
 
     def step_label(self, index: int) -> str:
         step = self.steps[index]

@@ -345,9 +345,13 @@ class Twin:
             return self.keys(t, [*digits, self.profile.keypad.enter_key])
         return self._process_either(digits, carrier)
 
-    def keys(self, t: float, keys: list[str]) -> list[Twin]:
-        """Keys pressed one after the other on the keypad (ENTER ends an entry)."""
+    def keys(self, t: float, keys: list[str], hold_ms: float | None = None) -> list[Twin]:
+        """Keys pressed one after the other on the keypad (ENTER ends an entry), each held
+        ``hold_ms`` (None: long enough); a press shorter than the declared shortest one is not
+        registered."""
         self.advance(t)
+        if hold_ms is not None and hold_ms < self.profile.keypad.min_hold_ms:
+            return [self]
         twins = [self]
         kp = self.profile.keypad
         for key in keys:

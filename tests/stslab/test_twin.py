@@ -712,3 +712,12 @@ def test_entries_one_after_another_keep_putting_off_the_load_switch_test(
                       "      - {do: token, via: card, token: {class: 0, subclass: 0, amount: 1}}\n"
                       "  - {do: raw, malformed: 19_digits}\n", carrier="keypad")  # fmt: skip
     assert [c.name for s in steps for c in s.checks if c.outcome is not Outcome.PASS] == []
+
+
+def test_a_key_held_shorter_than_the_declared_shortest_press_is_not_registered() -> None:
+    twin = _twin()
+    shortest = twin.profile.keypad.min_hold_ms
+    (twin,) = twin.keys(1.0, ["1"], hold_ms=shortest / 2)
+    assert twin.entry == [] and twin.last_key_at is None
+    (twin,) = twin.keys(2.0, ["2"], hold_ms=shortest)
+    assert twin.entry == ["2"] and twin.last_key_at == 2.0
